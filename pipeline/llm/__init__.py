@@ -1,0 +1,1 @@
+"""One small interface for chat requests, served by the `local`, `openai` and `vllm` backends."""

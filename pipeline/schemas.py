@@ -1,0 +1,98 @@
+"""Declared schemas of every artifact that crosses a stage boundary.
+
+Ids: `user` and `item` are contiguous int32 ids assigned by ingest (0..n-1); the dataset's own ids
+are kept as strings in `raw_id`. `row` is the int64 id of an interaction: its position in global
+time order (ties broken by raw user id, then raw item id), so it is stable across runs.
+"""
+import pyarrow as pa
+
+SPLITS = ("train", "valid", "test")
+SUBSETS = ("valid_small", "test_small", "test_tiny")
+
+# data/ingest/interactions.parquet: one row per kept interaction, in `row` order.
+INTERACTIONS = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("user", pa.int32()),
+        ("item", pa.int32()),
+        ("rating", pa.float32()),
+        ("label", pa.int8()),  # 1 = liked (rating >= the dataset's threshold), 0 = not
+        ("timestamp", pa.int64()),  # seconds since the Unix epoch, UTC
+        ("split", pa.string()),  # one of SPLITS
+        # The user's earlier interactions (any split), oldest first, at most ingest.history_length.
+        ("history_items", pa.list_(pa.int32())),
+        ("history_labels", pa.list_(pa.int8())),
+        ("review", pa.string()),  # review text when the dataset has one, else null
+    ]
+)
+
+# data/ingest/items.parquet
+ITEMS = pa.schema(
+    [
+        ("item", pa.int32()),
+        ("raw_id", pa.string()),
+        ("title", pa.string()),
+        ("categories", pa.list_(pa.string())),  # genres / categories, most general first
+        ("description", pa.string()),  # free text ("" when the dataset has none)
+        ("extra", pa.string()),  # brand, address, release year...: short, "" when absent
+    ]
+)
+
+# data/ingest/users.parquet
+USERS = pa.schema([("user", pa.int32()), ("raw_id", pa.string())])
+
+# data/ingest/subsets.parquet: fixed-seed evaluation samples (SUBSETS) as (subset, row) pairs.
+SUBSET_ROWS = pa.schema([("subset", pa.string()), ("row", pa.int64())])
+
+# data/ingest/topn_candidates.parquet: sampled top-N task, one positive + sampled negatives
+# (items the user never interacted with) per test user; `positive` marks the held-out item.
+TOPN_CANDIDATES = pa.schema(
+    [("user", pa.int32()), ("item", pa.int32()), ("positive", pa.int8())]
+)
+
+# data/cf/<model>/user_vectors.parquet and item_vectors.parquet
+USER_VECTORS = pa.schema([("user", pa.int32()), ("vector", pa.list_(pa.float32()))])
+ITEM_VECTORS = pa.schema([("item", pa.int32()), ("vector", pa.list_(pa.float32()))])
+
+# data/predictions/<model>.parquet: scores of one model. Pointwise rows carry their interaction
+# `row`; top-N candidate scores carry row = -1. Higher score = more likely liked.
+PREDICTIONS = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("user", pa.int32()),
+        ("item", pa.int32()),
+        ("score", pa.float32()),
+    ]
+)
+
+# data/keywords/item_keywords.parquet
+ITEM_KEYWORDS = pa.schema(
+    [
+        ("item", pa.int32()),
+        ("keywords", pa.list_(pa.string())),  # at most keywords.max_keywords, cleaned
+        ("source", pa.string()),  # "llm" or "fallback" (categories used instead)
+    ]
+)
+
+# data/traces/traces.parquet and data/traces/reference_traces.parquet
+TRACES = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("label", pa.int8()),
+        ("trace", pa.string()),  # "<Yes|No>. <reasoning with whitespace collapsed>"
+        ("rounds", pa.int32()),  # teacher calls until verified (1 = right first time)
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+    ]
+)
+
+# data/rationales/rationales.parquet (RDRec)
+RATIONALES = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("user_preference", pa.string()),
+        ("item_attributes", pa.string()),
+        ("source", pa.string()),  # "llm", or "fallback" when the answer could not be parsed
+        ("input_kind", pa.string()),  # "review", or "metadata" for datasets without reviews
+    ]
+)
