@@ -1,0 +1,1 @@
+"""Explanation quality: text-overlap and embedding metrics, and the model's generated reasoning."""
