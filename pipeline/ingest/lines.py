@@ -1,0 +1,69 @@
+"""Streaming raw text files line by line (plain or .gz) with a byte progress bar, and the
+policy for bad lines: raise an error naming file and line, or skip and count."""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, Literal
+
+from tqdm import tqdm
+
+BadLinePolicy = Literal["error", "skip"]
+_PROGRESS_EVERY = 20_000  # lines between progress-bar updates (tell() on gz is not free)
+
+
+class IngestError(ValueError):
+    """Raw input the ingest stage cannot use; the message names the file and line or field."""
+
+
+class LineIssues:
+    """Counts skipped lines per reason, or raises on the first one when the policy is 'error'."""
+
+    def __init__(self, policy: BadLinePolicy = "error", hint: str = "ingest.on_bad_line") -> None:
+        self.policy = policy
+        self.hint = hint
+        self.counts: Counter[str] = Counter()
+        self.examples: list[str] = []  # the first few skipped locations, for the card
+
+    def report(self, where: str, reason: str) -> None:
+        message = f"{where}: {reason}"
+        if self.policy == "error":
+            raise IngestError(f"{message} (set {self.hint}: skip to skip and count such lines)")
+        self.counts[reason.split(":")[0]] += 1
+        if len(self.examples) < 5:
+            self.examples.append(message)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def iter_lines(
+    path: str | os.PathLike, encoding: str = "utf-8", desc: str | None = None
+) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without its newline); never holds more than one line.
+
+    `.gz` files are decompressed on the fly; progress is shown in compressed bytes read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: raw file not found (check ingest.source.path and file names)")
+    size = path.stat().st_size
+    with open(path, "rb") as raw, tqdm(
+        total=size, unit="B", unit_scale=True, desc=desc or path.name, leave=False, mininterval=1.0
+    ) as bar:
+        stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="\n")
+        number = 0
+        try:
+            for number, line in enumerate(text, start=1):
+                if number % _PROGRESS_EVERY == 0:
+                    bar.update(raw.tell() - bar.n)
+                yield number, line.rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            raise IngestError(f"{path}:{number + 1}: not valid {encoding} text ({err.reason})") from err
+        except (EOFError, gzip.BadGzipFile, OSError) as err:
+            raise IngestError(f"{path}: corrupt or truncated gzip data after line {number} ({err})") from err
+        bar.update(size - bar.n)

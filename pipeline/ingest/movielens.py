@@ -1,0 +1,134 @@
+"""Readers for MovieLens on disk: RecBole atomic files (`.inter`/`.item`), the original ML-100k
+(`u.data` tab-separated, `u.item` '|'-separated latin-1) and ML-1M (`::`-separated latin-1).
+
+None of these has review text, so `with_review` is accepted and ignored.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.ingest.lines import IngestError, LineIssues, iter_lines
+from pipeline.ingest.records import (
+    ItemMeta,
+    RawInteraction,
+    cut_words,
+    parse_number,
+    require_ids,
+    split_fields,
+)
+
+# u.genre order: the 19 flags at the end of each u.item line.
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
+    "Thriller", "War", "Western",
+)
+# RecBole item columns that carry the title / categories / short extra text, first match wins.
+RECBOLE_TITLE = ("movie_title", "title", "name")
+RECBOLE_CATEGORIES = ("class", "genre", "categories", "category")
+RECBOLE_EXTRA = ("release_year", "year", "brand")
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def _recbole_header(path: Path) -> tuple[dict[str, int], Iterator[tuple[int, str]]]:
+    """Column name -> index from the `name:type` header, and the remaining (line, text) stream."""
+    lines = iter_lines(path)
+    try:
+        _, header = next(lines)
+    except StopIteration:
+        raise IngestError(f"{path}: empty file, expected a 'name:type' header line") from None
+    names = [field.split(":")[0] for field in header.split("\t")]
+    return {name: index for index, name in enumerate(names)}, lines
+
+
+def _require_columns(columns: dict[str, int], wanted: tuple[str, ...], path: Path) -> None:
+    missing = [name for name in wanted if name not in columns]
+    if missing:
+        raise IngestError(f"{path}:1: header lacks column(s) {missing}; has {sorted(columns)}")
+
+
+def read_recbole_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:
+    columns, lines = _recbole_header(path)
+    _require_columns(columns, ("user_id", "item_id", "rating", "timestamp"), path)
+    for number, where, fields in _split_lines(lines, path, "\t", len(columns), issues):
+        user, item = fields[columns["user_id"]], fields[columns["item_id"]]
+        rating = parse_number(fields[columns["rating"]], "rating", where, issues)
+        stamp = parse_number(fields[columns["timestamp"]], "timestamp", where, issues)
+        if rating is None or stamp is None or not require_ids(user, item, where, issues):
+            continue
+        yield RawInteraction(number, user, item, rating, int(stamp), None)
+
+
+def _split_lines(
+    lines: Iterator[tuple[int, str]], path: Path, sep: str, width: int, issues: LineIssues
+) -> Iterator[tuple[int, str, list[str]]]:
+    """(line number, 'file:line', fields) of the non-blank lines with exactly `width` fields."""
+    for number, line in lines:
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        fields = split_fields(line, sep, width, where, issues)
+        if fields is not None:
+            yield number, where, fields
+
+
+def read_recbole_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+    columns, lines = _recbole_header(path)
+    _require_columns(columns, ("item_id",), path)
+    title_at = next((columns[name] for name in RECBOLE_TITLE if name in columns), None)
+    genre_at = next((columns[name] for name in RECBOLE_CATEGORIES if name in columns), None)
+    extra_at = next((columns[name] for name in RECBOLE_EXTRA if name in columns), None)
+    for number, _, fields in _split_lines(lines, path, "\t", len(columns), issues):
+        pick = lambda at: fields[at] if at is not None else ""  # noqa: E731
+        yield ItemMeta(
+            line=number,
+            item=fields[columns["item_id"]],
+            title=cut_words(pick(title_at), max_words),
+            categories=pick(genre_at).split(),  # RecBole token_seq: space-separated
+            description="",
+            extra=pick(extra_at).strip(),
+        )
+
+
+def read_ml100k_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:
+    yield from _read_delimited_ratings(path, "\t", "utf-8", issues)
+
+
+def read_ml1m_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:
+    yield from _read_delimited_ratings(path, "::", "latin-1", issues)
+
+
+def _read_delimited_ratings(path: Path, sep: str, encoding: str, issues: LineIssues) -> Iterator[RawInteraction]:
+    """`user sep item sep rating sep timestamp` lines without a header (u.data, ratings.dat)."""
+    for number, where, fields in _split_lines(iter_lines(path, encoding=encoding), path, sep, 4, issues):
+        user, item, rating_text, stamp_text = fields
+        rating = parse_number(rating_text, "rating", where, issues)
+        stamp = parse_number(stamp_text, "timestamp", where, issues)
+        if rating is None or stamp is None or not require_ids(user, item, where, issues):
+            continue
+        yield RawInteraction(number, user.strip(), item.strip(), rating, int(stamp), None)
+
+
+def read_ml100k_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+    """u.item: id|title|release date|video release date|IMDb URL|19 genre flags (latin-1)."""
+    width = 5 + len(ML100K_GENRES)
+    for number, where, fields in _split_lines(iter_lines(path, encoding="latin-1"), path, "|", width, issues):
+        flags = fields[5:]
+        if any(flag not in ("0", "1") for flag in flags):
+            issues.report(where, "bad_genre_flags: the 19 genre flags must be 0 or 1")
+            continue
+        genres = [name for name, flag in zip(ML100K_GENRES, flags) if flag == "1"]
+        yield ItemMeta(number, fields[0].strip(), cut_words(fields[1], max_words), genres, "", fields[2].strip())
+
+
+def read_ml1m_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+    """movies.dat: MovieID::Title (Year)::Genre|Genre (latin-1)."""
+    for number, _, fields in _split_lines(iter_lines(path, encoding="latin-1"), path, "::", 3, issues):
+        item, title, genres = fields
+        year = _YEAR.search(title)
+        yield ItemMeta(
+            number, item.strip(), cut_words(title, max_words), [g for g in genres.split("|") if g], "",
+            year.group(1) if year else "",
+        )

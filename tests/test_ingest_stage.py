@@ -1,0 +1,81 @@
+"""The ingest stage from its CLI on a tiny RecBole dataset, and on the embedded ML-100k."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.artifacts import read_json, read_table
+from pipeline.ingest.build import run_ingest
+from pipeline.ingest.config import IngestParams
+from pipeline.schemas import INTERACTIONS, ITEMS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
+from stages.params import load_section
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = {"interactions": INTERACTIONS, "items": ITEMS, "users": USERS, "subsets": SUBSET_ROWS,
+             "topn_candidates": TOPN_CANDIDATES}
+
+
+def write_tiny_recbole(root: Path) -> int:
+    """30 users x 12 rows over Jan-Mar 2021 in RecBole atomic files; returns the row count."""
+    rng = np.random.default_rng(11)
+    start = 1609459200  # 2021-01-01 UTC
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for user in range(30):
+        for item in rng.choice(40, 12, replace=False):
+            inter.append(f"{user + 1}\t{item + 1}\t{rng.integers(1, 6)}\t{start + rng.integers(0, 89 * 86400)}")
+    (root / "tiny.inter").write_text("\n".join(inter) + "\n")
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    items += [f"{item + 1}\tMovie {item + 1}\t1999\tComedy Drama" for item in range(40)]
+    (root / "tiny.item").write_text("\n".join(items) + "\n")
+    return len(inter) - 1
+
+
+def test_stage_cli_writes_all_artifacts(tmp_path):
+    rows = write_tiny_recbole(tmp_path)
+    section = yaml.safe_load((REPO / "params.yaml").read_text())["ingest"]
+    section["source"].update(path=str(tmp_path), name="tiny")
+    section["split"].update(train_months=1, valid_months=1, test_months=1)
+    section["topn_negatives"] = 20
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": section}))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"ingest: wrote data/ingest: {rows} rows" in done.stderr
+    out = tmp_path / "data" / "ingest"
+    tables = {name: read_table(out / f"{name}.parquet", schema) for name, schema in ARTIFACTS.items()}
+    for name, schema in ARTIFACTS.items():
+        assert tables[name].schema.equals(schema, check_metadata=False), name
+    card = read_json(out / "card.json")
+    assert card["totals"]["rows"] == rows == tables["interactions"].num_rows
+    assert sum(card["splits"][s]["rows"] for s in ("train", "valid", "test")) == rows
+    assert tables["items"].num_rows == card["totals"]["items"] <= 40
+    assert tables["topn_candidates"].num_rows == 21 * card["topn"]["users"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # atomic writes left no temp files
+
+
+def test_stage_cli_error_names_the_file(tmp_path):
+    write_tiny_recbole(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": {"path": str(tmp_path), "name": "nope"}}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "nope.inter: raw file not found" in done.stderr
+    assert not (tmp_path / "data" / "ingest" / "interactions.parquet").exists()
+
+
+def test_embedded_ml100k_default_split_sizes():
+    params = load_section("ingest", IngestParams, REPO / "params.yaml")
+    out = run_ingest(params)
+    splits = out.card["splits"]
+    assert out.interactions.num_rows == 100_000
+    assert (splits["train"]["rows"], splits["valid"]["rows"], splits["test"]["rows"]) == (77_985, 12_656, 9_359)
+    assert out.users.num_rows == 943 and out.items.num_rows == 1682
+    assert 250 <= out.card["subsets"]["valid_small"]["rows"] <= 300
+    assert 600 <= out.card["subsets"]["test_small"]["rows"] <= 800
+    assert out.card["subsets"]["test_tiny"]["rows"] == 200
