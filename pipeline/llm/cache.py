@@ -1,0 +1,189 @@
+"""`CachedChat`: every LLM call goes through here, so no run ever pays for the same request twice.
+
+Usage (a stage):
+
+    chat_llm = CachedChat(build_backend(config), config.cache_path)
+    answers = chat_llm.complete(requests, desc="keywords")        # list[ChatResponse], in order
+    metrics["llm"] = chat_llm.stats()  # calls, cache_hits, hit_rate, tokens_in, tokens_out, wall_seconds
+
+- The cache is a SQLite file keyed by `ChatRequest.cache_key(backend.model_name)`: a hash of the
+  model, messages, sampling parameters and schema, never the API key or server URL.
+- Cache hits come back with `cached=True` and cost nothing. Misses (deduplicated) go to the
+  backend in one call; the backend batches them (local/vllm) or keeps many in flight (openai).
+- Each answer is written to the cache the moment it arrives, so a crash or an LLMError loses only
+  the requests not yet answered; the re-run makes only those calls.
+- Structured output: pass `response_model=MyModel` (requests without a schema get MyModel's).
+  Answers are validated on receipt (the openai backend retries invalid ones); each response's
+  `.parsed` is the MyModel instance, or None when the answer stayed invalid. Invalid answers are
+  cached too (they were paid for): the caller falls back and counts them.
+"""
+from __future__ import annotations
+
+import inspect
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from pydantic import BaseModel
+from tqdm import tqdm
+
+from pipeline.llm.chat import (
+    ChatBackend,
+    ChatRequest,
+    ChatResponse,
+    StructuredOutputError,
+    parse_structured,
+)
+
+# Backends that cannot report answers one by one get their misses in chunks of this many.
+FALLBACK_CHUNK = 16
+
+
+class ResponseStore:
+    """A thread-safe SQLite table of answers: key -> (text, reasoning, tokens_in, tokens_out)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # One connection shared by threads (behind the lock); WAL lets other processes read/write.
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
+            " reasoning TEXT, tokens_in INTEGER, tokens_out INTEGER, created REAL)"
+        )
+        self._db.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ChatResponse]:
+        found: dict[str, ChatResponse] = {}
+        keys = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(keys), 500):  # SQLite caps bound parameters per query
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT key, text, reasoning, tokens_in, tokens_out FROM responses"
+                    f" WHERE key IN ({marks})",
+                    chunk,
+                )
+                for key, text, reasoning, tokens_in, tokens_out in rows:
+                    found[key] = ChatResponse(
+                        text=text, reasoning=reasoning, tokens_in=tokens_in,
+                        tokens_out=tokens_out, cached=True,
+                    )
+        return found
+
+    def put(self, key: str, model: str, response: ChatResponse) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, model, response.text, response.reasoning, response.tokens_in,
+                 response.tokens_out, time.time()),
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class CachedChat:
+    """A backend behind a persistent response cache, with call/hit/token/time counters."""
+
+    def __init__(self, backend: ChatBackend, cache_path: str | Path):
+        self.backend = backend
+        self.store = ResponseStore(cache_path)
+        self._lock = threading.Lock()
+        self._counts = {"calls": 0, "cache_hits": 0, "tokens_in": 0, "tokens_out": 0}
+        self._wall = 0.0
+        params = inspect.signature(backend.complete).parameters
+        self._streams = "on_answer" in params  # backend reports answers one by one
+        self._validates = "validate" in params
+
+    def complete(
+        self,
+        requests: Sequence[ChatRequest],
+        desc: str = "llm",
+        response_model: type[BaseModel] | None = None,
+    ) -> list[ChatResponse]:
+        """Answer `requests` in order: from the cache where possible, else from the backend."""
+        started = time.perf_counter()
+        try:
+            if response_model is not None:
+                requests = [_with_schema(request, response_model) for request in requests]
+            model = self.backend.model_name
+            keys = [request.cache_key(model) for request in requests]
+            answers = self.store.get_many(keys)
+            missing = {key: request for key, request in zip(keys, requests) if key not in answers}
+            with self._lock:
+                self._counts["cache_hits"] += len(requests) - len(missing)
+            if missing:
+                answers.update(self._ask_backend(missing, desc, response_model))
+            responses = [answers[key].model_copy() for key in keys]
+            if response_model is not None:
+                for response in responses:
+                    response.parsed = _parse_or_none(response, response_model)
+            return responses
+        finally:
+            with self._lock:
+                self._wall += time.perf_counter() - started
+
+    def _ask_backend(self, missing: dict[str, ChatRequest], desc: str, response_model) -> dict:
+        keys, requests = list(missing), list(missing.values())
+        answered: dict[str, ChatResponse] = {}
+        model = self.backend.model_name
+        with tqdm(total=len(requests), desc=desc, unit="req", mininterval=1.0) as bar:
+
+            def record(index: int, response: ChatResponse) -> None:
+                response = response.model_copy(update={"cached": False})
+                self.store.put(keys[index], model, response)
+                answered[keys[index]] = response
+                with self._lock:
+                    self._counts["calls"] += 1
+                    self._counts["tokens_in"] += response.tokens_in
+                    self._counts["tokens_out"] += response.tokens_out
+                bar.update(1)
+
+            kwargs = {}
+            if response_model is not None and self._validates:
+                kwargs["validate"] = lambda response: parse_structured(response, response_model)
+            if self._streams:
+                self.backend.complete(requests, on_answer=record, **kwargs)
+            else:
+                for start in range(0, len(requests), FALLBACK_CHUNK):
+                    chunk = self.backend.complete(requests[start : start + FALLBACK_CHUNK], **kwargs)
+                    for offset, response in enumerate(chunk):
+                        record(start + offset, response)
+        return answered
+
+    def stats(self) -> dict:
+        """Counters since this object was made: `calls` went to the backend, `cache_hits` did not."""
+        with self._lock:
+            counts = dict(self._counts)
+            total = counts["calls"] + counts["cache_hits"]
+            counts["hit_rate"] = counts["cache_hits"] / total if total else 0.0
+            counts["wall_seconds"] = round(self._wall, 3)
+        return counts
+
+
+def _with_schema(request: ChatRequest, response_model: type[BaseModel]) -> ChatRequest:
+    schema = response_model.model_json_schema()
+    if request.response_schema is None:
+        return request.model_copy(update={"response_schema": schema})
+    if request.response_schema != schema:
+        raise ValueError(f"request carries a schema other than {response_model.__name__}'s")
+    return request
+
+
+def _parse_or_none(response: ChatResponse, response_model: type[BaseModel]):
+    try:
+        return parse_structured(response, response_model)
+    except StructuredOutputError:
+        return None

@@ -1,0 +1,115 @@
+"""The `local` backend: a Hugging Face causal LM in-process, batched generation with left padding.
+
+Default model: the prepared SmolLM2-135M-Instruct (data/models/smollm2-135m-instruct); any local
+path or HF id works. Requests are grouped by sampling parameters and sorted by prompt length so a
+batch pads little; left padding keeps every prompt's last token at the end, where generation starts.
+"""
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from pipeline.llm.chat import (
+    ChatRequest,
+    ChatResponse,
+    OnAnswer,
+    SamplingParams,
+    Validate,
+    split_reasoning,
+)
+from pipeline.llm.config import LocalConfig
+
+
+class LocalBackend:
+    def __init__(self, model: str, config: LocalConfig = LocalConfig()):
+        torch.set_num_threads(config.threads)
+        self.batch_size = config.batch_size
+        # The dtype changes the answers, so it is part of the model's identity in cache keys.
+        self.model_name = f"{model}@{config.dtype}"
+        self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, config.dtype))
+        self.model.eval()
+        # Stop at the tokenizer's EOS (ChatML's <|im_end|>) and any EOS the model's config names.
+        self.eos_ids = sorted(
+            set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
+        )
+
+    def render(self, request: ChatRequest) -> str:
+        """The prompt text: the model's chat template, ending where the assistant's turn starts."""
+        messages = [message.model_dump() for message in request.messages]
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+
+    def complete(
+        self,
+        requests: Sequence[ChatRequest],
+        on_answer: OnAnswer | None = None,
+        validate: Validate | None = None,  # unused: decoding is not constrained, callers parse
+    ) -> list[ChatResponse]:
+        prompts = [self.render(request) for request in requests]
+        lengths = [len(self.tokenizer(prompt, add_special_tokens=False).input_ids) for prompt in prompts]
+        by_sampling = lambda i: _sampling_key(requests[i].sampling)
+        order = sorted(range(len(requests)), key=lambda i: (by_sampling(i), lengths[i]))
+        answers: list[ChatResponse | None] = [None] * len(requests)
+        for _, group in groupby(order, key=by_sampling):
+            group = list(group)
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start : start + self.batch_size]
+                sampling = requests[batch[0]].sampling
+                for index, answer in zip(batch, self.generate([prompts[i] for i in batch], sampling)):
+                    answers[index] = answer
+                    if on_answer is not None:
+                        on_answer(index, answer)
+        return answers
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[str], sampling: SamplingParams) -> list[ChatResponse]:
+        """One left-padded generate() call; tokens_out counts up to and including the first EOS."""
+        encoded = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        if sampling.temperature > 0:
+            torch.manual_seed(sampling.seed)
+        output = self.model.generate(**encoded, generation_config=self._generation_config(sampling))
+        new_tokens = output[:, encoded.input_ids.shape[1] :]  # (B, T_new)
+        responses = []
+        for row, prompt_mask in zip(new_tokens.tolist(), encoded.attention_mask):
+            stop = next((i + 1 for i, token in enumerate(row) if token in self.eos_ids), len(row))
+            text = self.tokenizer.decode(row[:stop], skip_special_tokens=True)
+            answer, reasoning = split_reasoning(text)
+            responses.append(
+                ChatResponse(
+                    text=answer, reasoning=reasoning,
+                    tokens_in=int(prompt_mask.sum()), tokens_out=stop,
+                )
+            )
+        return responses
+
+    def _generation_config(self, sampling: SamplingParams) -> GenerationConfig:
+        sample = sampling.temperature > 0
+        return GenerationConfig(
+            max_new_tokens=sampling.max_tokens,
+            do_sample=sample,
+            temperature=sampling.temperature if sample else None,
+            top_p=sampling.top_p if sample else None,
+            top_k=None,
+            repetition_penalty=sampling.repetition_penalty,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.eos_ids,
+        )
+
+
+def _sampling_key(sampling: SamplingParams) -> tuple:
+    return tuple(sorted(sampling.model_dump().items()))
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
