@@ -1,0 +1,125 @@
+"""A fake OpenAI-compatible chat server on 127.0.0.1 that injects faults on demand.
+
+Used by tests/test_llm_openai.py and bench/llm_throughput.py. The answer to a request is
+`answers.get(prompt, "echo: " + prompt)` where `prompt` is the last user message. Faults are
+queued per prompt (`faults[prompt] = ["429", "500", "timeout", "malformed", "empty", "prose"]`),
+consumed one per hit; `always_fail[prompt] = kind` fails every hit. "prose" answers 200 with text
+that is not JSON. `hits[prompt]` counts requests; `max_in_flight` is the most served at once.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeChatServer:
+    def __init__(self, delay: float = 0.0, hang_seconds: float = 2.0):
+        self.delay = delay  # seconds before every answer
+        self.hang_seconds = hang_seconds  # how long a "timeout" fault stalls
+        self.answers: dict[str, str] = {}
+        self.reasoning: dict[str, str] = {}
+        self.faults: dict[str, list[str]] = {}
+        self.always_fail: dict[str, str] = {}
+        self.hits: Counter = Counter()
+        self.bodies: list[dict] = []  # every request body received, in arrival order
+        self.headers: list[dict] = []  # lower-cased header names
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._http.daemon_threads = True
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_address[1]}/v1"
+
+    def __enter__(self) -> "FakeChatServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def next_fault(self, prompt: str, body: dict, headers: dict) -> str | None:
+        with self._lock:
+            self.hits[prompt] += 1
+            self.bodies.append(body)
+            self.headers.append(headers)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if prompt in self.always_fail:
+                return self.always_fail[prompt]
+            queue = self.faults.get(prompt)
+            return queue.pop(0) if queue else None
+
+    def done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def completion(self, body: dict, prompt: str) -> dict:
+        message = {"role": "assistant", "content": self.answers.get(prompt, f"echo: {prompt}")}
+        if prompt in self.reasoning:
+            message["reasoning_content"] = self.reasoning[prompt]
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(message["content"].split()),
+                "total_tokens": len(prompt.split()) + len(message["content"].split()),
+            },
+        }
+
+
+def _handler_for(server: FakeChatServer):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompt = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            fault = server.next_fault(prompt, body, headers)
+            try:
+                self._answer(body, prompt, fault)
+            finally:
+                server.done()
+
+        def _answer(self, body: dict, prompt: str, fault: str | None) -> None:
+            time.sleep(server.delay)
+            if fault == "timeout":
+                time.sleep(server.hang_seconds)
+                return self._send(200, json.dumps(server.completion(body, prompt)))
+            if fault in ("429", "500", "503", "400", "401"):
+                error = {"error": {"message": f"injected {fault}", "type": "fake"}}
+                return self._send(int(fault), json.dumps(error))
+            if fault == "malformed":
+                return self._send(200, '{"id": "chatcmpl-fake", "choices": [')
+            completion = server.completion(body, prompt)
+            if fault == "empty":
+                completion["choices"][0]["message"]["content"] = ""
+            if fault == "prose":
+                completion["choices"][0]["message"]["content"] = "Sure! Here is what I think."
+            self._send(200, json.dumps(completion))
+
+        def _send(self, status: int, text: str) -> None:
+            data = text.encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout): nothing to answer
+
+    return Handler

@@ -1,0 +1,108 @@
+"""CachedChat: hits cost nothing, answers persist as they arrive, counters add up."""
+import threading
+
+import pytest
+
+from pipeline.llm.cache import CachedChat, ResponseStore
+from pipeline.llm.chat import ChatResponse, LLMError, SamplingParams, chat
+
+
+class ScriptedBackend:
+    """Answers "<prompt>!" with token counts = characters; fails on prompts in `broken`."""
+
+    model_name = "scripted"
+
+    def __init__(self, broken=()):
+        self.broken = set(broken)
+        self.asked: list[str] = []
+
+    def complete(self, requests, on_answer=None, validate=None):
+        answers = []
+        for index, request in enumerate(requests):
+            prompt = request.messages[-1].content
+            self.asked.append(prompt)
+            if prompt in self.broken:
+                raise LLMError(f"scripted failure on {prompt}")
+            answer = ChatResponse(text=prompt + "!", tokens_in=len(prompt), tokens_out=len(prompt) + 1)
+            answers.append(answer)
+            if on_answer is not None:
+                on_answer(index, answer)
+        return answers
+
+
+class BatchOnlyBackend(ScriptedBackend):
+    """A backend that knows nothing of on_answer (CachedChat sends it chunks)."""
+
+    def complete(self, requests):
+        return super().complete(requests)
+
+
+def requests_for(*prompts):
+    return [chat(("user", p)) for p in prompts]
+
+
+def test_hits_are_free_duplicates_are_asked_once_and_stats_add_up(tmp_path):
+    backend = ScriptedBackend()
+    cached_chat = CachedChat(backend, tmp_path / "c.sqlite")
+    first = cached_chat.complete(requests_for("ab", "cde", "ab"), desc="t")
+    assert [r.text for r in first] == ["ab!", "cde!", "ab!"]
+    assert backend.asked == ["ab", "cde"]
+    second = cached_chat.complete(requests_for("cde", "fg"), desc="t")
+    assert [r.cached for r in second] == [True, False]
+    stats = cached_chat.stats()
+    assert stats["calls"] == 3 and stats["cache_hits"] == 2
+    assert stats["hit_rate"] == pytest.approx(2 / 5)
+    assert (stats["tokens_in"], stats["tokens_out"]) == (2 + 3 + 2, 3 + 4 + 3)  # hits cost nothing
+    assert stats["wall_seconds"] >= 0
+
+
+def test_answers_before_a_crash_persist_and_the_rerun_asks_only_the_rest(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with pytest.raises(LLMError, match="scripted failure on c"):
+        CachedChat(ScriptedBackend(broken={"c"}), path).complete(requests_for("a", "b", "c", "d"))
+    backend = ScriptedBackend()
+    rerun = CachedChat(backend, path)
+    answers = rerun.complete(requests_for("a", "b", "c", "d"))
+    assert [r.text for r in answers] == ["a!", "b!", "c!", "d!"]
+    assert backend.asked == ["c", "d"]
+    assert [r.cached for r in answers] == [True, True, False, False]
+
+
+def test_backends_without_on_answer_get_chunks(tmp_path):
+    backend = BatchOnlyBackend()
+    cached_chat = CachedChat(backend, tmp_path / "c.sqlite")
+    prompts = [f"p{i}" for i in range(40)]
+    assert [r.text for r in cached_chat.complete(requests_for(*prompts))] == [p + "!" for p in prompts]
+    assert cached_chat.stats()["calls"] == 40 and len(cached_chat.store) == 40
+
+
+def test_key_covers_model_messages_sampling_and_schema():
+    base = chat(("user", "x"))
+    keys = {
+        base.cache_key("m"),
+        base.cache_key("other-model"),
+        chat(("user", "y")).cache_key("m"),
+        chat(("user", "x"), sampling=SamplingParams(max_tokens=5)).cache_key("m"),
+        chat(("user", "x"), schema={"type": "object"}).cache_key("m"),
+    }
+    assert len(keys) == 5
+    assert chat(("user", "x")).cache_key("m") == base.cache_key("m")
+
+
+def test_store_is_safe_with_concurrent_writers(tmp_path):
+    store = ResponseStore(tmp_path / "c.sqlite")
+
+    def write(worker: int) -> None:
+        for i in range(50):
+            store.put(f"{worker}-{i}", "m", ChatResponse(text=str(i), tokens_in=i, tokens_out=1))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store) == 400
+    other_process_view = ResponseStore(tmp_path / "c.sqlite")
+    got = other_process_view.get_many(["3-49", "7-0", "missing"])
+    assert got["3-49"].text == "49" and got["3-49"].tokens_in == 49 and got["3-49"].cached
+    assert "missing" not in got

@@ -1,0 +1,146 @@
+"""The openai backend against a fake OpenAI-compatible server on loopback that injects faults."""
+import json
+import sqlite3
+
+import pytest
+from pydantic import BaseModel
+
+from llm_fake_server import FakeChatServer
+from pipeline.llm.backends import build_backend
+from pipeline.llm.cache import CachedChat
+from pipeline.llm.chat import LLMError, SamplingParams, chat
+from pipeline.llm.config import LLMConfig, OpenAIConfig
+
+
+class Rationale(BaseModel):
+    user_preference: str
+    item_attributes: str
+
+
+def backend_for(server: FakeChatServer, **overrides):
+    settings = dict(
+        base_url=server.base_url, api_key_env=None, concurrency=4, max_retries=5,
+        timeout=0.3, backoff_seconds=0.01, max_backoff_seconds=0.05,
+    )
+    settings.update(overrides)
+    config = LLMConfig(backend="openai", model="teacher", openai=OpenAIConfig(**settings))
+    return build_backend(config)
+
+
+def ask(*prompts: str):
+    return [chat(("system", "You answer briefly."), ("user", p)) for p in prompts]
+
+
+def test_every_fault_is_retried_then_answered_and_cached(tmp_path):
+    with FakeChatServer(hang_seconds=0.6) as server:
+        server.faults["a"] = ["429", "500", "timeout", "malformed", "empty"]
+        cached_chat = CachedChat(backend_for(server), tmp_path / "cache.sqlite")
+        first = cached_chat.complete(ask("a", "b"), desc="test")
+        assert [r.text for r in first] == ["echo: a", "echo: b"]
+        assert not any(r.cached for r in first)
+        assert server.hits == {"a": 6, "b": 1}  # five faults, then the answer
+
+        again = CachedChat(backend_for(server), tmp_path / "cache.sqlite")
+        second = again.complete(ask("a", "b"), desc="test")
+    assert [r.text for r in second] == ["echo: a", "echo: b"] and all(r.cached for r in second)
+    assert server.hits == {"a": 6, "b": 1}  # the re-run cost nothing
+    assert again.stats()["calls"] == 0 and again.stats()["hit_rate"] == 1.0
+
+
+def test_failure_names_the_cause_keeps_answers_and_rerun_makes_only_missing_calls(tmp_path):
+    prompts = [f"q{i}" for i in range(12)]
+    cache = tmp_path / "cache.sqlite"
+    with FakeChatServer(delay=0.02) as server:
+        server.always_fail["q5"] = "503"
+        cached_chat = CachedChat(backend_for(server, max_retries=2), cache)
+        with pytest.raises(LLMError, match=r"gave up after 3 attempts.*InternalServerError.*503"):
+            cached_chat.complete(ask(*prompts), desc="test")
+        assert server.hits["q5"] == 3
+        answered = cached_chat.stats()["calls"]
+        assert 1 <= answered <= 11
+        assert len(cached_chat.store) == answered  # every answer reached the cache
+
+        del server.always_fail["q5"]
+        rerun = CachedChat(backend_for(server), cache)
+        responses = rerun.complete(ask(*prompts), desc="test")
+    assert [r.text for r in responses] == [f"echo: {p}" for p in prompts]
+    assert rerun.stats()["calls"] == len(prompts) - answered
+    assert rerun.stats()["cache_hits"] == answered
+    assert all(server.hits[p] == 1 for p in prompts if p != "q5")  # nobody was asked twice
+
+
+def test_client_errors_are_not_retried(tmp_path):
+    with FakeChatServer() as server:
+        server.always_fail["a"] = "400"
+        cached_chat = CachedChat(backend_for(server), tmp_path / "cache.sqlite")
+        with pytest.raises(LLMError, match="HTTP 400 \\(not retried\\)"):
+            cached_chat.complete(ask("a"), desc="test")
+    assert server.hits["a"] == 1
+
+
+def test_structured_answers_are_validated_on_receipt_and_retried(tmp_path):
+    valid = json.dumps({"user_preference": "likes noir", "item_attributes": "a dark thriller"})
+    with FakeChatServer() as server:
+        server.answers = {"good": valid, "stubborn": "no json here"}
+        server.faults["good"] = ["prose"]
+        cached_chat = CachedChat(backend_for(server, max_retries=2), tmp_path / "cache.sqlite")
+        good, stubborn = cached_chat.complete(ask("good", "stubborn"), "t", response_model=Rationale)
+        body = server.bodies[0]
+    assert good.parsed == Rationale(user_preference="likes noir", item_attributes="a dark thriller")
+    assert server.hits["good"] == 2  # prose, then valid JSON
+    assert stubborn.parsed is None and stubborn.text == "no json here"
+    assert server.hits["stubborn"] == 3  # invalid every time: returned after the retries
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert schema == Rationale.model_json_schema()
+
+    rerun = CachedChat(backend_for(server), tmp_path / "cache.sqlite")
+    again = rerun.complete(ask("good", "stubborn"), "t", response_model=Rationale)
+    assert again[0].parsed == good.parsed and again[1].parsed is None
+    assert rerun.stats()["calls"] == 0
+
+
+def test_reasoning_field_and_sampling_reach_the_server(tmp_path):
+    with FakeChatServer() as server:
+        server.answers = {"a": "Yes", "b": "<think>likes comedies</think> No"}
+        server.reasoning = {"a": "The user liked three thrillers."}
+        cached_chat = CachedChat(backend_for(server), tmp_path / "cache.sqlite")
+        sampling = SamplingParams(max_tokens=7, temperature=0.6, repetition_penalty=1.1, seed=3)
+        requests = [chat(("user", p), sampling=sampling) for p in ("a", "b")]
+        a, b = cached_chat.complete(requests, desc="test")
+        body = server.bodies[0]
+    assert (a.text, a.reasoning) == ("Yes", "The user liked three thrillers.")
+    assert (b.text, b.reasoning) == ("No", "likes comedies")
+    assert body["max_completion_tokens"] == 7 and body["temperature"] == 0.6 and body["seed"] == 3
+    assert body["repetition_penalty"] == 1.1  # vLLM's extension, sent as an extra body field
+
+
+def test_concurrency_is_bounded(tmp_path):
+    with FakeChatServer(delay=0.1) as server:
+        cached_chat = CachedChat(backend_for(server, concurrency=3), tmp_path / "cache.sqlite")
+        cached_chat.complete(ask(*[f"q{i}" for i in range(9)]), desc="test")
+    assert server.max_in_flight == 3
+
+
+def test_key_comes_from_the_environment_and_never_reaches_cache_or_keys(tmp_path, monkeypatch):
+    secret = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("THINKREC_TEST_KEY", secret)
+    cache = tmp_path / "cache.sqlite"
+    with FakeChatServer() as first, FakeChatServer() as second:
+        CachedChat(backend_for(first, api_key_env="THINKREC_TEST_KEY"), cache).complete(ask("a"), "t")
+        assert first.headers[0]["authorization"] == f"Bearer {secret}"
+        # Another URL and another key serve the same model: the cached answer applies.
+        monkeypatch.setenv("THINKREC_TEST_KEY", "sk-other")
+        other = CachedChat(backend_for(second, api_key_env="THINKREC_TEST_KEY"), cache)
+        assert other.complete(ask("a"), "t")[0].cached
+    assert second.hits["a"] == 0
+    rows = sqlite3.connect(cache).execute("SELECT * FROM responses").fetchall()
+    assert secret not in repr(rows) and first.base_url not in repr(rows)
+    assert secret.encode() not in cache.read_bytes()
+
+
+def test_missing_key_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("THINKREC_ABSENT_KEY", raising=False)
+    with FakeChatServer() as server:
+        with pytest.raises(LLMError, match="THINKREC_ABSENT_KEY is not set"):
+            backend_for(server, api_key_env="THINKREC_ABSENT_KEY")
