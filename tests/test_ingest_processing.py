@@ -92,7 +92,8 @@ def test_leave_one_out_last_to_test_second_last_to_valid(tmp_path):
     assert out.card["splits"]["test"]["rows"] == 12
 
 
-def test_history_is_earlier_rows_any_split_last_n(tmp_path):
+def test_history_is_earlier_rows_any_split_last_n(tmp_path, monkeypatch):
+    monkeypatch.setattr("pipeline.ingest.histories._CHUNK_ROWS", 7)  # several chunks on tiny data
     write_dataset(tmp_path, random_rows(seed=3))
     out = run_ingest(params(tmp_path, history_length=4, **MONTHS))
     frame = out.interactions.to_pandas()

@@ -131,3 +131,33 @@ def test_malformed_gzip_line_and_recbole_missing_column(tmp_path):
     inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
     with pytest.raises(IngestError, match=r"x.inter:1: header lacks column\(s\) \['rating'\]"):
         list(FORMATS["recbole"].read_interactions(inter, LineIssues(), False))
+
+
+def test_amazon_end_to_end_time_range_filter_and_reviews(tmp_path):
+    from pipeline.ingest.build import run_ingest
+    from pipeline.ingest.config import IngestParams
+
+    jan_2017, day = 1483228800, 86400
+    reviews = [
+        {"reviewerID": f"U{u}", "asin": f"B{i}", "overall": float(1 + (u + i) % 5),
+         "unixReviewTime": jan_2017 + (u * 61 + i * 17) % 360 * day, "reviewText": f"review {u}-{i}"}
+        for u in range(6) for i in range(5)
+    ]
+    reviews.append({"reviewerID": "U0", "asin": "B0", "overall": 5.0, "unixReviewTime": jan_2017 - day,
+                    "reviewText": "2016: outside the time range"})
+    write_gz_lines(tmp_path / "Toys.json.gz", [json.dumps(r) for r in reviews])
+    write_gz_lines(tmp_path / "meta_Toys.json.gz", [json.dumps({"asin": f"B{i}", "title": f"Toy {i}"}) for i in range(6)])
+    params = IngestParams.model_validate({
+        "source": {"format": "amazon", "path": str(tmp_path), "name": "Toys"}, "label_threshold": 5,
+        "keep_reviews": True, "on_unknown_item": "skip", "time_range": {"start": "2017-01-01", "end": "2018-01-01"},
+        "split": {"mode": "last_months_halved", "train_months": 8}, "topn_negatives": 1,
+    })
+    out = run_ingest(params)
+    frame = out.interactions.to_pandas()
+    assert len(frame) == 30 and out.card["filters"]["time_range"]["rows_outside"] == 1
+    assert out.card["read"]["unknown_items_skipped"] == {"unknown_item": 1}  # B5 has metadata, no reviews
+    users = out.users.to_pandas().set_index("user").raw_id
+    items = out.items.to_pandas().set_index("item").raw_id
+    expected = "review " + users[frame.user].str[1:].values + "-" + items[frame.item].str[1:].values
+    assert (frame.review.values == expected).all()  # second pass matched each row's own text
+    assert ((frame.rating == 5) == (frame.label == 1)).all()

@@ -2,27 +2,21 @@
 user tables, evaluation subsets, top-N candidates and a dataset card (all in memory, compact)."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.ingest.card import group_stats, split_stats, subset_stats
-from pipeline.ingest.columns import Columns, collect_interactions, collect_reviews, epoch_seconds
+from pipeline.ingest.columns import Columns, collect_reviews
 from pipeline.ingest.config import IngestParams, SplitParams
-from pipeline.ingest.filtering import count_filter_mask
-from pipeline.ingest.formats import FORMATS, resolve_files
 from pipeline.ingest.histories import build_histories
-from pipeline.ingest.lines import IngestError, LineIssues
-from pipeline.ingest.metadata import collect_items, drop_items_without_metadata
+from pipeline.ingest.lines import IngestError
+from pipeline.ingest.raw_data import read_filtered
 from pipeline.ingest.records import ItemMeta
 from pipeline.ingest.samples import sample_rows, sample_topn_candidates, sample_user_subset
 from pipeline.ingest import splitting
 from pipeline.schemas import INTERACTIONS, ITEMS, SPLITS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,54 +30,21 @@ class IngestOutput:
 
 
 def run_ingest(params: IngestParams) -> IngestOutput:
-    source = params.source
-    fmt = FORMATS[source.format]
-    inter_path, items_path = resolve_files(
-        source.format, source.path, source.name, source.interactions_file, source.items_file
-    )
-    bad = LineIssues(params.on_bad_line)
-    unknown = LineIssues(params.on_unknown_item, "ingest.on_unknown_item")
-    start = epoch_seconds(params.time_range.start, "ingest.time_range.start")
-    end = epoch_seconds(params.time_range.end, "ingest.time_range.end")
-    columns, outside = collect_interactions(fmt.read_interactions, inter_path, bad, start, end)
-    read_rows = len(columns) + outside
-    _require_rows(columns, f"{inter_path}: no interactions inside ingest.time_range")
-    metadata, meta_counts = collect_items(fmt.read_items, items_path, bad, unknown, columns, params.max_text_words)
-    columns, without_meta = drop_items_without_metadata(columns, metadata, params.on_unknown_item, inter_path, items_path)
-    keep, rounds = count_filter_mask(
-        columns.user, columns.item, params.filter.mode,
-        params.filter.min_user_interactions, params.filter.min_item_interactions,
-    )
-    filtered_out = int((~keep).sum())
-    columns = columns.take(keep)
-    _require_rows(columns, f"{inter_path}: no interactions left after ingest.filter ({params.filter.mode})")
-    columns, split, windows, after_windows = order_and_split(columns, params.split)
-    columns, user_raw, item_raw, metas = contiguous_ids(columns, metadata)
+    data = read_filtered(params)
+    columns, split, windows, after_windows = order_and_split(data.columns, params.split)
+    columns, user_raw, item_raw, metas = contiguous_ids(columns, data.metadata)
     label = (columns.rating >= params.label_threshold).astype(np.int8)
     reviews = None
-    if params.keep_reviews and fmt.has_reviews:
-        text = collect_reviews(fmt.read_interactions, inter_path, columns.line)
+    if params.keep_reviews and data.format.has_reviews:
+        text = collect_reviews(data.format.read_interactions, data.interactions_path, columns.line)
         reviews = [text.get(line, "") for line in columns.line.tolist()]
     interactions = interactions_table(columns, label, split, params.history_length, reviews)
     rng = np.random.default_rng(params.seed)
     subsets = evaluation_subsets(columns.user, split, params, rng)
     topn, short = topn_table(columns, label, split, len(item_raw), params.topn_negatives, rng)
+    data.card["filters"]["rows_after_last_window_dropped"] = after_windows
     card = {
-        "source": {"format": source.format, "interactions_file": str(inter_path), "items_file": str(items_path)},
-        "read": {
-            "interaction_rows_parsed": read_rows,
-            "bad_lines_skipped": dict(bad.counts),
-            "bad_line_examples": bad.examples,
-            "unknown_items_skipped": dict(unknown.counts),
-            "unknown_item_examples": unknown.examples,
-            "rows_without_item_metadata_dropped": without_meta,
-            **dict(meta_counts),
-        },
-        "filters": {
-            "time_range": {"start": params.time_range.start, "end": params.time_range.end, "rows_outside": outside},
-            "count_filter": {**params.filter.model_dump(), "rounds": rounds, "rows_dropped": filtered_out},
-            "rows_after_last_window_dropped": after_windows,
-        },
+        **data.card,
         "label_threshold": params.label_threshold,
         "history_length": params.history_length,
         "split": {**params.split.model_dump(), "windows": windows},
@@ -97,11 +58,6 @@ def run_ingest(params: IngestParams) -> IngestOutput:
     return IngestOutput(
         interactions, items_table(item_raw, metas), users_table(user_raw), subsets_table(subsets), topn, card
     )
-
-
-def _require_rows(columns: Columns, message: str) -> None:
-    if len(columns) == 0:
-        raise IngestError(message)
 
 
 def order_and_split(columns: Columns, params: SplitParams) -> tuple[Columns, np.ndarray, dict, int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+_CHUNK_ROWS = 65_536
+
 
 def build_histories(
     user: np.ndarray, item: np.ndarray, label: np.ndarray, length: int
@@ -23,10 +25,17 @@ def build_histories(
     starts = np.repeat(run_start, np.diff(np.r_[run_start, n]))  # (n,) grouping start of each row's user
     earlier = position - starts[position]  # rows of the same user before this one
     sizes = np.minimum(earlier, length)
-    offsets = np.r_[0, np.cumsum(sizes)].astype(np.int32)
-    first = np.repeat(position - sizes, sizes)
-    within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], sizes)
-    flat = by_user[first + within]  # (total,) row ids of the history entries
-    items = pa.ListArray.from_arrays(pa.array(offsets), pa.array(item[flat].astype(np.int32)))
-    labels = pa.ListArray.from_arrays(pa.array(offsets), pa.array(label[flat].astype(np.int8)))
-    return items, labels
+    offsets = np.r_[0, np.cumsum(sizes)]
+    # entry j of row r sits at grouping place (position[r] - sizes[r]) + (j - offsets[r]);
+    # filled in chunks of rows because total = n * length int64 temporaries would be large
+    shift = offsets[:-1] - (position - sizes)
+    hist_items = np.empty(int(offsets[-1]), dtype=np.int32)
+    hist_labels = np.empty(int(offsets[-1]), dtype=np.int8)
+    for lo in range(0, n, _CHUNK_ROWS):
+        hi = min(n, lo + _CHUNK_ROWS)
+        begin, end = int(offsets[lo]), int(offsets[hi])
+        flat = by_user[np.arange(begin, end) - np.repeat(shift[lo:hi], sizes[lo:hi])]  # history rows
+        hist_items[begin:end] = item[flat]
+        hist_labels[begin:end] = label[flat]
+    offsets = pa.array(offsets.astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(hist_items)), pa.ListArray.from_arrays(offsets, pa.array(hist_labels))
