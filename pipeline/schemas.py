@@ -96,3 +96,18 @@ RATIONALES = pa.schema(
         ("input_kind", pa.string()),  # "review", or "metadata" for datasets without reviews
     ]
 )
+
+# data/explanations/explanations.parquet: reasoning written by a trained LLM recommender for the
+# reference-trace rows, with per-row scores against the teacher's reference trace.
+EXPLANATIONS = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("model", pa.string()),  # variant name: thinkrec, tallrec, ...
+        ("explanation", pa.string()),  # the model's greedy output
+        ("reference", pa.string()),  # the teacher's "<Yes|No>. <reasoning>" trace
+        ("bleu4", pa.float32()),  # sentence BLEU-4, smoothed (Chen & Cherry method 1)
+        ("rouge_l", pa.float32()),  # ROUGE-L F1
+        ("meteor", pa.float32()),  # METEOR, exact + Porter-stem matches
+        ("bertscore_f1", pa.float32()),  # BERTScore F1 on all-MiniLM-L6-v2
+    ]
+)
