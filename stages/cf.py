@@ -1,0 +1,79 @@
+"""CF stage: train one CF model, write its vectors, checkpoint, log and predictions.
+
+Usage: python -m stages.cf <mf|lightgcn|sasrec>
+Reads data/ingest/{interactions,users,items,topn_candidates}.parquet and params cf.train, cf.<model>.
+Writes data/cf/<model>/{user_vectors,item_vectors}.parquet, model.pt, train_log.json and
+data/predictions/<model>.parquet.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.artifacts import atomic_path, read_frame, write_frame, write_json
+from pipeline.cf.config import LightGCNConfig, MFConfig, SASRecConfig, TrainConfig
+from pipeline.cf.data import latest_train_histories, topn_histories
+from pipeline.cf.export import prediction_frame, user_item_vectors, vector_frames
+from pipeline.cf.models import MODEL_CONFIGS, build_model, history_length_of, score_rows, training_examples
+from pipeline.cf.train import fit, seed_everything
+from pipeline.schemas import (
+    INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, SPLITS, TOPN_CANDIDATES, USER_VECTORS, USERS,
+)
+from stages.params import load_section
+
+INGEST = Path("data/ingest")
+
+
+class CFParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[str]  # trained side by side by dvc.yaml's foreach (not read here)
+    model: str  # which model's vectors feed the LLM stages (not read here)
+    train: TrainConfig
+    mf: MFConfig
+    lightgcn: LightGCNConfig
+    sasrec: SASRecConfig
+
+
+def main(name: str) -> None:
+    if name not in MODEL_CONFIGS:
+        raise SystemExit(f"usage: python -m stages.cf <{'|'.join(MODEL_CONFIGS)}>; got '{name}'")
+    params = load_section("cf", CFParams)
+    config = getattr(params, name)
+    interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
+    n_users = len(read_frame(INGEST / "users.parquet", USERS))
+    n_items = len(read_frame(INGEST / "items.parquet", ITEMS))
+    candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
+    examples, batch_size = training_examples(name, config, interactions, params.train.batch_size)
+    valid = interactions[interactions["split"] == "valid"].sort_values("row")
+
+    seed_everything(params.train.seed, params.train.threads)
+    model = build_model(name, config, interactions[interactions["split"] == "train"], n_users, n_items)
+    log = fit(model, examples, batch_size,
+              lambda: score_rows(name, model, config, interactions, ("valid",))["score"].to_numpy(),
+              valid["label"].to_numpy(), params.train, config.lr, config.weight_decay, f"cf {name}")
+
+    out = Path("data/cf") / name
+    histories = latest_train_histories(interactions, n_users, history_length_of(config))
+    users, items = user_item_vectors(model, histories)
+    user_frame, item_frame = vector_frames(users, items)
+    write_frame(user_frame, out / "user_vectors.parquet", USER_VECTORS)
+    write_frame(item_frame, out / "item_vectors.parquet", ITEM_VECTORS)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save({"model": name, "config": config.model_dump(), "n_users": n_users,
+                    "n_items": n_items, "state_dict": model.state_dict()}, tmp)
+    write_json({"model": name, **log.as_dict()}, out / "train_log.json")
+    candidate_users, _ = user_item_vectors(model, topn_histories(candidates, interactions, histories))
+    row_scores = score_rows(name, model, config, interactions, SPLITS)
+    predictions = prediction_frame(row_scores, interactions, candidates, candidate_users, items)
+    write_frame(predictions, Path("data/predictions") / f"{name}.parquet", PREDICTIONS)
+    print(f"cf {name}: best valid AUC {log.best_valid_auc:.4f} at epoch {log.best_epoch}/"
+          f"{len(log.epochs)} in {log.seconds:.0f}s; wrote {out}/ ({n_users} users, {n_items} items) "
+          f"and data/predictions/{name}.parquet ({len(predictions)} scores)")
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m stages.cf <mf|lightgcn|sasrec>")
+    main(sys.argv[1])
