@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-_CHUNK_ROWS = 65_536
+_CHUNK_ROWS = 8_192  # rows per chunk: temporaries ~ 8192 * length * 8 bytes
 
 
 def build_histories(

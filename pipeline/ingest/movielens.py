@@ -81,15 +81,18 @@ def read_recbole_items(path: Path, issues: LineIssues, max_words: int) -> Iterat
     genre_at = next((columns[name] for name in RECBOLE_CATEGORIES if name in columns), None)
     extra_at = next((columns[name] for name in RECBOLE_EXTRA if name in columns), None)
     for number, _, fields in _split_lines(lines, path, "\t", len(columns), issues):
-        pick = lambda at: fields[at] if at is not None else ""  # noqa: E731
         yield ItemMeta(
             line=number,
             item=fields[columns["item_id"]],
-            title=cut_words(pick(title_at), max_words),
-            categories=pick(genre_at).split(),  # RecBole token_seq: space-separated
+            title=cut_words(_field(fields, title_at), max_words),
+            categories=_field(fields, genre_at).split(),  # RecBole token_seq: space-separated
             description="",
-            extra=pick(extra_at).strip(),
+            extra=_field(fields, extra_at).strip(),
         )
+
+
+def _field(fields: list[str], at: int | None) -> str:
+    return fields[at] if at is not None else ""
 
 
 def read_ml100k_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:

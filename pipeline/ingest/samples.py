@@ -50,34 +50,37 @@ def sample_topn_candidates(
     """(user, item, positive) columns: per test user with a liked test row, the first liked test
     item plus `negatives` items the user never interacted with (any split), sampled without
     replacement by rejection. Also returns how many users got fewer negatives (too few items)."""
-    seen_by_user: dict[int, set[int]] = {}
-    for who, what in zip(user.tolist(), item.tolist()):
-        seen_by_user.setdefault(who, set()).add(what)
+    pairs = np.unique(user.astype(np.int64) * n_items + item)  # sorted (user, item) seen pairs
+    pair_user = pairs // n_items
     liked_test = np.flatnonzero(is_test & (label == 1))  # rows are in time order
     _, first = np.unique(user[liked_test], return_index=True)
     out_user, out_item, out_positive = [], [], []
     short = 0
     for row in liked_test[first]:
-        who, seen = int(user[row]), seen_by_user[int(user[row])]
+        who = int(user[row])
+        seen = pairs[np.searchsorted(pair_user, who) : np.searchsorted(pair_user, who, "right")] - who * n_items
         wanted = min(negatives, n_items - len(seen))
         short += wanted < negatives
         drawn = _draw_unseen(seen, wanted, n_items, rng)
-        out_user += [who] * (1 + len(drawn))
-        out_item += [int(item[row]), *drawn]
-        out_positive += [1] + [0] * len(drawn)
-    return (np.asarray(out_user, np.int32), np.asarray(out_item, np.int32),
-            np.asarray(out_positive, np.int8), short)
+        out_user.append(np.full(1 + len(drawn), who, np.int32))
+        out_item.append(np.r_[item[row], drawn].astype(np.int32))
+        out_positive.append(np.r_[1, np.zeros(len(drawn))].astype(np.int8))
+    if not out_user:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int8), short
+    return np.concatenate(out_user), np.concatenate(out_item), np.concatenate(out_positive), short
 
 
-def _draw_unseen(seen: set[int], wanted: int, n_items: int, rng: np.random.Generator) -> list[int]:
+def _draw_unseen(seen: np.ndarray, wanted: int, n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """`wanted` distinct items not in `seen` (sorted unique), sorted."""
     if wanted <= 0:
-        return []
+        return np.zeros(0, np.int64)
     if n_items - len(seen) <= 4 * wanted:  # few unseen items: pick among them directly
-        unseen = np.setdiff1d(np.arange(n_items), np.fromiter(seen, np.int64))
-        return sorted(rng.choice(unseen, wanted, replace=False).tolist())
-    drawn: set[int] = set()
+        unseen = np.setdiff1d(np.arange(n_items), seen, assume_unique=True)
+        return np.sort(rng.choice(unseen, wanted, replace=False))
+    drawn = np.zeros(0, np.int64)
     while len(drawn) < wanted:
-        for candidate in rng.integers(0, n_items, 2 * wanted).tolist():
-            if candidate not in seen and candidate not in drawn and len(drawn) < wanted:
-                drawn.add(candidate)
-    return sorted(drawn)
+        candidates = rng.integers(0, n_items, 2 * wanted)
+        drawn = np.r_[drawn, candidates[~np.isin(candidates, seen)]]
+        _, first = np.unique(drawn, return_index=True)
+        drawn = drawn[np.sort(first)]  # distinct, in draw order
+    return np.sort(drawn[:wanted])
