@@ -1,0 +1,1 @@
+"""Item keywords: item text -> LLM summary -> cleaned keyword list (ThinkRec keyword summarization)."""

@@ -1,0 +1,74 @@
+"""Rationales for a sample of training interactions: pick rows, ask the teacher, parse, fall back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline.keywords.item_text import WordBudgets, item_text
+from pipeline.llm.chat import SamplingParams
+from pipeline.rationales.prompt import metadata_input, parse_rationale, rationale_request, review_input
+
+REVIEW, METADATA = "review", "metadata"
+
+
+def has_review(reviews: pd.Series) -> pd.Series:
+    return reviews.fillna("").astype(str).str.strip().str.len() > 0
+
+
+def select_rationale_rows(train: pd.DataFrame, count: int, seed: int) -> tuple[pd.DataFrame, str]:
+    """Up to `count` training rows (sorted by row) and the input kind: rows with review text when
+    the dataset has reviews, else any rows (their input is the item's metadata + the rating)."""
+    reviewed = has_review(train["review"])
+    kind = REVIEW if reviewed.any() else METADATA
+    pool = (train[reviewed] if kind == REVIEW else train).sort_values("row")
+    if len(pool) > count:
+        pool = pool.iloc[np.sort(np.random.default_rng(seed).choice(len(pool), count, replace=False))]
+    return pool, kind
+
+
+@dataclass
+class RationaleResult:
+    table: pd.DataFrame  # rows of schemas.RATIONALES, in row order
+    parse_failures: int  # answers that could not be parsed (fallback text used)
+    input_kind: str
+
+
+def distill_rationales(
+    rows: pd.DataFrame,
+    kind: str,
+    items: pd.DataFrame,
+    client,
+    sampling: SamplingParams,
+    budgets: WordBudgets,
+    review_words: int,
+) -> RationaleResult:
+    """Ask the teacher for every row of `rows` (row, item, rating, label, review)."""
+    if kind == REVIEW:
+        inputs = [review_input(r, review_words) for r in rows["review"]]
+        fallbacks = [" ".join(str(r).split()[:review_words]) for r in rows["review"]]
+    else:
+        texts = {
+            int(r.item): item_text(r.title, r.categories, r.description, r.extra, budgets)
+            for r in items.itertuples(index=False)
+        }
+        inputs = [
+            metadata_input(texts[int(r.item)], float(r.rating), int(r.label) == 1)
+            for r in rows.itertuples(index=False)
+        ]
+        fallbacks = inputs
+    responses = client.complete([rationale_request(t, sampling) for t in inputs], desc="rationales")
+    records, failures = [], 0
+    for row, response, fallback in zip(rows["row"], responses, fallbacks):
+        parsed = parse_rationale(response.text, fallback)
+        failures += not parsed.parsed
+        records.append({
+            "row": int(row),
+            "user_preference": parsed.user_preference,
+            "item_attributes": parsed.item_attributes,
+            "source": "llm" if parsed.parsed else "fallback",
+            "input_kind": kind,
+        })
+    columns = ["row", "user_preference", "item_attributes", "source", "input_kind"]
+    return RationaleResult(pd.DataFrame(records, columns=columns), failures, kind)

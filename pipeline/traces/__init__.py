@@ -1,0 +1,1 @@
+"""Verified reasoning traces from a teacher LLM (ThinkRec thinking activation)."""

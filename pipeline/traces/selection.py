@@ -1,0 +1,78 @@
+"""Which rows get a trace: hard training rows (the CF model's mistakes), random ones, or a count per
+label; and the fixed test sample whose traces serve as references for explanation quality."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Mode = Literal["hard", "random", "per_label"]
+
+
+def score_threshold(scores: pd.Series, threshold: float | None) -> float:
+    """The decision threshold for CF scores: `threshold` if given, else 0.5 when every score lies
+    in [0, 1] (probabilities), else 0.0 (logits: the sign)."""
+    if threshold is not None:
+        return float(threshold)
+    return 0.5 if scores.between(0.0, 1.0).all() else 0.0
+
+
+def misclassified_rows(rows: pd.DataFrame, predictions: pd.DataFrame, threshold: float, where: str) -> pd.DataFrame:
+    """The rows of `rows` (row, label, ...) whose CF score falls on the wrong side of `threshold`."""
+    scored = rows.merge(predictions[["row", "score"]], on="row", how="left")
+    missing = scored["score"].isna()
+    if missing.any():
+        first = int(scored.loc[missing, "row"].iloc[0])
+        raise ValueError(f"{where}: no score for {int(missing.sum())} training rows (first: row {first}); "
+                         "hard selection needs CF scores for train rows")
+    predicted = (scored["score"] > threshold).astype(int)
+    return scored[predicted != scored["label"].astype(int)].drop(columns="score")
+
+
+def sample_rows(frame: pd.DataFrame, count: int, rng: np.random.Generator) -> pd.DataFrame:
+    """`count` rows of `frame` drawn without replacement (all of them when it has fewer)."""
+    frame = frame.sort_values("row")
+    if len(frame) <= count:
+        return frame
+    return frame.iloc[np.sort(rng.choice(len(frame), size=count, replace=False))]
+
+
+def select_trace_rows(
+    train: pd.DataFrame,
+    mode: Mode,
+    count: int,
+    seed: int,
+    min_history: int = 1,
+    predictions: pd.DataFrame | None = None,
+    threshold: float | None = None,
+    predictions_path: str = "predictions",
+) -> pd.DataFrame:
+    """Training rows to trace, sorted by row. `count` is the total for hard/random, per label for
+    per_label. Rows with fewer than `min_history` earlier interactions are never chosen."""
+    rng = np.random.default_rng(seed)
+    pool = train[train["history_items"].map(len) >= min_history]
+    if mode == "hard":
+        if predictions is None:
+            raise ValueError("traces.selection = hard needs the CF model's predictions")
+        cut = score_threshold(predictions["score"], threshold)
+        return sample_rows(misclassified_rows(pool, predictions, cut, predictions_path), count, rng)
+    if mode == "random":
+        return sample_rows(pool, count, rng)
+    if mode == "per_label":
+        parts = [sample_rows(pool[pool["label"] == label], count, rng) for label in (1, 0)]
+        return pd.concat(parts).sort_values("row")
+    raise ValueError(f"unknown trace selection mode '{mode}' (hard | random | per_label)")
+
+
+def select_reference_rows(test_tiny: pd.DataFrame, count: int, history: int, seed: int) -> pd.DataFrame:
+    """The fixed reference sample: test_tiny rows with at least `history` earlier interactions (the
+    prompt shows exactly the last `history`), half liked where possible, sorted by row."""
+    rng = np.random.default_rng(seed)
+    pool = test_tiny[test_tiny["history_items"].map(len) >= history]
+    liked = sample_rows(pool[pool["label"] == 1], count // 2, rng)
+    disliked = sample_rows(pool[pool["label"] == 0], count - len(liked), rng)
+    if len(liked) + len(disliked) < count:  # too few disliked rows: top up with liked ones
+        rest = pool[(pool["label"] == 1) & ~pool["row"].isin(liked["row"])]
+        liked = pd.concat([liked, sample_rows(rest, count - len(liked) - len(disliked), rng)])
+    return pd.concat([liked, disliked]).sort_values("row")

@@ -1,0 +1,73 @@
+"""Stage `keywords`: every item's keywords from the teacher LLM (with a counted category fallback).
+
+Reads data/ingest/{items,interactions}.parquet and params `keywords` + `llm`; writes
+data/keywords/item_keywords.parquet and metrics/keywords.json.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.keywords.item_text import WordBudgets
+from pipeline.keywords.summarize import most_interacted_items, summarize_items
+from pipeline.llm.chat import SamplingParams
+from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS
+from stages.params import load_section
+from stages.teacher import teacher_chat
+
+ITEMS_PATH = "data/ingest/items.parquet"
+INTERACTIONS_PATH = "data/ingest/interactions.parquet"
+OUTPUT = "data/keywords/item_keywords.parquet"
+METRICS = "metrics/keywords.json"
+
+
+class KeywordParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budgets: WordBudgets = WordBudgets()
+    max_items: int | None = Field(None, ge=0)
+    max_keywords: int = Field(10, ge=1)
+    min_keywords: int = Field(1, ge=1)
+    max_tokens: int = Field(32, ge=1)
+    repetition_penalty: float = Field(1.2, gt=0)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    params = load_section("keywords", KeywordParams)
+    items = read_frame(ITEMS_PATH, ITEMS)
+    ask = None
+    if params.max_items is not None:
+        interactions = read_frame(INTERACTIONS_PATH, INTERACTIONS).loc[:, ["item"]]
+        ask = most_interacted_items(interactions, params.max_items)
+    client = teacher_chat()
+    sampling = SamplingParams(max_tokens=params.max_tokens, repetition_penalty=params.repetition_penalty)
+    result = summarize_items(
+        items, client, params.budgets, sampling, params.max_keywords, params.min_keywords, ask
+    )
+    write_frame(result.table, OUTPUT, ITEM_KEYWORDS)
+    n = len(result.table)
+    metrics = {
+        "items": n,
+        "items_asked": n - result.not_asked,
+        "items_not_asked": result.not_asked,  # outside max_items: categories used
+        "fallbacks": result.fallbacks,  # asked, but the answer was unusable: categories used
+        "fallback_fraction": result.fallbacks / (n - result.not_asked) if n > result.not_asked else 0.0,
+        "items_without_keywords": result.empty,
+        "mean_keywords": float(result.table["keywords"].map(len).mean()) if n else 0.0,
+        "llm": client.stats(),
+        "stage_seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(metrics, METRICS)
+    logging.info(
+        "keywords: %d items, %d fallbacks, %d calls / %d cache hits, %.1f s",
+        n, result.fallbacks, metrics["llm"]["calls"], metrics["llm"]["cache_hits"], metrics["stage_seconds"],
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    main()

@@ -1,0 +1,94 @@
+"""RDRec rationale parsing, its fallback, input kinds, and the rationales stage from its CLI."""
+import json
+import re
+
+import pytest
+from scripted_backend import ScriptedBackend, cached
+from tiny_ingest import tiny_interactions, tiny_items, write_params, write_tiny_ingest
+
+import stages.rationales
+import stages.teacher
+from pipeline.artifacts import read_frame
+from pipeline.keywords.item_text import WordBudgets
+from pipeline.llm.chat import SamplingParams
+from pipeline.rationales.distill import METADATA, REVIEW, distill_rationales, select_rationale_rows
+from pipeline.rationales.prompt import parse_rationale
+from pipeline.schemas import RATIONALES
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "User preference: likes quiet thrillers.\nItem attributes: a slow, tense thriller.",
+        "Sure!\n1. **User preference**: likes quiet thrillers.\n2. **Item attributes**: a slow, tense thriller.",
+        "user preferences - likes quiet thrillers.\n\nITEM ATTRIBUTES: a slow, tense thriller.\nExtra line.",
+    ],
+)
+def test_parse_rationale_line_by_line(answer):
+    parsed = parse_rationale(answer, fallback="the review")
+    assert parsed.parsed
+    assert parsed.user_preference == "likes quiet thrillers."
+    assert parsed.item_attributes == "a slow, tense thriller."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["The user likes thrillers and the item is a thriller.", "User preference: likes thrillers.", "Item attributes:  \nUser preference: x"],
+)
+def test_unparseable_answer_falls_back_to_the_review(answer):
+    parsed = parse_rationale(answer, fallback="Great   pan, heats evenly.")
+    assert not parsed.parsed
+    assert parsed.user_preference == parsed.item_attributes == "Great pan, heats evenly."
+
+
+def test_input_kind_follows_the_dataset():
+    with_reviews = tiny_interactions(reviews=True)
+    with_reviews.loc[with_reviews.index[::2], "review"] = None
+    rows, kind = select_rationale_rows(with_reviews[with_reviews["split"] == "train"], 100, seed=0)
+    assert kind == REVIEW and rows["review"].notna().all()
+    rows, kind = select_rationale_rows(tiny_interactions(), 5, seed=0)
+    assert kind == METADATA and len(rows) == 5 and rows["row"].is_monotonic_increasing
+
+
+def test_metadata_input_names_the_item_and_the_rating(tmp_path):
+    rows, kind = select_rationale_rows(tiny_interactions().iloc[:3], 3, seed=0)
+    backend = ScriptedBackend(["User preference: a.\nItem attributes: b.", "nonsense", "nonsense 2"])
+    result = distill_rationales(
+        rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48), WordBudgets(), 100
+    )
+    first = backend.requests[0].messages[-1].content
+    assert f"Title: Film Number {rows['item'].iloc[0]}" in first
+    assert f"rated this item {rows['rating'].iloc[0]:g} out of 5" in first
+    assert result.parse_failures == 2
+    assert result.table["source"].tolist() == ["llm", "fallback", "fallback"]
+    assert result.table.loc[1, "user_preference"].startswith("A user rated this item")
+    assert (result.table["input_kind"] == "metadata").all()
+
+
+@pytest.mark.parametrize("reviews", [True, False])
+def test_rationales_stage_cli(tmp_path, monkeypatch, reviews):
+    interactions = write_tiny_ingest(tmp_path, reviews=reviews)
+    write_params(tmp_path, rationales={"count": 8, "review_words": 5, "max_tokens": 48, "repetition_penalty": 1.0, "seed": 1,
+                                       "budgets": {"title": 10, "categories": 10, "description": 50, "extra": 5}})
+    monkeypatch.chdir(tmp_path)
+
+    def answer(request):  # unparseable for odd item ids
+        item = int(re.search(r"[Ff]ilm (?:Number )?(\d+)", request.messages[-1].content).group(1))
+        return "no idea" if item % 2 else "User preference: x.\nItem attributes: y."
+
+    monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend(answer))
+    stages.rationales.main()
+    table = read_frame(tmp_path / stages.rationales.OUTPUT, RATIONALES)
+    metrics = json.loads((tmp_path / stages.rationales.METRICS).read_text())
+    assert len(table) == 8 and table["row"].isin(interactions.loc[interactions["split"] == "train", "row"]).all()
+    assert metrics["input_kind"] == ("review" if reviews else "metadata")
+    items = interactions.set_index("row").loc[table["row"], "item"].to_numpy()
+    assert (table["source"] == "fallback").tolist() == (items % 2 == 1).tolist()
+    assert metrics["parse_failures"] == int((items % 2).sum())
+    if reviews:  # the fallback is the review, cut to review_words
+        fallback = table[table["source"] == "fallback"]
+        assert fallback["user_preference"].str.fullmatch(r"I watched film \d+ and").all()
+    assert metrics["llm"]["calls"] + metrics["llm"]["cache_hits"] == 8  # equal requests are asked once
+
+    stages.rationales.main()
+    assert json.loads((tmp_path / stages.rationales.METRICS).read_text())["llm"]["hit_rate"] == 1.0
