@@ -1,0 +1,127 @@
+"""Encoded training/scoring examples built from the ingest, keyword, CF and trace artifacts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.rec.prompts import (
+    ANSWERS,
+    PromptItem,
+    PromptTemplate,
+    cf_slot_refs,
+    chat_text,
+    encode_prompt,
+    render_prompt,
+)
+
+
+@dataclass
+class RecExample:
+    """One (user, target item) pair, tokenized. `slot_vectors` (n_slots, d) fill `slot_positions`."""
+
+    row: int
+    user: int
+    item: int
+    label: int
+    prompt_ids: list[int]
+    answer_ids: list[int]  # "Yes"/"No" (+ eos), or the reasoning trace (+ eos)
+    slot_positions: list[int] = field(default_factory=list)
+    slot_vectors: np.ndarray | None = None
+    reasoning: bool = False
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.answer_ids)
+
+
+@dataclass(frozen=True)
+class CFVectors:
+    """Dense CF tables: users (n_users, d), items (n_items, d), indexed by contiguous id."""
+
+    users: np.ndarray
+    items: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.users.shape[1])
+
+    def lookup(self, refs: list[tuple[str, int]]) -> np.ndarray:
+        """(len(refs), d) float32 vectors for ("user"|"item", id) references."""
+        return np.stack([(self.users if kind == "user" else self.items)[i] for kind, i in refs])
+
+
+def dense_vectors(frame: pd.DataFrame, id_column: str, where: str) -> np.ndarray:
+    """(max id + 1, d) float32 table from a USER_VECTORS / ITEM_VECTORS frame; missing ids are an error."""
+    ids = frame[id_column].to_numpy()
+    vectors = np.stack(frame["vector"].to_numpy()).astype(np.float32)
+    table = np.full((int(ids.max()) + 1, vectors.shape[1]), np.nan, dtype=np.float32)
+    table[ids] = vectors
+    missing = np.flatnonzero(np.isnan(table[:, 0]))
+    if len(missing):
+        raise ValueError(f"{where}: no vector for {id_column} {missing[:5].tolist()} ({len(missing)} missing)")
+    return table
+
+
+def build_catalog(
+    items: pd.DataFrame, keywords: pd.DataFrame | None, title_words: int, keywords_per_item: int
+) -> dict[int, PromptItem]:
+    """item id -> PromptItem: title cut to `title_words` words, up to `keywords_per_item` keywords
+    (from the keyword artifact when given, else none; items it lacks fall back to categories)."""
+    kw_map: Mapping[int, list[str]] = {}
+    if keywords is not None:
+        kw_map = dict(zip(keywords["item"].astype(int), keywords["keywords"]))
+    catalog = {}
+    for item, title, categories in zip(items["item"].astype(int), items["title"], items["categories"]):
+        words = kw_map.get(item)
+        if words is None:  # no keyword artifact: none; an item it lacks: its categories
+            words = categories if keywords is not None and categories is not None else []
+        words = list(words)
+        short_title = " ".join(str(title).split()[:title_words])
+        catalog[item] = PromptItem(short_title, tuple(str(w) for w in words[:keywords_per_item]))
+    return catalog
+
+
+def build_examples(
+    frame: pd.DataFrame,
+    catalog: Mapping[int, PromptItem],
+    tokenizer,
+    template: PromptTemplate,
+    history_items: int,
+    vectors: CFVectors | None,
+    traces: Mapping[int, str] | None = None,
+    max_answer_tokens: int = 64,
+    desc: str = "encode prompts",
+) -> list[RecExample]:
+    """Encode each interaction row of `frame` (INTERACTIONS columns). With `vectors` the prompt has
+    CF slots; rows in `traces` (row -> "Yes. reasoning...") get the trace as their answer."""
+    placeholder = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    examples = []
+    columns = ["row", "user", "item", "label", "history_items", "history_labels"]
+    for row, user, item, label, h_items, h_labels in tqdm(
+        frame[columns].itertuples(index=False), total=len(frame), desc=desc, leave=False
+    ):
+        h_items = [int(i) for i in list(h_items)[-history_items:]] if history_items > 0 else []
+        h_labels = [int(v) for v in list(h_labels)[-history_items:]] if history_items > 0 else []
+        history = [(_catalog_item(catalog, i, row), v) for i, v in zip(h_items, h_labels)]
+        system, user_text = render_prompt(template, history, _catalog_item(catalog, item, row), vectors is not None)
+        prompt_ids, positions = encode_prompt(tokenizer, chat_text(tokenizer, system, user_text), placeholder)
+        trace = traces.get(int(row)) if traces else None
+        answer = trace if trace else ANSWERS[int(label)]
+        answer_ids = tokenizer.encode(answer, add_special_tokens=False)[:max_answer_tokens] + eos
+        slot_vectors = vectors.lookup(cf_slot_refs(user, h_items, item)) if vectors is not None else None
+        examples.append(
+            RecExample(int(row), int(user), int(item), int(label), prompt_ids, answer_ids,
+                       positions, slot_vectors, reasoning=bool(trace))
+        )
+    return examples
+
+
+def _catalog_item(catalog: Mapping[int, PromptItem], item: int, row: int) -> PromptItem:
+    if item not in catalog:
+        raise KeyError(f"interactions row {row}: item {item} not in items.parquet")
+    return catalog[item]

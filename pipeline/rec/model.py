@@ -1,0 +1,158 @@
+"""The recommender model: a Hugging Face causal LM + peft LoRA + the CF projector.
+
+Only the adapter (peft `save_pretrained`) and the projector weights are ever saved; the backbone is
+reloaded from its path or id, so a trained variant is a few MB.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pipeline.rec.batching import RecBatch
+from pipeline.rec.projector import CFProjector
+from pipeline.rec.prompts import answer_token_ids
+from pipeline.rec.soft_tokens import embed_with_soft_tokens
+
+ADAPTER_DIR = "adapter"
+PROJECTOR_FILE = "projector.pt"
+
+
+class LoraParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = ["q_proj", "v_proj"]
+
+
+class RecModel(nn.Module):
+    """LLM (a PeftModel) + optional projector, with the tokenizer and the Yes/No token ids."""
+
+    def __init__(self, llm: PeftModel, tokenizer, projector: CFProjector | None):
+        super().__init__()
+        self.llm, self.tokenizer, self.projector = llm, tokenizer, projector
+        self.yes_id, self.no_id = answer_token_ids(tokenizer)
+        base = llm.get_base_model()
+        # a tuple, so these views into `llm` are not registered twice as submodules
+        self._parts = (base.get_decoder(), base.get_output_embeddings())
+
+    @property
+    def body(self) -> nn.Module:
+        """The transformer stack without lm_head (LoRA layers inside)."""
+        return self._parts[0]
+
+    @property
+    def lm_head(self) -> nn.Module:
+        return self._parts[1]
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def input_embeddings(self, batch: RecBatch) -> torch.Tensor:
+        """(B, T, H) token embeddings with projected CF vectors written into the slot positions."""
+        projected = None
+        if batch.slot_vectors is not None:
+            if self.projector is None:
+                raise ValueError("prompts carry CF slots but the model has no projector")
+            projected = self.projector(batch.slot_vectors)
+        return embed_with_soft_tokens(
+            self.llm.get_input_embeddings(), batch.input_ids, batch.slot_batch, batch.slot_position, projected
+        )
+
+    def hidden_states(self, batch: RecBatch) -> torch.Tensor:
+        """(B, T, H) last hidden states of the body; no logits are computed here."""
+        out = self.body(
+            inputs_embeds=self.input_embeddings(batch), attention_mask=batch.attention_mask, use_cache=False
+        )
+        return out.last_hidden_state
+
+
+def load_backbone(path: str):
+    """(model, tokenizer) of any HF causal LM path or id, fp32 weights (bf16 is applied by autocast)."""
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return model, tokenizer
+
+
+def build_rec_model(
+    backbone: str,
+    lora: LoraParams,
+    init_from: Path | None = None,
+    train_lora: bool = True,
+    cf_dim: int | None = None,
+    projector_expansion: int = 10,
+) -> RecModel:
+    """A model ready to train: new LoRA (or the one saved in `init_from`, trainable or frozen), and a
+    projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made)."""
+    model, tokenizer = load_backbone(backbone)
+    if init_from is None:
+        config = LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+        )
+        llm = get_peft_model(model, config)
+        if not train_lora:
+            llm.requires_grad_(False)
+    else:
+        llm = PeftModel.from_pretrained(model, Path(init_from) / ADAPTER_DIR, is_trainable=train_lora)
+    projector = None
+    if cf_dim is not None:
+        saved = Path(init_from) / PROJECTOR_FILE if init_from is not None else None
+        projector = _load_projector(saved) if saved is not None and saved.exists() else CFProjector(
+            cf_dim, model.config.hidden_size, projector_expansion
+        )
+        if projector.cf_dim != cf_dim:
+            raise ValueError(f"{saved}: projector expects CF vectors of size {projector.cf_dim}, got {cf_dim}")
+    return RecModel(llm, tokenizer, projector)
+
+
+def save_rec_model(rec: RecModel, out_dir: Path) -> None:
+    """Write `out_dir/adapter/` (LoRA only) and `out_dir/projector.pt` (when there is a projector)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec.llm.save_pretrained(out_dir / ADAPTER_DIR)
+    if rec.projector is not None:
+        torch.save({"config": rec.projector.config(), "state": rec.projector.state_dict()}, out_dir / PROJECTOR_FILE)
+    (out_dir / "model.json").write_text(json.dumps({"has_projector": rec.projector is not None}) + "\n")
+
+
+def load_rec_model(backbone: str, model_dir: Path) -> RecModel:
+    """A trained variant for scoring or generation (eval mode, nothing trainable)."""
+    model, tokenizer = load_backbone(backbone)
+    llm = PeftModel.from_pretrained(model, Path(model_dir) / ADAPTER_DIR, is_trainable=False)
+    saved = Path(model_dir) / PROJECTOR_FILE
+    rec = RecModel(llm, tokenizer, _load_projector(saved) if saved.exists() else None)
+    rec.requires_grad_(False)
+    return rec.eval()
+
+
+def _load_projector(path: Path) -> CFProjector:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    projector = CFProjector(**saved["config"])
+    projector.load_state_dict(saved["state"])
+    return projector
+
+
+def trainable_state(rec: RecModel) -> dict[str, torch.Tensor]:
+    """Copies of the trainable parameters and the projector's buffers (for best-checkpoint keeping)."""
+    state = {n: p.detach().clone() for n, p in rec.named_parameters() if p.requires_grad}
+    if rec.projector is not None:
+        state.update({f"projector.{n}": b.detach().clone() for n, b in rec.projector.named_buffers()})
+    return state
+
+
+def restore_state(rec: RecModel, state: dict[str, torch.Tensor]) -> None:
+    missing = set(state) - set(rec.state_dict())
+    if missing:
+        raise KeyError(f"cannot restore unknown tensors {sorted(missing)[:3]}")
+    rec.load_state_dict(state, strict=False)

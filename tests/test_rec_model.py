@@ -1,0 +1,132 @@
+"""Soft tokens, one-pass scoring and the loss on a tiny randomly initialised Llama."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rec_tiny
+from pipeline import schemas
+from pipeline.artifacts import read_frame
+from pipeline.rec.batching import collate, length_buckets
+from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
+from pipeline.rec.losses import LossParams, rec_loss
+from pipeline.rec.model import LoraParams, build_rec_model
+from pipeline.rec.prompts import get_template
+from pipeline.rec.scoring import generation_inputs, score_examples
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rec")
+    rec_tiny.write_tiny_model(root / "tiny")
+    rec_tiny.write_tiny_artifacts(root)
+    return root
+
+
+def _model_and_examples(root, with_cf: bool, traces=None):
+    torch.manual_seed(3)
+    ingest = root / "data/ingest"
+    frame = read_frame(ingest / "interactions.parquet", schemas.INTERACTIONS)
+    items = read_frame(ingest / "items.parquet", schemas.ITEMS)
+    vectors = None
+    if with_cf:
+        users = dense_vectors(read_frame(root / "data/cf/mf/user_vectors.parquet"), "user", "users")
+        item_table = dense_vectors(read_frame(root / "data/cf/mf/item_vectors.parquet"), "item", "items")
+        vectors = CFVectors(users, item_table)
+    rec = build_rec_model(str(root / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM if with_cf else None,
+                          projector_expansion=2)
+    # random LoRA B (peft starts it at zero) so the adapter really changes the logits under test
+    for name, param in rec.llm.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    rec.eval()
+    catalog = build_catalog(items, None, title_words=3, keywords_per_item=0)
+    examples = build_examples(frame.iloc[10:22], catalog, rec.tokenizer, get_template("v1"), 3, vectors, traces)
+    return rec, examples
+
+
+def test_projector_writes_cf_vectors_into_exactly_the_placeholder_positions(tiny):
+    rec, examples = _model_and_examples(tiny, with_cf=True)
+    batch = collate(examples, rec.pad_id, with_answers=False)
+    with torch.no_grad():
+        embeds = rec.input_embeddings(batch)
+        plain = rec.llm.get_input_embeddings()(batch.input_ids)
+        projected = rec.projector(batch.slot_vectors)
+    slot_mask = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
+    slot_mask[batch.slot_batch, batch.slot_position] = True
+    # user + the last (at most 3) history items + target per row
+    frame = read_frame(tiny / "data/ingest/interactions.parquet").iloc[10:22]
+    assert slot_mask.sum(dim=1).tolist() == [2 + min(3, len(h)) for h in frame["history_items"]]
+    assert (batch.input_ids[slot_mask] == rec.pad_id).all()
+    assert torch.equal(embeds[~slot_mask], plain[~slot_mask])
+    assert torch.allclose(embeds[slot_mask], projected)
+    assert not torch.allclose(plain[slot_mask], projected)
+    # the first slot of each row carries the user's vector, the last the target item's
+    first = examples[0]
+    np.testing.assert_array_equal(first.slot_vectors[0], dense_vectors(
+        read_frame(tiny / "data/cf/mf/user_vectors.parquet"), "user", "u")[first.user])
+    np.testing.assert_array_equal(first.slot_vectors[-1], dense_vectors(
+        read_frame(tiny / "data/cf/mf/item_vectors.parquet"), "item", "i")[first.item])
+
+
+@pytest.mark.parametrize("with_cf", [False, True])
+def test_one_pass_score_equals_first_step_yes_logit_of_generate(tiny, with_cf):
+    rec, examples = _model_and_examples(tiny, with_cf=with_cf)
+    examples = examples[::3]  # 4 rows of different lengths; generate() costs ~1 s a call
+    scores = score_examples(rec, examples, batch_size=3, dtype="float32")  # right padding, 2 batches
+    expected = []
+    with torch.no_grad():
+        for example in examples:
+            inputs = generation_inputs(rec, [example])
+            out = rec.llm.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True,
+                                   return_dict_in_generate=True, pad_token_id=rec.pad_id)
+            expected.append(float(out.logits[0][0, rec.yes_id]))
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
+    assert np.std(scores) > 1e-3  # different prompts, different scores
+
+
+def test_left_padded_generation_inputs_match_one_pass_scores(tiny):
+    rec, examples = _model_and_examples(tiny, with_cf=True)
+    with torch.no_grad():
+        out = rec.llm.generate(**generation_inputs(rec, examples), max_new_tokens=1, do_sample=False,
+                               output_logits=True, return_dict_in_generate=True, pad_token_id=rec.pad_id)
+    np.testing.assert_allclose(out.logits[0][:, rec.yes_id].numpy(),
+                               score_examples(rec, examples, 16, "float32"), rtol=1e-4, atol=1e-4)
+
+
+def test_loss_matches_full_logit_computation_with_length_weights(tiny):
+    frame = read_frame(tiny / "data/ingest/interactions.parquet")
+    traces = {int(r): "Yes. The user liked similar stories." for r in frame["row"].iloc[10:13]}
+    rec, examples = _model_and_examples(tiny, with_cf=True, traces=traces)
+    batch = collate(examples, rec.pad_id, with_answers=True)
+    params = LossParams(bce_weight_single=0.8, bce_weight_multi=0.3)
+    with torch.no_grad():
+        loss, _ = rec_loss(rec.hidden_states(batch), rec.lm_head, batch, rec.yes_id, params)
+        logits = rec.llm(inputs_embeds=rec.input_embeddings(batch), attention_mask=batch.attention_mask).logits
+    manual = []
+    for b, example in enumerate(examples):
+        start = len(example.prompt_ids)
+        answer_logits = logits[b, start - 1 : start - 1 + len(example.answer_ids)]
+        lm = F.cross_entropy(answer_logits, torch.tensor(example.answer_ids))
+        bce = F.binary_cross_entropy_with_logits(logits[b, start - 1, rec.yes_id], torch.tensor(float(example.label)))
+        w = 0.3 if example.row in traces else 0.8
+        manual.append(w * bce + (1 - w) * lm)
+    assert sum(e.reasoning for e in examples) == 3
+    assert float(loss) == pytest.approx(float(torch.stack(manual).mean()), rel=1e-5)
+
+
+def test_length_buckets_group_similar_lengths_and_cover_every_row():
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53]
+    batches = length_buckets(lengths, 2, np.random.default_rng(0))
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) <= 1 for b in batches)
+    assert length_buckets(lengths, 4) == [[0, 2, 4, 6], [1, 3, 5, 7]]
+
+
+def test_missing_cf_vector_names_the_id():
+    frame = pd.DataFrame({"item": [0, 2], "vector": [[1.0, 2.0], [3.0, 4.0]]})
+    with pytest.raises(ValueError, match=r"items.parquet: no vector for item \[1\]"):
+        dense_vectors(frame, "item", "items.parquet")
