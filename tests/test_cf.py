@@ -20,6 +20,14 @@ CONFIGS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """seed_everything sets the process-wide thread count; other tests keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def interactions():
     return synthetic_interactions(N_USERS, N_ITEMS, seed=0)

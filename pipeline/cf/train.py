@@ -39,8 +39,8 @@ def seed_everything(seed: int, threads: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    # CPU kernels give bit-identical results for a fixed thread count (tests/test_cf.py checks it).
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
 
 
 @torch.no_grad()
