@@ -144,3 +144,11 @@ def test_missing_key_variable_is_a_clear_error(monkeypatch):
     with FakeChatServer() as server:
         with pytest.raises(LLMError, match="THINKREC_ABSENT_KEY is not set"):
             backend_for(server, api_key_env="THINKREC_ABSENT_KEY")
+
+
+def test_vllm_only_fields_can_be_left_out_for_hosted_apis(tmp_path):
+    with FakeChatServer() as server:
+        backend = backend_for(server, vllm_extensions=False)
+        sampling = SamplingParams(repetition_penalty=1.2)
+        CachedChat(backend, tmp_path / "c.sqlite").complete([chat(("user", "a"), sampling=sampling)])
+    assert "repetition_penalty" not in server.bodies[0]

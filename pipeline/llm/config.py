@@ -28,6 +28,8 @@ class OpenAIConfig(BaseModel):
     timeout: float = Field(120.0, gt=0)  # seconds per attempt
     backoff_seconds: float = Field(1.0, ge=0)  # first retry delay; doubles per retry, full jitter
     max_backoff_seconds: float = Field(30.0, ge=0)
+    # Send vLLM's sampling extensions (repetition_penalty); hosted APIs reject unknown fields.
+    vllm_extensions: bool = True
 
 
 class VLLMConfig(BaseModel):

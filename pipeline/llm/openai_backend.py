@@ -114,7 +114,7 @@ class OpenAIBackend:
         }
         if sampling.temperature > 0:
             kwargs["seed"] = sampling.seed
-        if sampling.repetition_penalty != 1.0:  # vLLM's extension of the OpenAI API
+        if sampling.repetition_penalty != 1.0 and self.config.vllm_extensions:
             kwargs["extra_body"] = {"repetition_penalty": sampling.repetition_penalty}
         if request.response_schema is not None:
             kwargs["response_format"] = {
