@@ -41,6 +41,7 @@ def write_tiny_model(path: Path, seed: int = 0) -> Path:
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        initializer_range=0.2,  # larger than the default 0.02 so soft tokens visibly move the output
     )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(path)
@@ -90,19 +91,20 @@ def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
 
 def tiny_params(backbone: Path, steps: int = 2) -> dict:
     """A params.yaml body for the rec stages on the tiny model (2 steps, everything small)."""
-    train = {"train_rows": 30, "steps": steps, "batch_size": 4, "grad_accum": 2, "lr": 0.01, "warmup_steps": 1,
-             "eval_every": 0, "probe_rows": 8, "dtype": "float32", "seed": 7}
+    # grad_accum x batch_size covers the 30 train rows: each step is one full pass, probed on all rows
+    train = {"train_rows": 30, "steps": steps, "batch_size": 4, "grad_accum": 8, "lr": 0.01, "warmup_steps": 1,
+             "eval_every": 0, "probe_rows": 30, "dtype": "float32", "seed": 7}
     return {
         "cf": {"model": "mf"},
         "rec": {
-            "backbone": str(backbone), "threads": 1,
+            "backbone": str(backbone), "threads": 1, "answer_logit": "yes_minus_no",
             "prompt": {"version": "v1", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
                        "max_answer_tokens": 16},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
             "projector": {"expansion": 2, "match_embedding_norm": True},
             "loss": {"bce_weight_single": 0.9, "bce_weight_multi": 0.1},
             "scoring": {"batch_size": 4, "dtype": "float32", "selection": "reference"},
-            "train_text": train, "train_cf": {**train, "lr": 0.05}, "train_think": {**train, "reasoning_prob": 0.5},
+            "train_text": train, "train_cf": train, "train_think": {**train, "reasoning_prob": 0.5},
         },
     }
 

@@ -26,7 +26,7 @@ def tiny(tmp_path_factory):
     return root
 
 
-def _model_and_examples(root, with_cf: bool, traces=None):
+def _model_and_examples(root, with_cf: bool, traces=None, answer_logit="yes_minus_no"):
     torch.manual_seed(3)
     ingest = root / "data/ingest"
     frame = read_frame(ingest / "interactions.parquet", schemas.INTERACTIONS)
@@ -37,7 +37,7 @@ def _model_and_examples(root, with_cf: bool, traces=None):
         item_table = dense_vectors(read_frame(root / "data/cf/mf/item_vectors.parquet"), "item", "items")
         vectors = CFVectors(users, item_table)
     rec = build_rec_model(str(root / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM if with_cf else None,
-                          projector_expansion=2)
+                          projector_expansion=2, answer_logit=answer_logit)
     # random LoRA B (peft starts it at zero) so the adapter really changes the logits under test
     for name, param in rec.llm.named_parameters():
         if "lora_B" in name:
@@ -72,9 +72,9 @@ def test_projector_writes_cf_vectors_into_exactly_the_placeholder_positions(tiny
         read_frame(tiny / "data/cf/mf/item_vectors.parquet"), "item", "i")[first.item])
 
 
-@pytest.mark.parametrize("with_cf", [False, True])
-def test_one_pass_score_equals_first_step_yes_logit_of_generate(tiny, with_cf):
-    rec, examples = _model_and_examples(tiny, with_cf=with_cf)
+@pytest.mark.parametrize(("with_cf", "answer_logit"), [(False, "yes"), (True, "yes"), (True, "yes_minus_no")])
+def test_one_pass_score_equals_first_step_yes_logit_of_generate(tiny, with_cf, answer_logit):
+    rec, examples = _model_and_examples(tiny, with_cf=with_cf, answer_logit=answer_logit)
     examples = examples[::3]  # 4 rows of different lengths; generate() costs ~1 s a call
     scores = score_examples(rec, examples, batch_size=3, dtype="float32")  # right padding, 2 batches
     expected = []
@@ -83,7 +83,9 @@ def test_one_pass_score_equals_first_step_yes_logit_of_generate(tiny, with_cf):
             inputs = generation_inputs(rec, [example])
             out = rec.llm.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True,
                                    return_dict_in_generate=True, pad_token_id=rec.pad_id)
-            expected.append(float(out.logits[0][0, rec.yes_id]))
+            first_step = out.logits[0][0]  # (V,) raw logits of the first generated token
+            no = first_step[rec.no_id] if answer_logit == "yes_minus_no" else 0.0
+            expected.append(float(first_step[rec.yes_id] - no))
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
     assert np.std(scores) > 1e-3  # different prompts, different scores
 
@@ -93,7 +95,8 @@ def test_left_padded_generation_inputs_match_one_pass_scores(tiny):
     with torch.no_grad():
         out = rec.llm.generate(**generation_inputs(rec, examples), max_new_tokens=1, do_sample=False,
                                output_logits=True, return_dict_in_generate=True, pad_token_id=rec.pad_id)
-    np.testing.assert_allclose(out.logits[0][:, rec.yes_id].numpy(),
+    first_step = out.logits[0]
+    np.testing.assert_allclose((first_step[:, rec.yes_id] - first_step[:, rec.no_id]).numpy(),
                                score_examples(rec, examples, 16, "float32"), rtol=1e-4, atol=1e-4)
 
 
@@ -104,14 +107,15 @@ def test_loss_matches_full_logit_computation_with_length_weights(tiny):
     batch = collate(examples, rec.pad_id, with_answers=True)
     params = LossParams(bce_weight_single=0.8, bce_weight_multi=0.3)
     with torch.no_grad():
-        loss, _ = rec_loss(rec.hidden_states(batch), rec.lm_head, batch, rec.yes_id, params)
+        loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, params)
         logits = rec.llm(inputs_embeds=rec.input_embeddings(batch), attention_mask=batch.attention_mask).logits
     manual = []
     for b, example in enumerate(examples):
         start = len(example.prompt_ids)
         answer_logits = logits[b, start - 1 : start - 1 + len(example.answer_ids)]
         lm = F.cross_entropy(answer_logits, torch.tensor(example.answer_ids))
-        bce = F.binary_cross_entropy_with_logits(logits[b, start - 1, rec.yes_id], torch.tensor(float(example.label)))
+        yes_minus_no = logits[b, start - 1, rec.yes_id] - logits[b, start - 1, rec.no_id]
+        bce = F.binary_cross_entropy_with_logits(yes_minus_no, torch.tensor(float(example.label)))
         w = 0.3 if example.row in traces else 0.8
         manual.append(w * bce + (1 - w) * lm)
     assert sum(e.reasoning for e in examples) == 3

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.rec.batching import RecBatch
+from pipeline.rec.model import RecModel
 
 
 class LossParams(BaseModel):
@@ -16,14 +17,15 @@ class LossParams(BaseModel):
 
 
 def rec_loss(
-    hidden: torch.Tensor, lm_head: torch.nn.Module, batch: RecBatch, yes_id: int, params: LossParams
+    hidden: torch.Tensor, rec: RecModel, batch: RecBatch, params: LossParams
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean over rows of w * BCE(yes logit, label) + (1 - w) * mean CE(answer tokens).
+    """Mean over rows of w * BCE(answer logit, label) + (1 - w) * mean CE(answer tokens); the answer
+    logit is rec.answer_logit (the "Yes" logit, or Yes - No) at the first answer position.
 
     hidden: (B, T, H). lm_head is applied only where a target exists (the answer positions), never
     to the whole (B, T, V) grid."""
     targeted = batch.lm_targets != -100  # (B, T)
-    logits = lm_head(hidden[targeted]).float()  # (N, V)
+    logits = rec.lm_head(hidden[targeted]).float()  # (N, V)
     token_ce = F.cross_entropy(logits, batch.lm_targets[targeted], reduction="none")  # (N,)
     row_of = targeted.nonzero()[:, 0]
     rows = hidden.shape[0]
@@ -32,11 +34,8 @@ def rec_loss(
     lm_row = ce_sum / counts.clamp_min(1)
 
     answer_pos = batch.prompt_lengths - 1
-    first = hidden[torch.arange(rows), answer_pos]  # (B, H)
-    yes_logit = (first @ lm_head.weight[yes_id].to(first.dtype)).float()
-    if getattr(lm_head, "bias", None) is not None:
-        yes_logit = yes_logit + lm_head.bias[yes_id].float()
-    bce_row = F.binary_cross_entropy_with_logits(yes_logit, batch.labels, reduction="none")
+    answer = rec.answer_logit(hidden[torch.arange(rows), answer_pos])  # (B,)
+    bce_row = F.binary_cross_entropy_with_logits(answer, batch.labels, reduction="none")
 
     w = torch.where(batch.multi_token, params.bce_weight_multi, params.bce_weight_single)
     loss = (w * bce_row + (1 - w) * lm_row).mean()

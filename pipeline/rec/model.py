@@ -31,12 +31,22 @@ class LoraParams(BaseModel):
     target_modules: list[str] = ["q_proj", "v_proj"]
 
 
-class RecModel(nn.Module):
-    """LLM (a PeftModel) + optional projector, with the tokenizer and the Yes/No token ids."""
+ANSWER_LOGITS = ("yes_minus_no", "yes")
 
-    def __init__(self, llm: PeftModel, tokenizer, projector: CFProjector | None):
+
+class RecModel(nn.Module):
+    """LLM (a PeftModel) + optional projector, with the tokenizer and the Yes/No token ids.
+
+    `answer_logit` is what BCE trains and what scoring returns: "yes" = the raw "Yes" logit (the
+    reference); "yes_minus_no" = logit(Yes) - logit(No), the log-odds of Yes among {Yes, No}. The raw
+    Yes logit of an instruct model starts near +15 for every prompt, so short runs spend their steps
+    pulling it down instead of ranking; the difference starts near 0 and agrees with the LM loss."""
+
+    def __init__(self, llm: PeftModel, tokenizer, projector: CFProjector | None, answer_logit: str = "yes_minus_no"):
         super().__init__()
-        self.llm, self.tokenizer, self.projector = llm, tokenizer, projector
+        if answer_logit not in ANSWER_LOGITS:
+            raise ValueError(f"answer_logit must be one of {ANSWER_LOGITS}, got {answer_logit!r}")
+        self.llm, self.tokenizer, self.projector, self.answer_logit_kind = llm, tokenizer, projector, answer_logit
         self.yes_id, self.no_id = answer_token_ids(tokenizer)
         base = llm.get_base_model()
         # a tuple, so these views into `llm` are not registered twice as submodules
@@ -67,6 +77,17 @@ class RecModel(nn.Module):
             self.llm.get_input_embeddings(), batch.input_ids, batch.slot_batch, batch.slot_position, projected
         )
 
+    def answer_logit(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B,) float32 score from (B, H) hidden states at the answer position: only the Yes (and No)
+        rows of lm_head are applied."""
+        ids = [self.yes_id] + ([self.no_id] if self.answer_logit_kind == "yes_minus_no" else [])
+        weight = self.lm_head.weight[ids].to(hidden.dtype)  # (1 or 2, H)
+        logits = hidden @ weight.T
+        if getattr(self.lm_head, "bias", None) is not None:
+            logits = logits + self.lm_head.bias[ids].to(logits.dtype)
+        logits = logits.float()
+        return logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
+
     def hidden_states(self, batch: RecBatch) -> torch.Tensor:
         """(B, T, H) last hidden states of the body; no logits are computed here."""
         out = self.body(
@@ -91,6 +112,7 @@ def build_rec_model(
     train_lora: bool = True,
     cf_dim: int | None = None,
     projector_expansion: int = 10,
+    answer_logit: str = "yes_minus_no",
 ) -> RecModel:
     """A model ready to train: new LoRA (or the one saved in `init_from`, trainable or frozen), and a
     projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made)."""
@@ -113,7 +135,7 @@ def build_rec_model(
         )
         if projector.cf_dim != cf_dim:
             raise ValueError(f"{saved}: projector expects CF vectors of size {projector.cf_dim}, got {cf_dim}")
-    return RecModel(llm, tokenizer, projector)
+    return RecModel(llm, tokenizer, projector, answer_logit)
 
 
 def save_rec_model(rec: RecModel, out_dir: Path) -> None:
@@ -123,7 +145,8 @@ def save_rec_model(rec: RecModel, out_dir: Path) -> None:
     rec.llm.save_pretrained(out_dir / ADAPTER_DIR)
     if rec.projector is not None:
         torch.save({"config": rec.projector.config(), "state": rec.projector.state_dict()}, out_dir / PROJECTOR_FILE)
-    (out_dir / "model.json").write_text(json.dumps({"has_projector": rec.projector is not None}) + "\n")
+    meta = {"has_projector": rec.projector is not None, "answer_logit": rec.answer_logit_kind}
+    (out_dir / "model.json").write_text(json.dumps(meta) + "\n")
 
 
 def load_rec_model(backbone: str, model_dir: Path) -> RecModel:
@@ -131,7 +154,8 @@ def load_rec_model(backbone: str, model_dir: Path) -> RecModel:
     model, tokenizer = load_backbone(backbone)
     llm = PeftModel.from_pretrained(model, Path(model_dir) / ADAPTER_DIR, is_trainable=False)
     saved = Path(model_dir) / PROJECTOR_FILE
-    rec = RecModel(llm, tokenizer, _load_projector(saved) if saved.exists() else None)
+    meta = json.loads((Path(model_dir) / "model.json").read_text())
+    rec = RecModel(llm, tokenizer, _load_projector(saved) if saved.exists() else None, meta["answer_logit"])
     rec.requires_grad_(False)
     return rec.eval()
 

@@ -50,7 +50,8 @@ class RecParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     backbone: str = "data/models/smollm2-135m-instruct"
-    threads: int = 2
+    threads: int = 1
+    answer_logit: str = "yes_minus_no"
     prompt: PromptParams = PromptParams()
     lora: LoraParams = LoraParams()
     projector: ProjectorParams = ProjectorParams()
@@ -173,7 +174,7 @@ def _load_data(spec: VariantSpec, inputs: RecInputs) -> _Data:
 def _build_model(spec: VariantSpec, params: RecParams, vectors: CFVectors | None) -> RecModel:
     rec = build_rec_model(
         params.backbone, params.lora, spec.init_from, spec.train_lora,
-        vectors.dim if vectors is not None else None, params.projector.expansion,
+        vectors.dim if vectors is not None else None, params.projector.expansion, params.answer_logit,
     )
     if rec.projector is not None:
         fresh = spec.init_from is None or not (Path(spec.init_from) / "projector.pt").exists()

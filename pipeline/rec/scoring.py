@@ -18,13 +18,11 @@ from pipeline.rec.model import RecModel
 
 
 def yes_logits(rec: RecModel, batch: RecBatch) -> torch.Tensor:
-    """(B,) float32 logit of the "Yes" token at each row's first answer position."""
+    """(B,) float32 answer score (rec.answer_logit: the "Yes" logit, or Yes - No) at each row's first
+    answer position."""
     hidden = rec.hidden_states(batch)  # (B, T, H)
     last = hidden[torch.arange(hidden.shape[0]), batch.prompt_lengths - 1]  # (B, H)
-    logit = last @ rec.lm_head.weight[rec.yes_id].to(last.dtype)
-    if getattr(rec.lm_head, "bias", None) is not None:
-        logit = logit + rec.lm_head.bias[rec.yes_id]
-    return logit.float()
+    return rec.answer_logit(last)
 
 
 def autocast_context(dtype: str):
@@ -40,7 +38,8 @@ def autocast_context(dtype: str):
 def score_examples(
     rec: RecModel, examples: Sequence[RecExample], batch_size: int, dtype: str = "bfloat16", desc: str = "score"
 ) -> np.ndarray:
-    """Yes logits of `examples` (prompts only), in their order; batches are length-bucketed."""
+    """Answer scores (see yes_logits) of `examples` (prompts only), in their order; batches are
+    length-bucketed."""
     was_training = rec.training
     rec.eval()
     scores = np.zeros(len(examples), dtype=np.float32)

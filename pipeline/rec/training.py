@@ -66,7 +66,7 @@ def mean_loss(rec: RecModel, examples: Sequence[RecExample], loss_params: LossPa
     rec.eval()
     with autocast_context(dtype):
         batch = collate(examples, rec.pad_id, with_answers=True)
-        loss, _ = rec_loss(rec.hidden_states(batch), rec.lm_head, batch, rec.yes_id, loss_params)
+        loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
     rec.train(was_training)
     return float(loss)
 
@@ -124,7 +124,7 @@ def _optimizer_step(rec, streams, params, loss_params, rng, trainable, optimizer
         examples = streams["reasoning" if use_reasoning else "train"].next()
         batch = collate(examples, rec.pad_id, with_answers=True)
         with autocast_context(params.dtype):
-            loss, parts = rec_loss(rec.hidden_states(batch), rec.lm_head, batch, rec.yes_id, loss_params)
+            loss, parts = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
         (loss / params.grad_accum).backward()
         totals["loss"] += float(loss.detach()) / params.grad_accum
         totals["bce"] += parts["bce"] / params.grad_accum
