@@ -1,0 +1,109 @@
+"""The explain stage from its CLI on tiny data: a tiny Llama trained to reproduce some reference
+traces writes them back through the stage (so the stage rebuilds the prompts it was trained on),
+an untrained baseline scores lower, and the outputs follow their schemas."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import rec_tiny
+from pipeline import schemas
+from pipeline.artifacts import read_frame, write_frame
+from pipeline.explain.prompts import reference_rows
+from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
+from pipeline.rec.losses import LossParams
+from pipeline.rec.model import LoraParams, build_rec_model, save_rec_model
+from pipeline.rec.prompts import get_template
+from pipeline.rec.training import TrainParams, train_rec_model
+
+REPO = Path(__file__).resolve().parents[1]
+TRACES = ["Yes. liked drama", "No. not liked comedy", "Yes. action comedy", "No. drama", "Yes. unused"]
+HISTORY, TITLE_WORDS, KEYWORDS = 1, 3, 2
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _write_reference_traces(root: Path) -> pd.DataFrame:
+    frame = read_frame(root / "data/ingest/interactions.parquet", schemas.INTERACTIONS)
+    test = frame[frame["split"] == "test"].sort_values("row").head(len(TRACES))
+    traces = pd.DataFrame({"row": test["row"], "label": test["label"], "trace": TRACES,
+                           "rounds": 1, "tokens_in": 10, "tokens_out": 5})
+    write_frame(traces, root / "data/traces/reference_traces.parquet", schemas.TRACES)
+    return test.assign(trace=TRACES)
+
+
+def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
+    """Overfit a ThinkRec-style tiny model (CF slots + keywords) to the first 4 reference traces."""
+    torch.manual_seed(0)
+    rec = build_rec_model(str(root / "tiny"), LoraParams(r=8, alpha=16, dropout=0.0, target_modules=ALL_LINEAR),
+                          cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
+    vectors = CFVectors(
+        dense_vectors(read_frame(root / "data/cf/mf/user_vectors.parquet"), "user", "users"),
+        dense_vectors(read_frame(root / "data/cf/mf/item_vectors.parquet"), "item", "items"),
+    )
+    catalog = build_catalog(read_frame(root / "data/ingest/items.parquet"),
+                            read_frame(root / "data/keywords/item_keywords.parquet"), TITLE_WORDS, KEYWORDS)
+    rows = rows.head(4)
+    traces = dict(zip(rows["row"].astype(int), rows["trace"]))
+    examples = build_examples(rows, catalog, rec.tokenizer, get_template("v1"), HISTORY, vectors, traces, 16)
+    params = TrainParams(steps=100, batch_size=4, grad_accum=1, lr=0.01, warmup_steps=1, eval_every=0,
+                         probe_rows=4, dtype="float32", seed=0)
+    train_rec_model(rec, examples, [], params, LossParams())
+    save_rec_model(rec, root / "data/rec/thinkrec")
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    torch.set_num_threads(1)
+    rec_tiny.write_tiny_model(root / "tiny")
+    rec_tiny.write_tiny_artifacts(root)
+    params = rec_tiny.tiny_params(root / "tiny")
+    params["rec"]["prompt"].update(history_items=HISTORY, title_words=TITLE_WORDS, keywords_per_item=KEYWORDS)
+    params["explain"] = {"models": ["thinkrec", "tallrec"], "rows": 4, "max_new_tokens": 12,
+                         "min_new_tokens": 0, "batch_size": 2, "dtype": "float32", "threads": 1}
+    rec_tiny.write_params(root, params)
+    rows = _write_reference_traces(root)
+    _train_thinkrec_on_traces(root, rows)
+    # an untrained text-only baseline: LoRA B = 0, so it is the random backbone itself
+    save_rec_model(build_rec_model(str(root / "tiny"), LoraParams(r=2, alpha=4)), root / "data/rec/tallrec")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "stages.explain"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result.stdout
+
+
+def test_stage_reproduces_trained_traces_and_writes_both_models(explained):
+    root, stdout = explained
+    assert "explain: 4 reference rows" in stdout
+    table = read_frame(root / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)
+    assert len(table) == 8 and sorted(table["model"].unique()) == ["tallrec", "thinkrec"]
+    think = table[table["model"] == "thinkrec"].sort_values("row")
+    assert think["reference"].tolist() == TRACES[:4]  # the 5th trace is beyond explain.rows
+    exact = (think["explanation"] == think["reference"]).sum()
+    assert exact >= 2, think[["explanation", "reference"]].to_string()
+    metrics = json.loads((root / "metrics/explanations.json").read_text())
+    assert set(metrics) == {"thinkrec", "tallrec"}
+    for name in metrics:
+        assert metrics[name]["n_rows"] == 4
+        assert set(metrics[name]) >= {"bleu4", "rouge_l", "meteor", "bertscore_f1", "generation_seconds"}
+    assert metrics["thinkrec"]["rouge_l"] > metrics["tallrec"]["rouge_l"] + 0.3
+    assert metrics["thinkrec"]["bertscore_f1"] > metrics["tallrec"]["bertscore_f1"]
+    assert think["rouge_l"].mean() == pytest.approx(metrics["thinkrec"]["rouge_l"], abs=1e-6)
+
+
+def test_reference_row_missing_from_interactions_is_named(tmp_path):
+    interactions = pd.DataFrame({"row": [1, 2], "user": [0, 0]})
+    traces = pd.DataFrame({"row": [2, 7], "label": [1, 0], "trace": ["Yes. a", "No. b"],
+                           "rounds": 1, "tokens_in": 1, "tokens_out": 1})
+    path = write_frame(traces, tmp_path / "reference_traces.parquet", schemas.TRACES)
+    with pytest.raises(KeyError, match=r"reference_traces.parquet: row 7 is not in interactions"):
+        reference_rows(path, interactions, n_rows=5)
+    assert reference_rows(path, interactions, n_rows=1)["row"].tolist() == [2]
