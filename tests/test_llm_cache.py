@@ -106,3 +106,15 @@ def test_store_is_safe_with_concurrent_writers(tmp_path):
     got = other_process_view.get_many(["3-49", "7-0", "missing"])
     assert got["3-49"].text == "49" and got["3-49"].tokens_in == 49 and got["3-49"].cached
     assert "missing" not in got
+
+
+def test_vllm_backend_without_vllm_says_how_to_install():
+    import importlib.util
+
+    from pipeline.llm.backends import build_backend
+    from pipeline.llm.config import LLMConfig
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    with pytest.raises(LLMError, match=r"pip install thinkrec\[vllm\]"):
+        build_backend(LLMConfig(backend="vllm", model="Qwen/QwQ-32B"))
