@@ -1,0 +1,43 @@
+"""Prompt rendering and slot encoding (no model needed: a whitespace tokenizer stands in)."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.rec.prompts import SLOT, PromptItem, cf_slot_refs, encode_prompt, get_template, render_prompt
+
+
+class WordTokenizer:
+    """Maps each whitespace-separated word to a stable id (ids >= 10; 0 is the placeholder)."""
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+
+    def encode(self, text, add_special_tokens=False):
+        return [self.vocab.setdefault(word, 10 + len(self.vocab)) for word in text.split()]
+
+
+def test_render_puts_one_slot_per_user_history_item_and_target_in_order():
+    history = [(PromptItem("Heat", ("crime", "heist")), 1), (PromptItem("Babe <cf>"), 0)]
+    system, user = render_prompt(get_template("v1"), history, PromptItem("Fargo", ("crime",)), with_slots=True)
+    assert "Answer Yes or No" in system
+    lines = user.splitlines()
+    assert lines[1] == f"- Heat [crime, heist] {SLOT}: liked"
+    assert lines[2] == f"- Babe {SLOT}: not liked"  # a marker inside a title is removed, not a slot
+    assert lines[3].startswith(f"Target: Fargo [crime] {SLOT}.")
+    assert user.count(SLOT) == 1 + len(history) + 1 == len(cf_slot_refs(7, [3, 4], 5))
+    assert cf_slot_refs(7, [3, 4], 5) == [("user", 7), ("item", 3), ("item", 4), ("item", 5)]
+    _, text_only = render_prompt(get_template("v1"), history, PromptItem("Fargo"), with_slots=False)
+    assert SLOT not in text_only and "- Heat [crime, heist]: liked" in text_only
+
+
+def test_encode_prompt_records_each_slot_position():
+    tokenizer = WordTokenizer()
+    ids, positions = encode_prompt(tokenizer, f"User {SLOT} likes Heat {SLOT} and Fargo {SLOT}", placeholder_id=0)
+    assert positions == [1, 4, 7]
+    assert [ids[p] for p in positions] == [0, 0, 0]
+    assert 0 not in [ids[i] for i in range(len(ids)) if i not in positions]
+
+
+def test_unknown_template_version_names_the_param():
+    with pytest.raises(KeyError, match="rec.prompt.version: unknown template 'v9'"):
+        get_template("v9")
