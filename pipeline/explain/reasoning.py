@@ -30,8 +30,11 @@ def write_reasoning(
 
     Rows are batched by prompt length (left-padded). `min_new_tokens` keeps EOS away for that
     many tokens: most training answers are a bare "Yes"/"No", so without it greedy decoding often
-    stops before any reasoning."""
+    stops before any reasoning. With dtype bfloat16 the model's weights are cast once (in place):
+    autocast re-casts frozen fp32 weights at every decoding step, which costs more than the step."""
     rec.eval()
+    if dtype == "bfloat16":
+        rec.to(torch.bfloat16)
     tokenizer = rec.tokenizer
     eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     texts: list[str] = [""] * len(examples)
