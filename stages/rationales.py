@@ -27,10 +27,10 @@ METRICS = "metrics/rationales.json"
 class RationaleParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(192, ge=0)
+    count: int = Field(128, ge=0)
     review_words: int = Field(100, ge=1)
     budgets: WordBudgets = WordBudgets()
-    max_tokens: int = Field(48, ge=1)
+    max_tokens: int = Field(40, ge=1)
     repetition_penalty: float = Field(1.2, gt=0)
     seed: int = 2026
 
@@ -54,6 +54,8 @@ def main() -> None:
         "parse_failures": result.parse_failures,
         "parse_failure_fraction": result.parse_failures / n if n else 0.0,
         "llm": client.stats(),
+        # What the default costs with an empty cache (the `llm` counters only count this run's calls).
+        "teacher": {"requests": result.requests, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out},
         "stage_seconds": round(time.perf_counter() - started, 2),
     }
     write_json(metrics, METRICS)

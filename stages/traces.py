@@ -31,7 +31,7 @@ METRICS = "metrics/traces.json"
 class ReferenceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(16, ge=0)
+    count: int = Field(8, ge=0)
     history: int = Field(10, ge=1)
 
 
@@ -39,12 +39,12 @@ class TraceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     selection: Literal["hard", "random", "per_label"] = "hard"
-    count: int = Field(48, ge=0)
+    count: int = Field(24, ge=0)
     score_threshold: float | None = None
     min_history: int = Field(3, ge=0)
     history_items: int = Field(10, ge=0)
     max_rounds: int = Field(3, ge=1)
-    max_tokens: int = Field(160, ge=1)
+    max_tokens: int = Field(128, ge=1)
     repetition_penalty: float = Field(1.2, gt=0)
     min_reasoning_words: int = Field(3, ge=1)
     seed: int = 2026

@@ -90,6 +90,7 @@ def test_keywords_stage_cli_writes_schema_and_rerun_hits_cache(tmp_path, monkeyp
     stages.keywords.main()  # same params, same items: every request is answered by the cache
     rerun = json.loads((tmp_path / stages.keywords.METRICS).read_text())
     assert rerun["llm"]["calls"] == 0 and rerun["llm"]["hit_rate"] == 1.0
+    assert rerun["teacher"] == metrics["teacher"] and metrics["teacher"]["tokens_out"] == metrics["llm"]["tokens_out"] > 0
     assert len(backends[-1].requests) == 0
     pd.testing.assert_frame_equal(read_frame(tmp_path / stages.keywords.OUTPUT, ITEM_KEYWORDS), table)
 

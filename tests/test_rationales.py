@@ -31,6 +31,14 @@ def test_parse_rationale_line_by_line(answer):
     assert parsed.item_attributes == "a slow, tense thriller."
 
 
+def test_unlabelled_answer_uses_its_first_two_sentences():
+    answer = "The user prefers  quiet thrillers. The item is a slow,\ntense thriller! Extra words"
+    parsed = parse_rationale(answer, fallback="the review")
+    assert parsed.parsed
+    assert parsed.user_preference == "The user prefers quiet thrillers."
+    assert parsed.item_attributes == "The item is a slow, tense thriller!"
+
+
 @pytest.mark.parametrize(
     "answer",
     ["The user likes thrillers and the item is a thriller.", "User preference: likes thrillers.", "Item attributes:  \nUser preference: x"],
@@ -91,4 +99,6 @@ def test_rationales_stage_cli(tmp_path, monkeypatch, reviews):
     assert metrics["llm"]["calls"] + metrics["llm"]["cache_hits"] == 8  # equal requests are asked once
 
     stages.rationales.main()
-    assert json.loads((tmp_path / stages.rationales.METRICS).read_text())["llm"]["hit_rate"] == 1.0
+    rerun = json.loads((tmp_path / stages.rationales.METRICS).read_text())
+    assert rerun["llm"]["hit_rate"] == 1.0 and rerun["teacher"] == metrics["teacher"]
+    assert metrics["teacher"]["requests"] == 8

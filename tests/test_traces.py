@@ -84,8 +84,10 @@ def test_hard_selection_takes_only_cf_mistakes():
     assert score_threshold(predictions["score"], None) == 0.0
     chosen_p = select_trace_rows(train, "hard", 10, 1, 0, probabilities, 0.5)
     assert set(chosen_p["row"]) == wrong
-    with pytest.raises(ValueError, match="no score for"):
-        select_trace_rows(train, "hard", 10, 1, 0, predictions.iloc[5:], 0.0, "preds.parquet")
+    unscored = predictions[predictions["row"] != sorted(wrong)[0]]  # skipped, not an error
+    assert set(select_trace_rows(train, "hard", 10, 1, 0, unscored, 0.0)["row"]) == wrong - {sorted(wrong)[0]}
+    with pytest.raises(ValueError, match="preds.parquet: no score for any"):
+        select_trace_rows(train, "hard", 10, 1, 0, predictions.iloc[:0], 0.0, "preds.parquet")
 
 
 def test_random_and_per_label_selection():

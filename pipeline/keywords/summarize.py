@@ -52,6 +52,9 @@ class KeywordResult:
     fallbacks: int  # items whose LLM answer was unusable (fewer than min_keywords after cleaning)
     empty: int  # items with no keywords at all (unusable answer and no categories)
     not_asked: int  # items outside the LLM budget (`ask`): categories used, source "fallback"
+    requests: int = 0  # teacher requests (cached or not): the stage's cost with an empty cache
+    tokens_in: int = 0  # prompt tokens of those requests
+    tokens_out: int = 0  # answer tokens of those requests
 
 
 def most_interacted_items(interactions: pd.DataFrame, limit: int | None) -> set[int] | None:
@@ -97,4 +100,7 @@ def summarize_items(
             empty += not keywords
         rows.append({"item": int(item.item), "keywords": keywords, "source": source})
     table = pd.DataFrame(rows, columns=["item", "keywords", "source"])
-    return KeywordResult(table, fallbacks, empty, len(items) - len(asked))
+    return KeywordResult(
+        table, fallbacks, empty, len(items) - len(asked), len(responses),
+        sum(r.tokens_in for r in responses), sum(r.tokens_out for r in responses),
+    )

@@ -33,6 +33,9 @@ class RationaleResult:
     table: pd.DataFrame  # rows of schemas.RATIONALES, in row order
     parse_failures: int  # answers that could not be parsed (fallback text used)
     input_kind: str
+    requests: int = 0  # teacher requests (cached or not): the stage's cost with an empty cache
+    tokens_in: int = 0
+    tokens_out: int = 0
 
 
 def distill_rationales(
@@ -58,7 +61,7 @@ def distill_rationales(
             for r in rows.itertuples(index=False)
         ]
         fallbacks = inputs
-    responses = client.complete([rationale_request(t, sampling) for t in inputs], desc="rationales")
+    responses = client.complete([rationale_request(t, kind, sampling) for t in inputs], desc="rationales")
     records, failures = [], 0
     for row, response, fallback in zip(rows["row"], responses, fallbacks):
         parsed = parse_rationale(response.text, fallback)
@@ -71,4 +74,7 @@ def distill_rationales(
             "input_kind": kind,
         })
     columns = ["row", "user_preference", "item_attributes", "source", "input_kind"]
-    return RationaleResult(pd.DataFrame(records, columns=columns), failures, kind)
+    return RationaleResult(
+        pd.DataFrame(records, columns=columns), failures, kind, len(responses),
+        sum(r.tokens_in for r in responses), sum(r.tokens_out for r in responses),
+    )

@@ -19,13 +19,12 @@ def score_threshold(scores: pd.Series, threshold: float | None) -> float:
 
 
 def misclassified_rows(rows: pd.DataFrame, predictions: pd.DataFrame, threshold: float, where: str) -> pd.DataFrame:
-    """The rows of `rows` (row, label, ...) whose CF score falls on the wrong side of `threshold`."""
-    scored = rows.merge(predictions[["row", "score"]], on="row", how="left")
-    missing = scored["score"].isna()
-    if missing.any():
-        first = int(scored.loc[missing, "row"].iloc[0])
-        raise ValueError(f"{where}: no score for {int(missing.sum())} training rows (first: row {first}); "
-                         "hard selection needs CF scores for train rows")
+    """The rows of `rows` (row, label, ...) whose CF score falls on the wrong side of `threshold`.
+    Rows without a score (a sequential model may leave a user's first rows unscored) are skipped."""
+    scored = rows.merge(predictions[["row", "score"]], on="row", how="inner")
+    if len(rows) and scored.empty:
+        raise ValueError(f"{where}: no score for any of the {len(rows)} candidate training rows "
+                         f"(first: row {int(rows['row'].iloc[0])}); hard selection needs CF scores of train rows")
     predicted = (scored["score"] > threshold).astype(int)
     return scored[predicted != scored["label"].astype(int)].drop(columns="score")
 
