@@ -206,7 +206,8 @@ def main() -> None:
     prompt_tokens = [len(e.prompt_ids) for e in examples]
     result = {
         "model": model_note, "rows": rows_note, "median_prompt_tokens": float(np.median(prompt_tokens)),
-        "repeats": args.repeats, "threads": torch.get_num_threads(), "dtype": "bfloat16 autocast",
+        "repeats": args.repeats, "threads": torch.get_num_threads(),
+        "dtype": "training: fp32 weights + bf16 autocast (as the stages); scoring: see scoring.weights",
         "scoring": scoring, "training": training,
     }
     write_json(result, RESULTS)
