@@ -71,6 +71,11 @@ def test_train_text_cli_two_steps_lowers_loss_and_reloads_to_identical_scores(pr
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tallrec: 30 train rows" in result.stdout
     _check_variant(project, "tallrec", cf=False, keywords=False)
+    first = read_frame(project / "data/predictions/tallrec.parquet")
+    subprocess.run([sys.executable, "-m", "stages.train_text"], cwd=project, env=env, check=True,
+                   capture_output=True, timeout=600)
+    again = read_frame(project / "data/predictions/tallrec.parquet")
+    assert first.equals(again)  # seeded: a rerun gives the same scores
 
 
 def test_train_cf_then_train_think_continue_from_the_previous_variant(project, monkeypatch):

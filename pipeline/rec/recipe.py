@@ -95,6 +95,7 @@ def run_variant(
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
     data = _load_data(spec, inputs)
+    torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
     rec = _build_model(spec, params, data.vectors)
     encode = _encoder(spec, params, rec, data)
     train_frame = data.interactions[data.interactions["split"] == "train"]
