@@ -65,7 +65,9 @@ def probe_logits(model, tokenizer) -> torch.Tensor:
 
 
 def prepare_model(source: str | None, output: str | Path, gguf_file: str = GGUF_FILE) -> dict:
-    """Save a plain copy of `source` at `output` atomically; verify it reloads with equal logits."""
+    """Save a plain copy of `source` at `output` atomically; verify it reloads with equal logits.
+
+    Returns the info written next to the weights plus the load and reload times (seconds)."""
     output = Path(output)
     started = time.perf_counter()
     model, tokenizer = load_source(source, gguf_file)
@@ -83,12 +85,11 @@ def prepare_model(source: str | None, output: str | Path, gguf_file: str = GGUF_
         max_diff = float((probe_logits(reloaded, tokenizer) - expected).abs().max())
         if max_diff != 0.0:
             raise RuntimeError(f"{staging}: reloaded copy differs, max |logit diff| = {max_diff}")
+        # No timings in the file: it is part of a DVC output, so it must not change between runs.
         info = {
             "source": source or f"{GGUF_PACKAGE}/{gguf_file}",
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": int(expected.numel()),
-            "load_source_seconds": round(load_seconds, 2),
-            "reload_seconds": round(reload_seconds, 2),
             "max_abs_logit_diff": max_diff,
         }
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -96,7 +97,7 @@ def prepare_model(source: str | None, output: str | Path, gguf_file: str = GGUF_
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return info
+    return {**info, "load_source_seconds": round(load_seconds, 2), "reload_seconds": round(reload_seconds, 2)}
 
 
 def _replace_dir(new: Path, target: Path) -> None:
