@@ -1,22 +1,22 @@
 """Stage `keywords`: every item's keywords from the teacher LLM (with a counted category fallback).
 
 Reads data/ingest/{items,interactions}.parquet and params `keywords` + `llm`; writes
-data/keywords/item_keywords.parquet and metrics/keywords.json.
+data/keywords/item_keywords.parquet and metrics/keywords.json. Popularity (which items the LLM is
+asked about) counts training interactions only, so the test period cannot decide it.
 """
 from __future__ import annotations
 
 import logging
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
-from pipeline.llm.chat import SamplingParams
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS
 from stages.params import load_section
-from stages.teacher import teacher_chat
+from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 ITEMS_PATH = "data/ingest/items.parquet"
 INTERACTIONS_PATH = "data/ingest/interactions.parquet"
@@ -24,15 +24,12 @@ OUTPUT = "data/keywords/item_keywords.parquet"
 METRICS = "metrics/keywords.json"
 
 
-class KeywordParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeywordParams(TeacherParams):
     budgets: WordBudgets = WordBudgets()
     max_items: int | None = Field(600, ge=0)
     max_keywords: int = Field(10, ge=1)
     min_keywords: int = Field(1, ge=1)
     max_tokens: int = Field(24, ge=1)
-    repetition_penalty: float = Field(1.2, gt=0)
 
 
 def main() -> None:
@@ -41,10 +38,10 @@ def main() -> None:
     items = read_frame(ITEMS_PATH, ITEMS)
     ask = None
     if params.max_items is not None:
-        interactions = read_frame(INTERACTIONS_PATH, INTERACTIONS).loc[:, ["item"]]
-        ask = most_interacted_items(interactions, params.max_items)
-    client = teacher_chat()
-    sampling = SamplingParams(max_tokens=params.max_tokens, repetition_penalty=params.repetition_penalty)
+        interactions = read_frame(INTERACTIONS_PATH, INTERACTIONS)
+        train = interactions[interactions["split"] == "train"]
+        ask = most_interacted_items(train, params.max_items, items["item"])
+    client, sampling = teacher_chat(params)
     result = summarize_items(
         items, client, params.budgets, sampling, params.max_keywords, params.min_keywords, ask
     )
@@ -58,10 +55,7 @@ def main() -> None:
         "fallback_fraction": result.fallbacks / (n - result.not_asked) if n > result.not_asked else 0.0,
         "items_without_keywords": result.empty,
         "mean_keywords": float(result.table["keywords"].map(len).mean()) if n else 0.0,
-        "llm": client.stats(),
-        # What the default costs with an empty cache (the `llm` counters only count this run's calls).
-        "teacher": {"requests": result.requests, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out},
-        "stage_seconds": round(time.perf_counter() - started, 2),
+        **llm_stage_metrics(client, started, result),
     }
     write_json(metrics, METRICS)
     logging.info(

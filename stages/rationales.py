@@ -9,29 +9,25 @@ from __future__ import annotations
 import logging
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
-from pipeline.llm.chat import SamplingParams
 from pipeline.rationales.distill import distill_rationales, select_rationale_rows
 from pipeline.schemas import INTERACTIONS, ITEMS, RATIONALES
 from stages.params import load_section
-from stages.teacher import teacher_chat
+from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 INGEST = "data/ingest"
 OUTPUT = "data/rationales/rationales.parquet"
 METRICS = "metrics/rationales.json"
 
 
-class RationaleParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RationaleParams(TeacherParams):
     count: int = Field(128, ge=0)
     review_words: int = Field(100, ge=1)
     budgets: WordBudgets = WordBudgets()
     max_tokens: int = Field(40, ge=1)
-    repetition_penalty: float = Field(1.2, gt=0)
     seed: int = 2026
 
 
@@ -43,8 +39,7 @@ def main() -> None:
     train = interactions[interactions["split"] == "train"]
     rows, kind = select_rationale_rows(train, params.count, params.seed)
 
-    client = teacher_chat()
-    sampling = SamplingParams(max_tokens=params.max_tokens, repetition_penalty=params.repetition_penalty)
+    client, sampling = teacher_chat(params)
     result = distill_rationales(rows, kind, items, client, sampling, params.budgets, params.review_words)
     write_frame(result.table, OUTPUT, RATIONALES)
     n = len(result.table)
@@ -53,10 +48,7 @@ def main() -> None:
         "input_kind": kind,
         "parse_failures": result.parse_failures,
         "parse_failure_fraction": result.parse_failures / n if n else 0.0,
-        "llm": client.stats(),
-        # What the default costs with an empty cache (the `llm` counters only count this run's calls).
-        "teacher": {"requests": result.requests, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out},
-        "stage_seconds": round(time.perf_counter() - started, 2),
+        **llm_stage_metrics(client, started, result),
     }
     write_json(metrics, METRICS)
     logging.info(

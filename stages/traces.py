@@ -14,13 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.artifacts import read_frame, write_frame, write_json
-from pipeline.llm.chat import SamplingParams
 from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, SUBSET_ROWS, TRACES
 from pipeline.traces.prompt import describe_items
 from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
 from pipeline.traces.verification import make_cases, run_verification, traces_table, verification_stats
 from stages.params import load_section
-from stages.teacher import teacher_chat
+from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 INGEST = "data/ingest"
 OUTPUT = "data/traces/traces.parquet"
@@ -35,9 +34,7 @@ class ReferenceParams(BaseModel):
     history: int = Field(10, ge=1)
 
 
-class TraceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TraceParams(TeacherParams):
     selection: Literal["hard", "random", "per_label"] = "hard"
     count: int = Field(24, ge=0)
     score_threshold: float | None = None
@@ -45,7 +42,6 @@ class TraceParams(BaseModel):
     history_items: int = Field(10, ge=0)
     max_rounds: int = Field(3, ge=1)
     max_tokens: int = Field(128, ge=1)
-    repetition_penalty: float = Field(1.2, gt=0)
     min_reasoning_words: int = Field(3, ge=1)
     seed: int = 2026
     reference: ReferenceParams = ReferenceParams()
@@ -88,8 +84,7 @@ def main() -> None:
     tiny = interactions[interactions["row"].isin(subsets.loc[subsets["subset"] == "test_tiny", "row"])]
     reference_rows = select_reference_rows(tiny, params.reference.count, params.reference.history, params.seed)
 
-    client = teacher_chat()
-    sampling = SamplingParams(max_tokens=params.max_tokens, repetition_penalty=params.repetition_penalty)
+    client, sampling = teacher_chat(params)
     verify = lambda cases, desc: run_verification(  # noqa: E731
         cases, client, sampling, params.max_rounds, params.min_reasoning_words, desc
     )
@@ -102,8 +97,7 @@ def main() -> None:
         "selection": selection,
         "traces": verification_stats(cases, params.max_rounds),
         "reference": verification_stats(reference, params.max_rounds),
-        "llm": client.stats(),
-        "stage_seconds": round(time.perf_counter() - started, 2),
+        **llm_stage_metrics(client, started),
     }
     write_json(metrics, METRICS)
     logging.info(

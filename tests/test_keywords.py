@@ -8,12 +8,12 @@ from tiny_ingest import tiny_items, write_params, write_tiny_ingest
 
 import stages.keywords
 import stages.teacher
-from pipeline.artifacts import read_frame
+from pipeline.artifacts import read_frame, write_frame
 from pipeline.keywords.cleaning import clean_keywords, fallback_keywords
 from pipeline.keywords.item_text import WordBudgets, cut_words, item_text
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
 from pipeline.llm.chat import SamplingParams
-from pipeline.schemas import ITEM_KEYWORDS
+from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS
 
 
 @pytest.mark.parametrize(
@@ -100,9 +100,25 @@ def test_items_outside_the_budget_get_categories_without_a_call(tmp_path):
     ask = most_interacted_items(interactions, 2)
     assert ask == {4, 2}
     assert most_interacted_items(interactions, None) is None
+    assert most_interacted_items(interactions, 5, items=range(6)) == {4, 2, 1, 9, 0}  # unseen items count 0
     backend = ScriptedBackend(lambda request: "satire, office politics")
     result = summarize_items(tiny_items(6), cached(backend, tmp_path), WordBudgets(), SamplingParams(), ask=ask)
     assert len(backend.requests) == 2 and result.not_asked == 4 and result.fallbacks == 0
     assert result.table.set_index("item")["source"].to_dict() == {
         0: "fallback", 1: "fallback", 2: "llm", 3: "fallback", 4: "llm", 5: "fallback"}
     assert result.table.loc[4, "keywords"] == ["satire", "office politics"]
+
+
+def test_stage_popularity_counts_training_rows_only(tmp_path, monkeypatch):
+    interactions = write_tiny_ingest(tmp_path)
+    top = int(interactions["item"].value_counts().sort_index().idxmax())  # most rows overall
+    interactions.loc[interactions["item"] == top, "split"] = "test"  # ... but none of them in train
+    write_frame(interactions, tmp_path / stages.keywords.INTERACTIONS_PATH, INTERACTIONS)
+    write_params(tmp_path, keywords={"max_items": 3})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend(lambda r: "satire, office politics"))
+    stages.keywords.main()
+    table = read_frame(tmp_path / stages.keywords.OUTPUT, ITEM_KEYWORDS)
+    asked = set(table.loc[table["source"] == "llm", "item"])
+    assert asked == most_interacted_items(interactions[interactions["split"] == "train"], 3)
+    assert top not in asked and len(asked) == 3

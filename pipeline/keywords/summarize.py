@@ -1,6 +1,7 @@
 """Asking the LLM for each item's keywords and cleaning the answers (with a counted fallback)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -57,11 +58,15 @@ class KeywordResult:
     tokens_out: int = 0  # answer tokens of those requests
 
 
-def most_interacted_items(interactions: pd.DataFrame, limit: int | None) -> set[int] | None:
-    """The `limit` items with the most interactions (ties: lower id first); None = every item."""
+def most_interacted_items(
+    interactions: pd.DataFrame, limit: int | None, items: Iterable[int] = ()
+) -> set[int] | None:
+    """The `limit` items with the most interactions (ties: lower id first); `items` missing from
+    `interactions` count 0, so they still fill a budget larger than the items seen. None = every item."""
     if limit is None:
         return None
     counts = interactions["item"].value_counts()
+    counts = counts.reindex(counts.index.union(pd.Index(list(items))), fill_value=0)
     order = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
     return {int(item) for item, _ in order[:limit]}
 
