@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def replace_directory(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Put the fully written directory `tmp` at `dest`: an old `dest` is moved aside first and
+    deleted only after the rename, so a crash never leaves `dest` missing or half-written."""
+    tmp, dest = Path(tmp), Path(dest)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old)
+    return dest
 
 
 def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:

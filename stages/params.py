@@ -5,11 +5,19 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 Section = TypeVar("Section", bound=BaseModel)
 
 PARAMS_FILE = Path("params.yaml")
+
+
+class CFChoice(BaseModel):
+    """Only `cf.model` of the cf section (the rest belongs to the cf stage): which CF model's
+    vectors and predictions the later stages read."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str
 
 
 def load_section(name: str, model: type[Section], path: Path = PARAMS_FILE) -> Section:

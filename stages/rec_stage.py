@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from pipeline.rec.recipe import RecInputs, RecParams, VariantSpec, run_variant
-from stages.params import load_section
+from stages.params import CFChoice, load_section
 
 INGEST = Path("data/ingest")
 REC_DIR = Path("data/rec")
 PREDICTIONS_DIR = Path("data/predictions")
+METRICS_DIR = Path("metrics")
 
 
 # variant -> (what it reads and trains, its training section under params.yaml `rec`)
@@ -26,13 +25,6 @@ VARIANTS: dict[str, tuple[VariantSpec, str]] = {
     "thinkrec": (VariantSpec("thinkrec", cf_slots=True, keywords=True, traces=True, init_from=REC_DIR / "collm",
                              train_lora=True, train_projector=True), "train_think"),
 }
-
-
-class CFChoice(BaseModel):
-    """The one key these stages read from the cf section (the rest belongs to the cf stage)."""
-
-    model_config = ConfigDict(extra="ignore")
-    model: str = "mf"  # which CF model's vectors feed the CF slots
 
 
 def rec_inputs(spec: VariantSpec) -> RecInputs:
@@ -54,12 +46,17 @@ def run_rec_stage(variant: str) -> dict:
     spec, train_section = VARIANTS[variant]
     params = load_section("rec", RecParams)
     out_dir, predictions = REC_DIR / spec.name, PREDICTIONS_DIR / f"{spec.name}.parquet"
-    summary = run_variant(spec, params, getattr(params, train_section), rec_inputs(spec), out_dir, predictions)
-    valid = summary["valid_small"]
+    metrics_path = METRICS_DIR / f"{spec.name}_train.json"
+    summary = run_variant(
+        spec, params, getattr(params, train_section), rec_inputs(spec), out_dir, predictions, metrics_path
+    )
+    log, metrics = summary["log"], summary["metrics"]
+    valid = metrics["valid_small"]
     print(
-        f"{spec.name}: {summary['rows']['train']} train rows, {summary['rows']['reasoning']} traces, "
-        f"{len(summary['steps'])} steps, valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, "
-        f"{summary['rows']['test_small']} test_small rows scored at {summary['test_rows_per_second']:.1f} rows/s, "
-        f"{summary['total_seconds']:.0f} s -> {out_dir}, {predictions}"
+        f"{spec.name}: {log['rows']['train']} train rows, {log['rows']['reasoning']} traces, "
+        f"{len(log['steps'])} steps (best {metrics['best_step']}), valid_small AUC {valid['auc']:.4f} "
+        f"UAUC {valid['uauc']:.4f}, {log['rows']['test_small']} test_small rows scored at "
+        f"{metrics['test_rows_per_second']:.1f} rows/s, {metrics['total_seconds']:.0f} s -> {out_dir}, "
+        f"{predictions}, {metrics_path}"
     )
     return summary

@@ -18,7 +18,7 @@ from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, SUBSET_ROWS, TRAC
 from pipeline.traces.prompt import describe_items
 from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
 from pipeline.traces.verification import make_cases, run_verification, traces_table, verification_stats
-from stages.params import load_section
+from stages.params import CFChoice, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 INGEST = "data/ingest"
@@ -45,14 +45,6 @@ class TraceParams(TeacherParams):
     min_reasoning_words: int = Field(3, ge=1)
     seed: int = 2026
     reference: ReferenceParams = ReferenceParams()
-
-
-class CFChoice(BaseModel):
-    """Only `cf.model` of the cf section: which CF model's mistakes count as hard rows."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str
 
 
 def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:

@@ -13,9 +13,10 @@ from pipeline.artifacts import read_frame
 from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
 from pipeline.rec.losses import LossParams, rec_loss
-from pipeline.rec.model import LoraParams, build_rec_model
+from pipeline.rec.model import LoraParams, build_rec_model, trainable_state
 from pipeline.rec.prompts import get_template
 from pipeline.rec.scoring import generation_inputs, score_examples
+from pipeline.rec.training import TrainParams, train_rec_model
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,26 @@ def test_missing_cf_vector_names_the_id():
     frame = pd.DataFrame({"item": [0, 2], "vector": [[1.0, 2.0], [3.0, 4.0]]})
     with pytest.raises(ValueError, match=r"items.parquet: no vector for item \[1\]"):
         dense_vectors(frame, "item", "items.parquet")
+
+
+@pytest.mark.parametrize(
+    "values, expected", [([0.2, 0.7, 0.7, float("nan")], 2), ([float("nan")] * 3, 2), ([0.9, 0.1, 0.5], 0)]
+)
+def test_training_restores_and_reports_the_same_evaluation(tiny, values, expected):
+    rec, examples = _model_and_examples(tiny, with_cf=False)
+    for name, param in rec.named_parameters():
+        param.requires_grad_("lora_" in name)
+    states = []
+
+    def validate() -> float:
+        states.append(trainable_state(rec))
+        return values[len(states) - 1]
+
+    params = TrainParams(steps=len(values), batch_size=4, grad_accum=1, lr=0.05, warmup_steps=1, eval_every=1,
+                         probe_rows=2, dtype="float32", seed=1)
+    log = train_rec_model(rec, examples, [], params, LossParams(), validate)
+    assert log["best_eval"] == expected and log["best_step"] == expected + 1
+    restored = trainable_state(rec)
+    assert all(torch.equal(restored[k], states[expected][k]) for k in restored)
+    other = 1 if expected != 1 else 0
+    assert not all(torch.equal(restored[k], states[other][k]) for k in restored)

@@ -64,24 +64,36 @@ def _check_variant(root: Path, variant: str, cf: bool, keywords: bool) -> dict:
     return log
 
 
-def test_train_text_cli_two_steps_lowers_loss_and_reloads_to_identical_scores(project):
+def _run_train_text(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "stages.train_text"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "stages.train_text"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tallrec(project):
+    """`project` after one `python -m stages.train_text` run (its CompletedProcess)."""
+    result = _run_train_text(project)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "tallrec: 30 train rows" in result.stdout
-    _check_variant(project, "tallrec", cf=False, keywords=False)
+    return result
+
+
+def test_train_text_cli_two_steps_lowers_loss_and_reloads_to_identical_scores(project, tallrec):
+    assert "tallrec: 30 train rows" in tallrec.stdout
+    log = _check_variant(project, "tallrec", cf=False, keywords=False)
+    metrics = json.loads((project / "metrics/tallrec_train.json").read_text())
+    assert metrics["best_step"] == log["best_step"] and metrics["total_seconds"] > 0
+    assert not {"total_seconds", "train_seconds", "test_rows_per_second"} & set(log)
     first = read_frame(project / "data/predictions/tallrec.parquet")
-    subprocess.run([sys.executable, "-m", "stages.train_text"], cwd=project, env=env, check=True,
-                   capture_output=True, timeout=600)
+    first_log = (project / "data/rec/tallrec/train_log.json").read_bytes()
+    assert _run_train_text(project).returncode == 0
     again = read_frame(project / "data/predictions/tallrec.parquet")
     assert first.equals(again)  # seeded: a rerun gives the same scores
+    assert (project / "data/rec/tallrec/train_log.json").read_bytes() == first_log  # no timings inside
 
 
-def test_train_cf_then_train_think_continue_from_the_previous_variant(project, monkeypatch):
+def test_train_cf_then_train_think_continue_from_the_previous_variant(project, tallrec, monkeypatch):
     monkeypatch.chdir(project)
-    if not (project / "data/rec/tallrec").exists():
-        pytest.skip("needs the train_text test's output")
     run_rec_stage("collm")  # what `python -m stages.train_cf` runs
     collm = _check_variant(project, "collm", cf=True, keywords=False)
     run_rec_stage("thinkrec")  # what `python -m stages.train_think` runs

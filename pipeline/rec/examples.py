@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline import schemas
+from pipeline.artifacts import read_frame
 from pipeline.rec.prompts import (
     ANSWERS,
     PromptItem,
@@ -64,6 +66,17 @@ def dense_vectors(frame: pd.DataFrame, id_column: str, where: str) -> np.ndarray
     if len(missing):
         raise ValueError(f"{where}: no vector for {id_column} {missing[:5].tolist()} ({len(missing)} missing)")
     return table
+
+
+def load_cf_vectors(user_vectors, item_vectors, variant: str) -> CFVectors:
+    """The dense CF tables from USER_VECTORS / ITEM_VECTORS parquet paths; `variant` names who
+    needs them in the error when a path is missing (None)."""
+    if user_vectors is None or item_vectors is None:
+        raise ValueError(f"{variant}: CF slots need user and item vector files")
+    return CFVectors(
+        dense_vectors(read_frame(user_vectors, schemas.USER_VECTORS), "user", str(user_vectors)),
+        dense_vectors(read_frame(item_vectors, schemas.ITEM_VECTORS), "item", str(item_vectors)),
+    )
 
 
 def build_catalog(

@@ -13,8 +13,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import schemas
-from pipeline.artifacts import read_frame, write_frame, write_json
-from pipeline.rec.examples import CFVectors, RecExample, build_catalog, build_examples, dense_vectors
+from pipeline.artifacts import read_frame, replace_directory, write_frame, write_json
+from pipeline.rec.examples import CFVectors, RecExample, build_catalog, build_examples, load_cf_vectors
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model
 from pipeline.rec.prompts import get_template
@@ -88,10 +88,13 @@ class RecInputs:
 
 def run_variant(
     spec: VariantSpec, params: RecParams, train_params: TrainParams, inputs: RecInputs, out_dir: Path,
-    predictions_path: Path,
+    predictions_path: Path, metrics_path: Path,
 ) -> dict:
-    """Train and score one variant; writes `out_dir` (adapter, projector, train_log.json) and the
-    PREDICTIONS parquet for valid_small + test_small rows. Returns the summary written to the log."""
+    """Train and score one variant; writes `out_dir` (adapter, projector, train_log.json), the
+    PREDICTIONS parquet for valid_small + test_small rows and `metrics_path` (timings, best step,
+    valid_small selection). train_log.json holds no timings, so the same inputs give the same
+    bytes and an unchanged model does not rerun the stages that read `out_dir`. Returns
+    {"log": what train_log.json holds, "metrics": what `metrics_path` holds}."""
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
     data = _load_data(spec, inputs)
@@ -114,25 +117,33 @@ def run_variant(
         return metrics["selection"]
 
     log = train_rec_model(rec, train, reasoning, train_params, params.loss, validate)
-    best = max(evals, key=lambda e: -np.inf if np.isnan(e["selection"]) else e["selection"])
+    best = evals[log["best_eval"]]  # the evaluation of the checkpoint train_rec_model restored
     _save_model(rec, out_dir)
     scoring_started = time.perf_counter()
     test_scores = score_examples(rec, test, params.scoring.batch_size, params.scoring.dtype, "test_small")
     test_seconds = time.perf_counter() - scoring_started
     _write_predictions(valid + test, np.concatenate([best["scores"], test_scores]), predictions_path)
-    summary = {
+    valid_small = {k: best[k] for k in ("auc", "uauc", "selection")}
+    train_log = {
         "variant": spec.name,
         "rows": {"train": len(train), "reasoning": len(reasoning), "valid_small": len(valid), "test_small": len(test)},
         "mean_prompt_tokens": float(np.mean([len(e.prompt_ids) for e in train + valid + test])),
-        "valid_small": {k: best[k] for k in ("auc", "uauc", "selection")},
+        "valid_small": valid_small,
         "evals": [{k: v for k, v in e.items() if k != "scores"} for e in evals],
+        **{k: v for k, v in log.items() if k not in ("evals", "train_seconds")},
+    }
+    write_json(train_log, out_dir / "train_log.json")
+    metrics = {
+        "variant": spec.name,
+        "best_step": log["best_step"],
+        "valid_small": valid_small,
+        "train_seconds": log["train_seconds"],
         "test_scoring_seconds": test_seconds,
         "test_rows_per_second": len(test) / max(test_seconds, 1e-9),
         "total_seconds": time.perf_counter() - started,
-        **{k: v for k, v in log.items() if k != "evals"},
     }
-    write_json(summary, out_dir / "train_log.json")
-    return summary
+    write_json(metrics, metrics_path)
+    return {"log": train_log, "metrics": metrics}
 
 
 @dataclass
@@ -152,13 +163,7 @@ class _Data:
 
 
 def _load_data(spec: VariantSpec, inputs: RecInputs) -> _Data:
-    vectors = None
-    if spec.cf_slots:
-        if inputs.user_vectors is None or inputs.item_vectors is None:
-            raise ValueError(f"{spec.name}: CF slots need user and item vector files")
-        users = dense_vectors(read_frame(inputs.user_vectors, schemas.USER_VECTORS), "user", str(inputs.user_vectors))
-        items = dense_vectors(read_frame(inputs.item_vectors, schemas.ITEM_VECTORS), "item", str(inputs.item_vectors))
-        vectors = CFVectors(users, items)
+    vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, spec.name) if spec.cf_slots else None
     keywords = read_frame(inputs.keywords, schemas.ITEM_KEYWORDS) if spec.keywords else None
     traces: dict[int, str] = {}
     if spec.traces:
@@ -208,8 +213,7 @@ def _save_model(rec: RecModel, out_dir: Path) -> None:
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_rec_model(rec, tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    replace_directory(tmp, out_dir)
 
 
 def _write_predictions(examples: list[RecExample], scores: np.ndarray, path: Path) -> None:

@@ -80,7 +80,8 @@ def train_rec_model(
     validate: Callable[[], float] | None = None,
 ) -> dict:
     """Train `rec`'s trainable parameters in place; with `validate` (higher = better) the best
-    checkpoint among evaluations is restored at the end. Returns the training log."""
+    checkpoint among evaluations is restored at the end. Returns the training log; with
+    evaluations, `best_eval` is the index (into `evals` and the validate calls) of the restored one."""
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     trainable = [p for p in rec.parameters() if p.requires_grad]
@@ -93,7 +94,7 @@ def train_rec_model(
         streams["reasoning"] = BatchStream(reasoning, params.batch_size, rng)
     probe = list(train[: params.probe_rows])
     log: dict = {"probe_loss_before": mean_loss(rec, probe, loss_params, params.dtype), "steps": [], "evals": []}
-    best, best_state = -math.inf, None
+    best, best_state, best_eval = -math.inf, None, None
     started = time.perf_counter()
     rec.train()
     for step in tqdm(range(params.steps), desc="train", leave=False):
@@ -105,11 +106,12 @@ def train_rec_model(
             value = validate()
             value = -math.inf if math.isnan(value) else value
             log["evals"].append({"step": step + 1, "selection": value})
-            if value >= best:  # ties go to the later, longer-trained checkpoint
-                best, best_state = value, trainable_state(rec)
+            if value >= best:  # ties (all-NaN included) go to the later, longer-trained checkpoint
+                best, best_state, best_eval = value, trainable_state(rec), len(log["evals"]) - 1
     if best_state is not None:
         restore_state(rec, best_state)
-        log["best_step"] = max(log["evals"], key=lambda e: e["selection"])["step"]
+        log["best_eval"] = best_eval
+        log["best_step"] = log["evals"][best_eval]["step"]
     log["train_seconds"] = time.perf_counter() - started
     log["probe_loss_after"] = mean_loss(rec, probe, loss_params, params.dtype)
     return log
