@@ -1,8 +1,11 @@
 """CachedChat: hits cost nothing, answers persist as they arrive, counters add up."""
 import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 
+import pipeline.llm.cache as cache_module
 from pipeline.llm.cache import CachedChat, ResponseStore
 from pipeline.llm.chat import ChatResponse, LLMError, SamplingParams, chat
 
@@ -41,7 +44,9 @@ def requests_for(*prompts):
     return [chat(("user", p)) for p in prompts]
 
 
-def test_hits_are_free_duplicates_are_asked_once_and_stats_add_up(tmp_path):
+def test_hits_are_free_duplicates_are_asked_once_and_stats_add_up(tmp_path, monkeypatch):
+    ticks = iter([10.0, 10.25, 20.0, 20.5])  # perf_counter at the start and end of each complete()
+    monkeypatch.setattr(cache_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks), time=time.time))
     backend = ScriptedBackend()
     cached_chat = CachedChat(backend, tmp_path / "c.sqlite")
     first = cached_chat.complete(requests_for("ab", "cde", "ab"), desc="t")
@@ -53,7 +58,7 @@ def test_hits_are_free_duplicates_are_asked_once_and_stats_add_up(tmp_path):
     assert stats["calls"] == 3 and stats["cache_hits"] == 2
     assert stats["hit_rate"] == pytest.approx(2 / 5)
     assert (stats["tokens_in"], stats["tokens_out"]) == (2 + 3 + 2, 3 + 4 + 3)  # hits cost nothing
-    assert stats["wall_seconds"] >= 0
+    assert stats["wall_seconds"] == 0.75  # summed over both complete() calls
 
 
 def test_answers_before_a_crash_persist_and_the_rerun_asks_only_the_rest(tmp_path):

@@ -106,7 +106,11 @@ def test_reference_rows_have_full_history_and_half_liked():
     test = frame[frame["split"] == "test"]
     chosen = select_reference_rows(test, count=6, history=10, seed=0)
     assert len(chosen) == 6 and (chosen["history_items"].map(len) >= 10).all()
-    assert chosen["label"].sum() == 3 or chosen["label"].sum() == min(6, test["label"].sum())
+    pool = test[test["history_items"].map(len) >= 10]
+    assert (len(pool), pool["label"].sum()) == (16, 5)  # 5 liked, 11 disliked rows to choose from
+    assert chosen["label"].sum() == 3  # half liked
+    more = select_reference_rows(test, count=14, history=10, seed=0)
+    assert len(more) == 14 and more["label"].sum() == 5  # every liked row, the rest disliked
 
 
 def teacher(request):
