@@ -1,5 +1,6 @@
 """The evaluate stage's CLI on tiny ingest artifacts and hand-made predictions."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -42,11 +43,26 @@ def scores_for(interactions: pd.DataFrame, rows: pd.Series) -> np.ndarray:
     return np.round(labels + rng.normal(scale=1.0, size=len(rows)), 1)
 
 
+def ndcg_at_5_by_hand(rows: pd.DataFrame, scores: pd.Series) -> float:
+    """Mean NDCG@5 over users with both labels; equal scores rank negatives first (pessimistic)."""
+    values = []
+    for _, user in rows.assign(score=scores.to_numpy()).groupby("user"):
+        if 0 < user["label"].sum() < len(user):
+            ranked = [label for _, label in sorted(zip(-user["score"], user["label"]))][:5]
+            dcg = sum(label / math.log2(i + 2) for i, label in enumerate(ranked))
+            ideal = sum(1 / math.log2(i + 2) for i in range(min(5, user["label"].sum())))
+            values.append(dcg / ideal)
+    return sum(values) / len(values)
+
+
 def test_cf_style_predictions_give_pointwise_and_topn_metrics(project):
     directory, interactions = project
     candidates = pd.read_parquet(directory / "data/ingest/topn_candidates.parquet")
     pointwise = interactions[["row", "user", "item"]].assign(score=scores_for(interactions, interactions["row"]))
-    topn = candidates[["user", "item"]].assign(row=-1, score=candidates["positive"] * 2.0)
+    # User u's positive scores 2.0, below (u % 3) of its negatives (2.5): its 0-based rank is u % 3.
+    negative_index = candidates[candidates["positive"] == 0].groupby("user").cumcount()
+    above = negative_index.reindex(candidates.index, fill_value=99) < candidates["user"] % 3
+    topn = candidates[["user", "item"]].assign(row=-1, score=np.where(above, 2.5, candidates["positive"] * 2.0))
     write_frame(pd.concat([pointwise, topn]), directory / "data/predictions/cfmodel.parquet", PREDICTIONS)
     result = run_evaluate(directory, "cfmodel")
     assert result.returncode == 0, result.stderr
@@ -58,7 +74,10 @@ def test_cf_style_predictions_give_pointwise_and_topn_metrics(project):
     assert metrics["n_rows"] == len(subset)
     assert metrics["n_users"] == rows["user"].nunique()
     assert {"uauc", "ndcg@5", "map@5", "hr@5", "ndcg@10"} <= set(metrics)
-    assert metrics["topn_hr@1"] == 1.0  # the positive always scores highest
+    ranks = candidates["user"].drop_duplicates() % 3
+    assert metrics["topn_hr@1"] == pytest.approx((ranks == 0).mean())
+    assert metrics["topn_ndcg@5"] == pytest.approx((1 / np.log2(ranks + 2)).mean())
+    assert metrics["ndcg@5"] == pytest.approx(ndcg_at_5_by_hand(rows, pointwise.set_index("row").loc[subset["row"], "score"]))
     roc = json.loads((directory / "plots/roc/cfmodel.json").read_text())["roc"]
     assert len(roc) <= 50 and roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
 
