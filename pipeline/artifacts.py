@@ -117,10 +117,3 @@ def write_json(data: Any, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return Path(path)
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: artifact not found (has the stage that writes it run?)")
-    return json.loads(path.read_text())

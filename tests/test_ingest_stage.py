@@ -1,6 +1,7 @@
 """The ingest stage from its CLI on a tiny RecBole dataset, and on the embedded ML-100k."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.artifacts import read_json, read_table
+from pipeline.artifacts import read_table
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
 from pipeline.schemas import INTERACTIONS, ITEMS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
@@ -51,7 +52,7 @@ def test_stage_cli_writes_all_artifacts(tmp_path):
     tables = {name: read_table(out / f"{name}.parquet", schema) for name, schema in ARTIFACTS.items()}
     for name, schema in ARTIFACTS.items():
         assert tables[name].schema.equals(schema, check_metadata=False), name
-    card = read_json(out / "card.json")
+    card = json.loads((out / "card.json").read_text())
     assert card["totals"]["rows"] == rows == tables["interactions"].num_rows
     assert sum(card["splits"][s]["rows"] for s in ("train", "valid", "test")) == rows
     assert tables["items"].num_rows == card["totals"]["items"] <= 40
