@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+import tiny_recbole
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,16 +21,7 @@ TARGETS = [f"evaluate@{model}" for model in MODELS]  # only these and their upst
 
 def write_tiny_recbole(root: Path) -> None:
     """40 users x 15 rows over Jan-Apr 2021, 60 items, RecBole atomic files."""
-    rng = np.random.default_rng(5)
-    start = 1609459200  # 2021-01-01 UTC
-    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    for user in range(40):
-        for item in rng.choice(60, 15, replace=False):
-            inter.append(f"{user + 1}\t{item + 1}\t{rng.integers(1, 6)}\t{start + rng.integers(0, 119 * 86400)}")
-    (root / "tiny.inter").write_text("\n".join(inter) + "\n")
-    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
-    items += [f"{item + 1}\tMovie {item + 1}\t1999\tComedy Drama" for item in range(60)]
-    (root / "tiny.item").write_text("\n".join(items) + "\n")
+    tiny_recbole.write_tiny_recbole(root, users=40, rows_per_user=15, items=60, days=119, seed=5)
 
 
 def tiny_params(raw: Path) -> dict:

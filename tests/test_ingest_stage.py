@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+import tiny_recbole
 import yaml
 
 from pipeline.artifacts import read_table
@@ -22,18 +22,8 @@ ARTIFACTS = {"interactions": INTERACTIONS, "items": ITEMS, "users": USERS, "subs
 
 
 def write_tiny_recbole(root: Path) -> int:
-    """30 users x 12 rows over Jan-Mar 2021 in RecBole atomic files; returns the row count."""
-    rng = np.random.default_rng(11)
-    start = 1609459200  # 2021-01-01 UTC
-    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    for user in range(30):
-        for item in rng.choice(40, 12, replace=False):
-            inter.append(f"{user + 1}\t{item + 1}\t{rng.integers(1, 6)}\t{start + rng.integers(0, 89 * 86400)}")
-    (root / "tiny.inter").write_text("\n".join(inter) + "\n")
-    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
-    items += [f"{item + 1}\tMovie {item + 1}\t1999\tComedy Drama" for item in range(40)]
-    (root / "tiny.item").write_text("\n".join(items) + "\n")
-    return len(inter) - 1
+    """30 users x 12 rows over Jan-Mar 2021, 40 items, RecBole atomic files; returns the row count."""
+    return tiny_recbole.write_tiny_recbole(root, users=30, rows_per_user=12, items=40, days=89, seed=11)
 
 
 def test_stage_cli_writes_all_artifacts(tmp_path):
