@@ -45,9 +45,10 @@ USERS = pa.schema([("user", pa.int32()), ("raw_id", pa.string())])
 SUBSET_ROWS = pa.schema([("subset", pa.string()), ("row", pa.int64())])
 
 # data/ingest/topn_candidates.parquet: sampled top-N task, one positive + sampled negatives
-# (items the user never interacted with) per test user; `positive` marks the held-out item.
+# (items the user never interacted with) per test user; `positive` marks the held-out item; `row`
+# is the positive's interaction row, whose history every candidate prompt of the user shows.
 TOPN_CANDIDATES = pa.schema(
-    [("user", pa.int32()), ("item", pa.int32()), ("positive", pa.int8())]
+    [("user", pa.int32()), ("item", pa.int32()), ("positive", pa.int8()), ("row", pa.int64())]
 )
 
 # data/cf/<model>/user_vectors.parquet and item_vectors.parquet

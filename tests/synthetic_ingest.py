@@ -49,11 +49,12 @@ def topn_candidates(interactions: pd.DataFrame, n_items: int, negatives: int, se
     records = []
     test = interactions[interactions["split"] == "test"]
     for user, rows in test.groupby("user"):
-        positive = int(rows.sort_values("row")["item"].iloc[-1])
+        last = rows.sort_values("row").iloc[-1]
+        positive, row = int(last["item"]), int(last["row"])
         unseen = np.setdiff1d(np.arange(n_items), interactions.loc[interactions["user"] == user, "item"])
-        records.append((user, positive, 1))
-        records += [(user, int(item), 0) for item in rng.choice(unseen, size=negatives, replace=False)]
-    return pd.DataFrame(records, columns=["user", "item", "positive"])
+        records.append((user, positive, 1, row))
+        records += [(user, int(item), 0, row) for item in rng.choice(unseen, size=negatives, replace=False)]
+    return pd.DataFrame(records, columns=["user", "item", "positive", "row"])
 
 
 def write_synthetic_ingest(root: Path, n_users: int = 40, n_items: int = 50, seed: int = 0) -> pd.DataFrame:

@@ -162,10 +162,20 @@ def test_topn_candidates_first_liked_test_item_and_unseen_negatives(tmp_path):
     assert set(topn.user) == set(liked_test.user)
     for user, group in topn.groupby("user"):
         assert group.positive.sum() == 1 and len(group) == 21
-        assert group[group.positive == 1].item.iloc[0] == liked_test[liked_test.user == user].item.iloc[0]
+        first_liked = liked_test[liked_test.user == user].iloc[0]
+        assert group[group.positive == 1].item.iloc[0] == first_liked["item"]
+        assert (group["row"] == first_liked["row"]).all()  # every candidate shows the positive's history
         seen = set(frame[frame.user == user].item)
         negatives = set(group[group.positive == 0].item)
         assert len(negatives) == 20 and not negatives & seen
+
+
+def test_topn_users_caps_the_sampled_users(tmp_path):
+    write_dataset(tmp_path, random_rows(seed=4, users=20, items=150))
+    everyone = run_ingest(params(tmp_path, topn_negatives=5, **MONTHS)).topn_candidates.to_pandas()
+    capped = run_ingest(params(tmp_path, topn_negatives=5, topn_users=3, **MONTHS)).topn_candidates.to_pandas()
+    assert everyone.user.nunique() > 3 and capped.user.nunique() == 3
+    assert set(capped.user) <= set(everyone.user)
 
 
 def test_unknown_item_in_metadata_and_item_without_metadata(tmp_path):

@@ -41,7 +41,7 @@ def run_ingest(params: IngestParams) -> IngestOutput:
     interactions = interactions_table(columns, label, split, params.history_length, reviews)
     rng = np.random.default_rng(params.seed)
     subsets = evaluation_subsets(columns.user, split, params, rng)
-    topn, short = topn_table(columns, label, split, len(item_raw), params.topn_negatives, rng)
+    topn, short = topn_table(columns, label, split, len(item_raw), params.topn_negatives, rng, params.topn_users)
     data.card["filters"]["rows_after_last_window_dropped"] = after_windows
     card = {
         **data.card,
@@ -152,9 +152,11 @@ def subsets_table(subsets: dict[str, np.ndarray]) -> pa.Table:
     return pa.table({"subset": names, "row": rows}, schema=SUBSET_ROWS)
 
 
-def topn_table(columns: Columns, label, split, n_items: int, negatives: int, rng) -> tuple[pa.Table, int]:
-    user, item, positive, short = sample_topn_candidates(
-        columns.user, columns.item, label, split == 2, n_items, negatives, rng
+def topn_table(
+    columns: Columns, label, split, n_items: int, negatives: int, rng, max_users: int | None
+) -> tuple[pa.Table, int]:
+    user, item, positive, row, short = sample_topn_candidates(
+        columns.user, columns.item, label, split == 2, n_items, negatives, rng, max_users
     )
-    table = pa.table({"user": user, "item": item, "positive": positive}, schema=TOPN_CANDIDATES)
+    table = pa.table({"user": user, "item": item, "positive": positive, "row": row}, schema=TOPN_CANDIDATES)
     return table, short

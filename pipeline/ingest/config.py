@@ -62,3 +62,4 @@ class IngestParams(Strict):
     split: SplitParams = SplitParams()
     subsets: SubsetsParams = SubsetsParams()
     topn_negatives: int = Field(99, ge=1)
+    topn_users: int | None = Field(None, ge=1)

@@ -45,18 +45,23 @@ def sample_rows(rows: np.ndarray, count: int, rng: np.random.Generator) -> np.nd
 
 def sample_topn_candidates(
     user: np.ndarray, item: np.ndarray, label: np.ndarray, is_test: np.ndarray,
-    n_items: int, negatives: int, rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(user, item, positive) columns: per test user with a liked test row, the first liked test
-    item plus `negatives` items the user never interacted with (any split), sampled without
-    replacement by rejection. Also returns how many users got fewer negatives (too few items)."""
+    n_items: int, negatives: int, rng: np.random.Generator, max_users: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(user, item, positive, row) columns: per test user with a liked test row, the first liked
+    test item plus `negatives` items the user never interacted with (any split), sampled without
+    replacement by rejection; `row` is the positive's interaction row (its history is the one a
+    prompt shows for every candidate of the user). `max_users` caps the users (a seeded sample).
+    Also returns how many users got fewer negatives (too few items)."""
     pairs = np.unique(user.astype(np.int64) * n_items + item)  # sorted (user, item) seen pairs
     pair_user = pairs // n_items
     liked_test = np.flatnonzero(is_test & (label == 1))  # rows are in time order
     _, first = np.unique(user[liked_test], return_index=True)
-    out_user, out_item, out_positive = [], [], []
+    positives = liked_test[first]
+    if max_users is not None and len(positives) > max_users:
+        positives = np.sort(rng.choice(positives, max_users, replace=False))
+    out_user, out_item, out_positive, out_row = [], [], [], []
     short = 0
-    for row in liked_test[first]:
+    for row in positives:
         who = int(user[row])
         seen = pairs[np.searchsorted(pair_user, who) : np.searchsorted(pair_user, who, "right")] - who * n_items
         wanted = min(negatives, n_items - len(seen))
@@ -65,9 +70,11 @@ def sample_topn_candidates(
         out_user.append(np.full(1 + len(drawn), who, np.int32))
         out_item.append(np.r_[item[row], drawn].astype(np.int32))
         out_positive.append(np.r_[1, np.zeros(len(drawn))].astype(np.int8))
+        out_row.append(np.full(1 + len(drawn), row, np.int64))
     if not out_user:
-        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int8), short
-    return np.concatenate(out_user), np.concatenate(out_item), np.concatenate(out_positive), short
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, np.int64), short
+    return (np.concatenate(out_user), np.concatenate(out_item), np.concatenate(out_positive),
+            np.concatenate(out_row), short)
 
 
 def _draw_unseen(seen: np.ndarray, wanted: int, n_items: int, rng: np.random.Generator) -> np.ndarray:
