@@ -1,4 +1,5 @@
 """CachedChat: hits cost nothing, answers persist as they arrive, counters add up."""
+import shutil
 import threading
 import time
 from types import SimpleNamespace
@@ -123,3 +124,68 @@ def test_vllm_backend_without_vllm_says_how_to_install():
         pytest.skip("vllm is installed here")
     with pytest.raises(LLMError, match=r"pip install thinkrec\[vllm\]"):
         build_backend(LLMConfig(backend="vllm", model="Qwen/QwQ-32B"))
+
+
+def test_model_identity_hashes_file_contents_and_keeps_hub_ids(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights-a")
+    (model / "tokenizer.json").write_text("{}")
+    (model / ".cache").mkdir()
+    (model / ".cache" / "lock").write_text("download bookkeeping")  # hidden: not part of the model
+    first = cache_module.model_identity(str(model))
+    assert first.startswith("sha256:") and len(first) == len("sha256:") + 64
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(model, copy, ignore=shutil.ignore_patterns(".cache"))
+    assert cache_module.model_identity(str(copy)) == first  # same files, another path: same answers
+    (model / ".cache" / "lock").write_text("changed")
+    assert cache_module.model_identity(str(model)) == first
+    (model / "tokenizer.json").write_text('{"added": 1}')
+    assert cache_module.model_identity(str(model)) != first
+    assert cache_module.model_identity("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    (empty := tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty: model directory holds no files"):
+        cache_module.model_identity(str(empty))
+
+
+def test_swapped_local_weights_behind_one_path_never_hit_old_answers(tmp_path):
+    from rec_tiny import write_tiny_model
+
+    from pipeline.llm.config import LocalConfig
+    from pipeline.llm.local_backend import LocalBackend
+
+    path, old, new = tmp_path / "model", tmp_path / "old", tmp_path / "new"
+    write_tiny_model(old, seed=0)
+    write_tiny_model(new, seed=1)
+    request = [chat(("user", "Movie Alpha Story: liked. Will the user like the target?"),
+                    sampling=SamplingParams(max_tokens=6))]
+    config = LocalConfig(dtype="float32", batch_size=1, threads=1)
+
+    def answer_from(files):
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(files, path)
+        cached_chat = CachedChat(LocalBackend(str(path), config), tmp_path / "c.sqlite")
+        response = cached_chat.complete(request)[0]
+        return response, cached_chat.stats()["calls"]
+
+    old_answer, old_calls = answer_from(old)
+    new_answer, new_calls = answer_from(new)  # same path, other weights: asked again
+    back_answer, back_calls = answer_from(old)  # the first files again: their cached answer
+    assert (old_calls, new_calls, back_calls) == (1, 1, 0)
+    assert not new_answer.cached and back_answer.cached and back_answer.text == old_answer.text
+    assert new_answer.text != old_answer.text  # the seed-1 weights really answer otherwise
+
+
+def test_vllm_backend_names_local_weights_by_content(tmp_path, monkeypatch):
+    import pipeline.llm.vllm_backend as vllm_backend
+    from pipeline.llm.config import VLLMConfig
+
+    engines = []
+    fake_vllm = SimpleNamespace(LLM=lambda **kwargs: engines.append(kwargs) or kwargs)
+    monkeypatch.setattr(vllm_backend, "_import_vllm", lambda: fake_vllm)
+    (tmp_path / "config.json").write_text("{}")
+    local = vllm_backend.VLLMBackend(str(tmp_path), VLLMConfig(dtype="bfloat16"))
+    assert local.model_name == cache_module.model_identity(str(tmp_path)) + "@bfloat16"
+    assert engines[0]["model"] == str(tmp_path)  # the engine still loads from the path
+    hub = vllm_backend.VLLMBackend("Qwen/QwQ-32B", VLLMConfig())
+    assert hub.model_name == "Qwen/QwQ-32B@auto"

@@ -7,7 +7,9 @@ Usage (a stage):
     metrics["llm"] = chat_llm.stats()  # calls, cache_hits, hit_rate, tokens_in, tokens_out, wall_seconds
 
 - The cache is a SQLite file keyed by `ChatRequest.cache_key(backend.model_name)`: a hash of the
-  model, messages, sampling parameters and schema, never the API key or server URL.
+  model, messages, sampling parameters and schema, never the API key or server URL. Backends that
+  serve local weights name the model by `model_identity(path)`, a hash of the weight and tokenizer
+  files, so new files behind the same path never hit answers of the old ones.
 - Cache hits come back with `cached=True` and cost nothing. Misses (deduplicated) go to the
   backend in one call; the backend batches them (local/vllm) or keeps many in flight (openai).
 - Each answer is written to the cache the moment it arrives, so a crash or an LLMError loses only
@@ -19,7 +21,9 @@ Usage (a stage):
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
+import os
 import sqlite3
 import threading
 import time
@@ -39,6 +43,10 @@ from pipeline.llm.chat import (
 
 # Backends that cannot report answers one by one get their misses in chunks of this many.
 FALLBACK_CHUNK = 16
+# Bytes read per hashing step when fingerprinting model files.
+_HASH_BLOCK = 1 << 22
+# (directory, its files' stats) -> digest: each file set is hashed once per process.
+_DIGESTS: dict[tuple, str] = {}
 
 
 class ResponseStore:
@@ -187,3 +195,36 @@ def _parse_or_none(response: ChatResponse, response_model: type[BaseModel]):
         return parse_structured(response, response_model)
     except StructuredOutputError:
         return None
+
+
+def model_identity(model: str) -> str:
+    """The model's name in cache keys: for a local directory, "sha256:<digest>" of every file in it
+    (weights, config, tokenizer; hidden files aside), so a path keeps no stale answers when its files
+    change and a copy elsewhere shares the cache; anything else (a hub id, a served name) unchanged."""
+    root = Path(model)
+    if not root.is_dir():
+        return model
+    files = sorted(
+        (path.relative_to(root).as_posix(), path)
+        for path in root.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    )
+    if not files:
+        raise ValueError(f"{root}: model directory holds no files")
+    stats = tuple((name, _stat_key(path)) for name, path in files)
+    key = (str(root.resolve()), stats)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        for name, path in files:
+            digest.update(f"{name}\0{path.stat().st_size}\0".encode())
+            with open(path, "rb") as handle:
+                while block := handle.read(_HASH_BLOCK):
+                    digest.update(block)
+        _DIGESTS[key] = f"sha256:{digest.hexdigest()}"
+    return _DIGESTS[key]
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    """(size, mtime_ns, inode): any of them changes when a file is rewritten or swapped."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino

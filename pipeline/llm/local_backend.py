@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+from pipeline.llm.cache import model_identity
 from pipeline.llm.chat import (
     ChatRequest,
     ChatResponse,
@@ -27,8 +28,8 @@ class LocalBackend:
     def __init__(self, model: str, config: LocalConfig = LocalConfig()):
         torch.set_num_threads(config.threads)
         self.batch_size = config.batch_size
-        # The dtype changes the answers, so it is part of the model's identity in cache keys.
-        self.model_name = f"{model}@{config.dtype}"
+        # Cache keys name the weights by content, and the dtype, which changes the answers too.
+        self.model_name = f"{model_identity(model)}@{config.dtype}"
         self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

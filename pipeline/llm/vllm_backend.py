@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from pipeline.llm.cache import model_identity
 from pipeline.llm.chat import (
     ChatRequest,
     ChatResponse,
@@ -35,7 +36,8 @@ def _import_vllm():
 class VLLMBackend:
     def __init__(self, model: str, config: VLLMConfig = VLLMConfig()):
         self._vllm = _import_vllm()
-        self.model_name = model
+        # Cache keys name local weights by content (a hub id by its id), and the dtype.
+        self.model_name = f"{model_identity(model)}@{config.dtype}"
         self.engine = self._vllm.LLM(
             model=model,
             tensor_parallel_size=config.tensor_parallel_size,
