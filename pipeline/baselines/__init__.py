@@ -1,0 +1,1 @@
+"""Baselines without training: models that score rows from the data alone."""

@@ -1,0 +1,47 @@
+"""History stage: the history-only baseline's predictions (no training).
+
+Usage: python -m stages.history
+Reads data/ingest/{interactions,topn_candidates}.parquet and params rec.prompt.history_items (the
+history length the LLM prompts show). Writes data/predictions/history.parquet: every interaction
+row, and every top-N candidate (row = -1) scored with its user's positive row's history, so a
+user's candidates differ only by popularity.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.artifacts import read_frame, write_frame
+from pipeline.baselines.history import history_predictions
+from pipeline.schemas import INTERACTIONS, PREDICTIONS, TOPN_CANDIDATES
+from stages.params import load_section
+
+INGEST = Path("data/ingest")
+OUTPUT = Path("data/predictions/history.parquet")
+
+
+class PromptHistory(BaseModel):
+    """Only `rec.prompt.history_items` (the rest belongs to the rec stages)."""
+
+    model_config = ConfigDict(extra="ignore")
+    history_items: int
+
+
+class RecPromptChoice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt: PromptHistory
+
+
+def main() -> None:
+    last = load_section("rec", RecPromptChoice).prompt.history_items
+    interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
+    candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
+    predictions = history_predictions(interactions, candidates, last, str(INGEST / "topn_candidates.parquet"))
+    write_frame(predictions, OUTPUT, PREDICTIONS)
+    print(f"history: {len(interactions)} rows and {len(candidates)} top-N candidates scored "
+          f"from the last {last} history items; wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()
