@@ -1,30 +1,62 @@
-"""Evaluate stage: one model's metrics on the `evaluate.subset` rows, and its ROC curve.
+"""Evaluate stage: every model of `evaluate.models` on the same `evaluate.subset` rows, with
+user-level bootstrap intervals, warm/cold groups and paired comparisons.
 
-Usage: python -m stages.evaluate <model>
-Reads data/predictions/<model>.parquet and data/ingest/{interactions,subsets,topn_candidates}.parquet.
-Writes metrics/<model>.json (flat keys, for `dvc metrics show`) and plots/roc/<model>.json.
+Usage: python -m stages.evaluate
+Reads data/predictions/<model>.parquet for each model and data/ingest/{interactions,subsets,
+topn_candidates}.parquet. Writes metrics/<model>.json (for `dvc metrics show`) and
+plots/roc/<model>.json per model. Each model is compared (`vs_<reference>`) with the models it
+ablates (`evaluate.ablations`) and with the best CF model (`vs_best_cf`), chosen by AUC on
+`evaluate.selection_subset`, which must hold no test rows.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from pipeline.artifacts import read_frame, write_json
-from pipeline.metrics.report import model_metrics, pointwise_scores, topn_scores
+from pipeline.metrics.bootstrap import resample_counts
+from pipeline.metrics.compare import best_by_auc, comparison_pairs
+from pipeline.metrics.report import Resamples, measure_model, metric_ks, model_report, paired_report
+from pipeline.metrics.scores import pointwise_scores, topn_scores
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, TOPN_CANDIDATES
 from stages.params import load_section
 
 INGEST = Path("data/ingest")
+PREDICTIONS_DIR = Path("data/predictions")
+
+
+class BootstrapParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resamples: int
+    seed: int
 
 
 class EvaluateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    models: list[str]  # one evaluate@<model> stage each (not read here)
-    subset: str  # evaluation subset (valid_small, test_small, test_tiny) or a whole split
+    models: list[str]
+    cf_models: list[str]
+    ablations: dict[str, list[str]]
+    bootstrap: BootstrapParams
+    selection_subset: str
+    subset: str
+    headline: list[str]
     ks: list[int]
     roc_points: int
+
+    @field_validator("headline")
+    @classmethod
+    def _known_metrics(cls, headline: list[str]) -> list[str]:
+        metric_ks(headline)
+        return headline
+
+    @model_validator(mode="after")
+    def _cf_models_are_evaluated(self) -> "EvaluateParams":
+        missing = [name for name in self.cf_models if name not in self.models]
+        if missing:
+            raise ValueError(f"cf_models {missing} are not in models")
+        return self
 
 
 def evaluation_rows(subset: str, interactions, subsets):
@@ -37,29 +69,66 @@ def evaluation_rows(subset: str, interactions, subsets):
     return rows
 
 
-def main(name: str) -> None:
+def choose_best_cf(params: EvaluateParams, predictions: dict, interactions, subsets) -> tuple[str, float]:
+    """The CF model with the best AUC on the selection subset, which may not contain test rows."""
+    rows = evaluation_rows(params.selection_subset, interactions, subsets)
+    if (interactions.loc[interactions["row"].isin(rows), "split"] == "test").any():
+        raise ValueError(f"evaluate.selection_subset '{params.selection_subset}' holds test rows: "
+                         "the best CF model must be chosen without them")
+    candidates = {}
+    for name in params.cf_models:
+        scores = pointwise_scores(predictions[name], interactions, rows, str(PREDICTIONS_DIR / f"{name}.parquet"))
+        candidates[name] = (scores["label"].to_numpy(), scores["score"].to_numpy())
+    return best_by_auc(candidates)
+
+
+def main() -> None:
     params = load_section("evaluate", EvaluateParams)
-    predictions_path = Path("data/predictions") / f"{name}.parquet"
-    predictions = read_frame(predictions_path, PREDICTIONS)
+    pairs = comparison_pairs(params.models, params.ablations)
     interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
     subsets = read_frame(INGEST / "subsets.parquet", SUBSET_ROWS)
-    rows = evaluation_rows(params.subset, interactions, subsets)
-    scores = pointwise_scores(predictions, interactions, rows, str(predictions_path))
     candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
-    topn = topn_scores(predictions, candidates, str(predictions_path))
-    metrics, roc = model_metrics(scores, topn, params.ks, params.roc_points)
-    write_json(metrics, Path("metrics") / f"{name}.json")
-    write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
-               Path("plots/roc") / f"{name}.json")
-    print(f"evaluate {name}: {params.subset} {metrics['n_rows']} rows, {metrics['n_users']} users: "
-          f"AUC {_shown(metrics['auc'])} UAUC {_shown(metrics['uauc'])}; wrote metrics/{name}.json")
+    predictions = {name: read_frame(PREDICTIONS_DIR / f"{name}.parquet", PREDICTIONS) for name in params.models}
+    rows = evaluation_rows(params.subset, interactions, subsets)
+    warm_users = interactions.loc[interactions["split"] == "train", "user"].unique()
+    resamples = Resamples(
+        pointwise=resample_counts(interactions.loc[interactions["row"].isin(rows), "user"].nunique(),
+                                  params.bootstrap.resamples, params.bootstrap.seed, stream=0),
+        topn=resample_counts(candidates["user"].nunique(), params.bootstrap.resamples,
+                             params.bootstrap.seed, stream=1),
+    )
+    evaluations = {}
+    for name, frame in predictions.items():
+        where = str(PREDICTIONS_DIR / f"{name}.parquet")
+        evaluations[name] = measure_model(
+            pointwise_scores(frame, interactions, rows, where), topn_scores(frame, candidates, where),
+            warm_users, resamples, params.ks, params.headline, params.roc_points)
+    best_cf = choose_best_cf(params, predictions, interactions, subsets) if params.cf_models else None
+
+    for name, evaluation in evaluations.items():
+        comparisons = {f"vs_{reference}": paired_report(evaluation.groups["all"],
+                                                        evaluations[reference].groups["all"], params.headline)
+                       for reference in pairs.get(name, [])}
+        if best_cf is not None:
+            comparisons["vs_best_cf"] = {
+                "model": best_cf[0], "selection_auc": best_cf[1],
+                **paired_report(evaluation.groups["all"], evaluations[best_cf[0]].groups["all"], params.headline),
+            }
+        report = model_report(evaluation, comparisons, params.headline)
+        write_json(report, Path("metrics") / f"{name}.json")
+        roc = evaluation.roc
+        write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
+                   Path("plots/roc") / f"{name}.json")
+        print(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
+              f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}")
+    if best_cf is not None:
+        print(f"best CF model on {params.selection_subset}: {best_cf[0]} (AUC {best_cf[1]:.4f})")
 
 
-def _shown(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+def _shown(report: dict, name: str) -> str:
+    values = [report.get(key) for key in (name, f"{name}_low", f"{name}_high")]
+    return "n/a" if None in values else "{:.4f} [{:.4f}, {:.4f}]".format(*values)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m stages.evaluate <model>")
-    main(sys.argv[1])
+    main()

@@ -1,4 +1,4 @@
-"""The evaluate stage's CLI on tiny ingest artifacts and hand-made predictions."""
+"""The evaluate stage's CLI on tiny ingest artifacts and hand-made predictions of several models."""
 import json
 import math
 import os
@@ -9,38 +9,80 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from pipeline.artifacts import write_frame
-from pipeline.schemas import PREDICTIONS
+from pipeline.schemas import INTERACTIONS, PREDICTIONS
 from synthetic_ingest import write_synthetic_ingest
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = """evaluate:
-  models: [cfmodel, llmmodel]
-  subset: test_small
-  ks: [1, 5, 10]
-  roc_points: 50
-"""
+COLD_USERS = [0, 1, 2, 3, 4, 5]  # their train rows are dropped: no train interaction = cold
+PARAMS = {"evaluate": {
+    "models": ["cfgood", "cfbad", "llm", "llm_ablated"],
+    "cf_models": ["cfgood", "cfbad"],
+    "ablations": {"llm": ["llm_ablated"], "not_evaluated": ["cfgood"]},
+    "bootstrap": {"resamples": 200, "seed": 7},
+    "selection_subset": "valid_small",
+    "subset": "test_small",
+    "headline": ["auc", "uauc", "ndcg@5", "topn_hr@10", "topn_ndcg@10"],
+    "ks": [1, 5, 10],
+    "roc_points": 50,
+}}
+
+
+def noisy_scores(labels: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """label + noise, rounded to force ties."""
+    return np.round(labels + np.random.default_rng(seed).normal(scale=noise, size=labels.size), 1)
+
+
+def topn_scores_ranked_by_user(candidates: pd.DataFrame) -> np.ndarray:
+    """User u's positive scores 2.0, below (u % 3) of its negatives (2.5): its 0-based rank is u % 3."""
+    negative_index = candidates[candidates["positive"] == 0].groupby("user").cumcount()
+    above = negative_index.reindex(candidates.index, fill_value=99) < candidates["user"] % 3
+    return np.where(above, 2.5, candidates["positive"] * 2.0)
+
+
+def write_predictions(directory: Path, name: str, pointwise: pd.DataFrame, topn: pd.DataFrame | None = None) -> None:
+    frames = [pointwise[["row", "user", "item", "score"]]]
+    if topn is not None:
+        frames.append(topn[["user", "item", "score"]].assign(row=-1))
+    write_frame(pd.concat(frames, ignore_index=True), directory / f"data/predictions/{name}.parquet", PREDICTIONS)
 
 
 @pytest.fixture()
 def project(tmp_path):
+    """Four models: cfgood is good on valid rows only, cfbad on test rows only (so choosing on test
+    would pick cfbad); the LLM-style models score valid + test rows and no top-N candidates."""
     interactions = write_synthetic_ingest(tmp_path)
-    (tmp_path / "params.yaml").write_text(PARAMS)
+    interactions = interactions[~(interactions["user"].isin(COLD_USERS) & (interactions["split"] == "train"))]
+    write_frame(interactions, tmp_path / "data/ingest/interactions.parquet", INTERACTIONS)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    candidates = pd.read_parquet(tmp_path / "data/ingest/topn_candidates.parquet")
+    labels = interactions["label"].to_numpy()
+    valid = (interactions["split"] == "valid").to_numpy()
+    topn = candidates.assign(score=topn_scores_ranked_by_user(candidates))
+    write_predictions(tmp_path, "cfgood", interactions.assign(score=np.where(valid, noisy_scores(labels, 0.3, 1), noisy_scores(labels, 3.0, 2))), topn)
+    write_predictions(tmp_path, "cfbad", interactions.assign(score=np.where(valid, noisy_scores(labels, 3.0, 3), noisy_scores(labels, 0.3, 4))),
+                      candidates.assign(score=noisy_scores(candidates["positive"].to_numpy(), 1.0, 5)))
+    scored = interactions[interactions["split"] != "train"]
+    write_predictions(tmp_path, "llm", scored.assign(score=noisy_scores(scored["label"].to_numpy(), 1.0, 6)))
+    write_predictions(tmp_path, "llm_ablated", scored.assign(score=noisy_scores(scored["label"].to_numpy(), 2.0, 7)))
     return tmp_path, interactions
 
 
-def run_evaluate(directory: Path, model: str) -> subprocess.CompletedProcess:
+def run(directory: Path, module: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "stages.evaluate", model], cwd=directory, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", module], cwd=directory, env=env, capture_output=True, text=True)
 
 
-def scores_for(interactions: pd.DataFrame, rows: pd.Series) -> np.ndarray:
-    rng = np.random.default_rng(1)  # informative but noisy: label + noise, rounded to force ties
-    labels = interactions.set_index("row").loc[rows, "label"].to_numpy()
-    return np.round(labels + rng.normal(scale=1.0, size=len(rows)), 1)
+def metrics_of(directory: Path, model: str) -> dict:
+    return json.loads((directory / f"metrics/{model}.json").read_text())
+
+
+def subset_rows(directory: Path, interactions: pd.DataFrame, subset: str) -> pd.DataFrame:
+    rows = pd.read_parquet(directory / "data/ingest/subsets.parquet").query("subset == @subset")["row"]
+    return interactions.set_index("row").loc[rows]
 
 
 def ndcg_at_5_by_hand(rows: pd.DataFrame, scores: pd.Series) -> float:
@@ -55,52 +97,108 @@ def ndcg_at_5_by_hand(rows: pd.DataFrame, scores: pd.Series) -> float:
     return sum(values) / len(values)
 
 
-def test_cf_style_predictions_give_pointwise_and_topn_metrics(project):
+def test_every_model_gets_metrics_intervals_groups_and_comparisons(project):
     directory, interactions = project
-    candidates = pd.read_parquet(directory / "data/ingest/topn_candidates.parquet")
-    pointwise = interactions[["row", "user", "item"]].assign(score=scores_for(interactions, interactions["row"]))
-    # User u's positive scores 2.0, below (u % 3) of its negatives (2.5): its 0-based rank is u % 3.
-    negative_index = candidates[candidates["positive"] == 0].groupby("user").cumcount()
-    above = negative_index.reindex(candidates.index, fill_value=99) < candidates["user"] % 3
-    topn = candidates[["user", "item"]].assign(row=-1, score=np.where(above, 2.5, candidates["positive"] * 2.0))
-    write_frame(pd.concat([pointwise, topn]), directory / "data/predictions/cfmodel.parquet", PREDICTIONS)
-    result = run_evaluate(directory, "cfmodel")
+    result = run(directory, "stages.evaluate")
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((directory / "metrics/cfmodel.json").read_text())
-    subset = pd.read_parquet(directory / "data/ingest/subsets.parquet").query("subset == 'test_small'")
-    rows = interactions.set_index("row").loc[subset["row"]]
-    expected_auc = roc_auc_score(rows["label"], pointwise.set_index("row").loc[subset["row"], "score"])
-    assert metrics["auc"] == pytest.approx(expected_auc)
-    assert metrics["n_rows"] == len(subset)
-    assert metrics["n_users"] == rows["user"].nunique()
-    assert {"uauc", "ndcg@5", "map@5", "hr@5", "ndcg@10"} <= set(metrics)
-    ranks = candidates["user"].drop_duplicates() % 3
-    assert metrics["topn_hr@1"] == pytest.approx((ranks == 0).mean())
-    assert metrics["topn_ndcg@5"] == pytest.approx((1 / np.log2(ranks + 2)).mean())
-    assert metrics["ndcg@5"] == pytest.approx(ndcg_at_5_by_hand(rows, pointwise.set_index("row").loc[subset["row"], "score"]))
-    roc = json.loads((directory / "plots/roc/cfmodel.json").read_text())["roc"]
+    test_rows = subset_rows(directory, interactions, "test_small")
+    good = pd.read_parquet(directory / "data/predictions/cfgood.parquet").query("row >= 0").set_index("row")
+    metrics = metrics_of(directory, "cfgood")
+    assert metrics["auc"] == pytest.approx(roc_auc_score(test_rows["label"], good.loc[test_rows.index, "score"]))
+    assert metrics["ndcg@5"] == pytest.approx(ndcg_at_5_by_hand(test_rows, good.loc[test_rows.index, "score"]))
+    assert metrics["n_rows"] == len(test_rows) and metrics["n_users"] == test_rows["user"].nunique()
+    ranks = pd.read_parquet(directory / "data/ingest/topn_candidates.parquet")["user"].drop_duplicates() % 3
+    assert metrics["all_k"]["topn_hr@1"] == pytest.approx((ranks == 0).mean())
+    assert metrics["topn_ndcg@10"] == pytest.approx((1 / np.log2(ranks + 2)).mean())
+    for name in PARAMS["evaluate"]["headline"]:
+        assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"]
+    cold = test_rows["user"].isin(COLD_USERS)
+    assert metrics["cold"]["n_users"] == test_rows.loc[cold, "user"].nunique() > 0
+    assert metrics["cold"]["n_rows"] + metrics["warm"]["n_rows"] == metrics["n_rows"]
+    assert metrics["cold"]["auc"] == pytest.approx(roc_auc_score(test_rows.loc[cold, "label"], good.loc[test_rows.index[cold], "score"]))
+    assert metrics["ties"]["distinct_scores"] == good.loc[test_rows.index, "score"].nunique()
+    roc = json.loads((directory / "plots/roc/cfgood.json").read_text())["roc"]
     assert len(roc) <= 50 and roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
 
 
-def test_llm_style_predictions_without_topn_have_no_topn_keys(project):
+def test_best_cf_is_chosen_on_validation_rows_and_recorded(project):
     directory, interactions = project
-    rows = interactions[interactions["split"] != "train"]
-    predictions = rows[["row", "user", "item"]].assign(score=scores_for(interactions, rows["row"]))
-    write_frame(predictions, directory / "data/predictions/llmmodel.parquet", PREDICTIONS)
-    result = run_evaluate(directory, "llmmodel")
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((directory / "metrics/llmmodel.json").read_text())
-    assert "auc" in metrics and not any(key.startswith("topn") for key in metrics)
+    assert run(directory, "stages.evaluate").returncode == 0
+    valid_rows = subset_rows(directory, interactions, "valid_small")
+    good = pd.read_parquet(directory / "data/predictions/cfgood.parquet").query("row >= 0").set_index("row")
+    best = metrics_of(directory, "llm")["vs_best_cf"]
+    assert best["model"] == "cfgood"  # although cfbad has the higher test AUC
+    assert metrics_of(directory, "cfbad")["auc"] > metrics_of(directory, "cfgood")["auc"]
+    assert best["selection_auc"] == pytest.approx(roc_auc_score(valid_rows["label"], good.loc[valid_rows.index, "score"]))
+    own = metrics_of(directory, "cfgood")["vs_best_cf"]
+    assert all(own[key] == 0.0 for key in own if key not in ("model", "selection_auc"))
+    bad = metrics_of(directory, "cfbad")
+    assert bad["vs_best_cf"]["auc"] == pytest.approx(bad["auc"] - metrics_of(directory, "cfgood")["auc"])
+    assert bad["vs_best_cf"]["auc_low"] > 0  # cfbad is clearly better on test rows
+
+
+def test_models_without_topn_have_no_topn_keys_and_ablations_are_paired(project):
+    directory, _ = project
+    assert run(directory, "stages.evaluate").returncode == 0
+    llm, ablated = metrics_of(directory, "llm"), metrics_of(directory, "llm_ablated")
+    flat = json.dumps(llm)
+    assert "topn" not in flat and llm["uauc"] is not None
+    assert set(llm) >= {"vs_llm_ablated", "vs_best_cf", "warm", "cold", "ties", "all_k"}
+    assert llm["vs_llm_ablated"]["auc"] == pytest.approx(llm["auc"] - ablated["auc"])
+    assert not any(key.startswith("vs_") and key != "vs_best_cf" for key in ablated)
+
+
+def test_a_rerun_writes_the_same_bytes(project):
+    directory, _ = project
+    assert run(directory, "stages.evaluate").returncode == 0
+    first = {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
+    assert run(directory, "stages.evaluate").returncode == 0
+    assert first == {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
 
 
 def test_missing_subset_rows_are_an_error(project):
     directory, interactions = project
-    subset = pd.read_parquet(directory / "data/ingest/subsets.parquet").query("subset == 'test_small'")
-    dropped = int(subset["row"].iloc[3])
+    dropped = int(subset_rows(directory, interactions, "test_small").index[3])
     rows = interactions[(interactions["split"] == "test") & (interactions["row"] != dropped)]
-    predictions = rows[["row", "user", "item"]].assign(score=0.5)
-    write_frame(predictions, directory / "data/predictions/llmmodel.parquet", PREDICTIONS)
-    result = run_evaluate(directory, "llmmodel")
+    write_predictions(directory, "llm", rows.assign(score=0.5))
+    result = run(directory, "stages.evaluate")
     assert result.returncode != 0
-    assert "llmmodel.parquet: no score for 1 of" in result.stderr and str(dropped) in result.stderr
-    assert not (directory / "metrics/llmmodel.json").exists()
+    assert "llm.parquet: no score for 1 of" in result.stderr and str(dropped) in result.stderr
+    assert not (directory / "metrics/llm.json").exists()
+
+
+def test_a_missing_ablation_model_is_an_error_naming_its_file(project):
+    directory, _ = project
+    (directory / "data/predictions/llm_ablated.parquet").unlink()
+    result = run(directory, "stages.evaluate")
+    assert result.returncode != 0 and "data/predictions/llm_ablated.parquet" in result.stderr
+
+
+def test_selection_on_test_rows_is_refused(project):
+    directory, _ = project
+    params = json.loads(json.dumps(PARAMS))
+    params["evaluate"]["selection_subset"] = "test_small"
+    (directory / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run(directory, "stages.evaluate")
+    assert result.returncode != 0 and "holds test rows" in result.stderr
+
+
+def test_results_table_prints_intervals_groups_and_differences(project):
+    directory, _ = project
+    assert run(directory, "stages.evaluate").returncode == 0
+    result = run(directory, "stages.results_table")
+    assert result.returncode == 0, result.stderr
+    llm = metrics_of(directory, "llm")
+    assert f"| llm | {llm['n_rows']} | {llm['n_users']} | {llm['auc']:.3f} [{llm['auc_low']:.3f}, {llm['auc_high']:.3f}] |" in result.stdout
+    assert "| cfgood (cold) |" in result.stdout and "| llm (warm) |" in result.stdout
+    assert f"| llm | llm_ablated | {llm['vs_llm_ablated']['auc']:+.3f} [" in result.stdout
+    assert "| llm | best CF: cfgood |" in result.stdout
+
+
+def test_dvc_yaml_evaluate_stage_covers_every_model_of_params():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
+    models = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]["models"]
+    metrics = {next(iter(entry)) for entry in stage["metrics"]}
+    for model in models:
+        assert f"data/predictions/{model}.parquet" in stage["deps"]
+        assert f"metrics/{model}.json" in metrics

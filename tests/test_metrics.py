@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score, roc_auc_score, roc_curve
 
-from pipeline.metrics.classification import auc, roc_points, uauc
+from pipeline.metrics.classification import auc, roc_points, score_runs, uauc, weighted_auc
 from pipeline.metrics.ranking import average_precision_at_k, hit_at_k, ndcg_at_k, per_user_ranking, ranked_labels
-from pipeline.metrics.topn import positive_ranks, topn_metrics
+from pipeline.metrics.topn import positive_ranks, topn_per_user
 
 
 def test_auc_counts_ties_as_half():
@@ -75,25 +75,27 @@ def test_hit_at_k():
 
 
 def test_per_user_ranking_counts_only_users_with_both_classes():
-    users = np.array([1, 1, 1, 2, 2, 3, 3])
-    labels = np.array([0, 1, 0, 1, 1, 0, 0])
-    scores = np.array([0.9, 0.8, 0.1, 0.3, 0.2, 0.5, 0.4])
+    users = np.array([3, 3, 1, 1, 1, 2, 2])
+    labels = np.array([0, 0, 0, 1, 0, 1, 1])
+    scores = np.array([0.5, 0.4, 0.9, 0.8, 0.1, 0.3, 0.2])
     result = per_user_ranking(users, labels, scores, [1, 2])
-    assert result["n_rank_users"] == 1  # user 2 only positives, user 3 only negatives
-    assert result["hr@1"] == 0.0 and result["hr@2"] == 1.0
-    assert result["ndcg@2"] == pytest.approx(1 / np.log2(3))
-    assert result["map@2"] == pytest.approx(0.5)
+    # users in ascending id order: 1 ranks its positive second; 2 only positives, 3 only negatives
+    np.testing.assert_array_equal(result["hr@1"], [0.0, np.nan, np.nan])
+    np.testing.assert_array_equal(result["hr@2"], [1.0, np.nan, np.nan])
+    assert result["ndcg@2"][0] == pytest.approx(1 / np.log2(3))
+    assert result["map@2"][0] == pytest.approx(0.5)
 
 
 def test_topn_rank_counts_tied_negatives_above_the_positive():
     users = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     positive = np.array([1, 0, 0, 0, 0, 1, 0, 0])
     scores = np.array([0.5, 0.5, 0.7, 0.1, 0.2, 0.9, 0.3, 0.1])
-    assert positive_ranks(users, positive, scores).tolist() == [2, 0]
-    result = topn_metrics(users, positive, scores, [1, 3])
-    assert result["topn_hr@1"] == 0.5
-    assert result["topn_hr@3"] == 1.0
-    assert result["topn_ndcg@3"] == pytest.approx((1 / np.log2(4) + 1.0) / 2)
+    ranks = positive_ranks(users, positive, scores)
+    assert ranks.tolist() == [2, 0]
+    result = topn_per_user(ranks, [1, 3])
+    assert result["topn_hr@1"].tolist() == [0.0, 1.0]
+    assert result["topn_hr@3"].tolist() == [1.0, 1.0]
+    assert result["topn_ndcg@3"] == pytest.approx([1 / np.log2(4), 1.0])
 
 
 def test_topn_requires_exactly_one_positive_per_user():
@@ -114,3 +116,23 @@ def test_roc_points_match_sklearn_and_are_thinned_with_both_ends():
     assert len(thin["fpr"]) <= 10
     assert (thin["fpr"][0], thin["tpr"][0]) == (0.0, 0.0)
     assert (thin["fpr"][-1], thin["tpr"][-1]) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_auc_equals_the_auc_of_rows_repeated_by_their_weight(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 60)
+    scores = rng.integers(0, 6, 60).astype(float)  # heavy ties
+    weights = rng.integers(0, 4, size=(5, 60))
+    order, runs = score_runs(scores)
+    ours = weighted_auc(labels[order], runs, weights[:, order])
+    for row, value in zip(weights, ours):
+        assert value == pytest.approx(auc(np.repeat(labels, row), np.repeat(scores, row)))
+    assert weighted_auc(labels[order], runs, np.ones((1, 60)))[0] == pytest.approx(auc(labels, scores))
+
+
+def test_weighted_auc_without_one_class_is_nan():
+    labels = np.array([0, 1, 0, 1])
+    order, runs = score_runs(np.array([0.1, 0.2, 0.3, 0.4]))
+    value = weighted_auc(labels[order], runs, np.array([[1, 0, 2, 0]])[:, order])
+    assert np.isnan(value[0])

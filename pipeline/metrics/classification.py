@@ -52,6 +52,32 @@ def roc_points(labels: np.ndarray, scores: np.ndarray, max_points: int) -> dict[
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
 
 
+def score_runs(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in ascending score order (N,) and the start of each run of equal scores (G,)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(scores, kind="stable")
+    return order, np.r_[0, np.flatnonzero(np.diff(scores[order])) + 1]
+
+
+def weighted_auc(labels: np.ndarray, runs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC under row weights, one value per weight vector: (B, N) weights -> (B,).
+
+    `labels` (N,) and the columns of `weights` are in ascending score order, `runs` starts the runs
+    of equal scores (score_runs). Integer weights w give the AUC of the data with each row
+    repeated w times: the Mann-Whitney sum over positives of the negative weight scored below
+    plus half the negative weight tied with them. NaN where a weight vector leaves one class.
+    """
+    labels = np.asarray(labels).astype(bool)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    negatives = np.add.reduceat(weights * ~labels, runs, axis=1)  # (B, G)
+    positives = np.add.reduceat(weights * labels, runs, axis=1)  # (B, G)
+    below = np.cumsum(negatives, axis=1) - negatives
+    wins = (positives * (below + 0.5 * negatives)).sum(axis=1)
+    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, wins / pairs, np.nan)
+
+
 def group_indices(users: np.ndarray) -> list[np.ndarray]:
     """Row indices of each user, users in ascending id order, rows in their input order."""
     users = np.asarray(users)

@@ -48,16 +48,15 @@ def hit_at_k(ranked: np.ndarray, k: int) -> float:
 
 def per_user_ranking(
     users: np.ndarray, labels: np.ndarray, scores: np.ndarray, ks: list[int]
-) -> dict[str, float]:
-    """Mean over users with both classes of ndcg@k, map@k and hr@k, plus `n_rank_users`."""
-    lists = []
-    for idx in group_indices(users):
-        ranked = ranked_labels(labels[idx], scores[idx])
-        if 0 < ranked.sum() < ranked.size:
-            lists.append(ranked)
-    result: dict[str, float] = {"n_rank_users": len(lists)}
+) -> dict[str, np.ndarray]:
+    """Per-user ndcg@k, map@k and hr@k, users in ascending id order, each (n_users,); NaN for a
+    user without both classes (the metric's mean skips them)."""
+    lists = [ranked_labels(labels[idx], scores[idx]) for idx in group_indices(users)]
+    both = [0 < ranked.sum() < ranked.size for ranked in lists]
+    result: dict[str, np.ndarray] = {}
     for k in ks:
         for name, metric in (("ndcg", ndcg_at_k), ("map", average_precision_at_k), ("hr", hit_at_k)):
-            values = [metric(ranked, k) for ranked in lists]
-            result[f"{name}@{k}"] = float(np.mean(values)) if values else float("nan")
+            result[f"{name}@{k}"] = np.array(
+                [metric(ranked, k) if ok else np.nan for ranked, ok in zip(lists, both)], dtype=np.float64
+            )
     return result

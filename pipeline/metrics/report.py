@@ -1,82 +1,147 @@
-"""One model's metrics on a fixed set of interaction rows, from its predictions table.
+"""One model's metrics for all, warm and cold users, with bootstrap intervals, as a JSON-ready dict.
 
-Every model is measured on the same rows (an evaluation subset), so a model whose predictions
-miss some of those rows is an error, never a silently smaller test set.
+Headline metrics (auc, uauc, ndcg@K, map@K, hr@K, topn_hr@K, topn_ndcg@K) get a 95% user-level
+bootstrap interval (`<metric>_low`, `<metric>_high`); the other per-K metrics go in `all_k`.
+A user is warm with at least one train interaction, cold otherwise.
 """
 from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from pipeline.metrics.classification import auc, roc_points, uauc
-from pipeline.metrics.ranking import per_user_ranking
-from pipeline.metrics.topn import topn_metrics
+from pipeline.metrics.bootstrap import percentile_interval
+from pipeline.metrics.classification import roc_points
+from pipeline.metrics.per_user import UserTable, pointwise_table, topn_table, weighted_metrics
+from pipeline.metrics.ties import tied_pairs
+
+GROUPS = ("all", "warm", "cold")
+METRIC_NAME = re.compile(r"^(auc|uauc|(ndcg|map|hr|topn_hr|topn_ndcg)@[1-9][0-9]*)$")
 
 
-def pointwise_scores(
-    predictions: pd.DataFrame, interactions: pd.DataFrame, rows: np.ndarray, where: str
-) -> pd.DataFrame:
-    """The (row, user, label, score) of `rows`, erroring on rows `predictions` lacks or mislabels."""
-    scored = predictions[predictions["row"] >= 0]
-    duplicated = scored["row"][scored["row"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"{where}: row {int(duplicated.iloc[0])} is scored more than once")
-    wanted = interactions.loc[interactions["row"].isin(rows), ["row", "user", "item", "label"]]
-    if len(wanted) != len(np.unique(rows)):
-        raise ValueError(f"{where}: evaluation rows are missing from the interactions table")
-    joined = wanted.merge(scored, on="row", how="left", suffixes=("", "_pred"))
-    missing = joined["score"].isna()
-    if missing.any():
-        examples = joined.loc[missing, "row"].head(5).tolist()
-        raise ValueError(
-            f"{where}: no score for {int(missing.sum())} of {len(joined)} evaluation rows "
-            f"(e.g. rows {examples}); the model must score every row of the subset"
-        )
-    mismatch = (joined["user"] != joined["user_pred"]) | (joined["item"] != joined["item_pred"])
-    if mismatch.any():
-        row = int(joined.loc[mismatch, "row"].iloc[0])
-        raise ValueError(f"{where}: row {row} has a user/item that differs from interactions")
-    return joined[["row", "user", "label", "score"]].sort_values("row", ignore_index=True)
+@dataclass(frozen=True)
+class Resamples:
+    pointwise: np.ndarray  # (B, U) draws of each evaluated user, users ascending
+    topn: np.ndarray  # (B, T) draws of each top-N user, users ascending
 
 
-def topn_scores(predictions: pd.DataFrame, candidates: pd.DataFrame, where: str) -> pd.DataFrame | None:
-    """Candidates with the model's scores; None when the model scored no top-N candidates."""
-    scored = predictions.loc[predictions["row"] == -1, ["user", "item", "score"]]
-    if scored.empty:
-        return None
-    joined = candidates.merge(scored, on=["user", "item"], how="left")
-    missing = joined["score"].isna()
-    if missing.any():
-        first = joined.loc[missing].iloc[0]
-        raise ValueError(
-            f"{where}: no score for {int(missing.sum())} top-N candidates "
-            f"(e.g. user {int(first['user'])}, item {int(first['item'])})"
-        )
-    return joined
+@dataclass(frozen=True)
+class GroupResult:
+    point: dict[str, float]  # every metric on the group's users
+    resampled: dict[str, np.ndarray]  # headline metric -> (B,) its value on each resample
+    counts: dict[str, float]  # n_rows, n_users, n_uauc_users, positive_rate, topn_users
 
 
-def model_metrics(
-    scores: pd.DataFrame, topn: pd.DataFrame | None, ks: list[int], max_roc_points: int
-) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Flat metrics dict (auc, uauc, ndcg@k, map@k, hr@k, topn_*@k, counts) and ROC points."""
+@dataclass(frozen=True)
+class ModelEvaluation:
+    groups: dict[str, GroupResult]  # GROUPS -> result
+    ties: dict[str, int]
+    roc: dict[str, list[float]]
+
+
+def metric_ks(names: list[str]) -> list[int]:
+    """The cutoffs K named in metric names such as ndcg@5 (ValueError on an unknown name)."""
+    for name in names:
+        if not METRIC_NAME.match(name):
+            raise ValueError(f"unknown metric '{name}': expected auc, uauc or (ndcg|map|hr|topn_hr|topn_ndcg)@K")
+    return sorted({int(name.split("@")[1]) for name in names if "@" in name})
+
+
+def measure_model(
+    scores: pd.DataFrame,
+    topn: pd.DataFrame | None,
+    warm_users: np.ndarray,
+    resamples: Resamples,
+    ks: list[int],
+    headline: list[str],
+    max_roc_points: int,
+) -> ModelEvaluation:
+    """Metrics of `scores` (row, user, label, score) and of the top-N candidates (None: not scored)."""
+    ks = sorted(set(ks) | set(metric_ks(headline)))
     users = scores["user"].to_numpy()
     labels = scores["label"].to_numpy()
     values = scores["score"].to_numpy(dtype=np.float64)
-    user_auc, n_uauc_users = uauc(users, labels, values)
-    metrics: dict[str, float] = {
-        "auc": auc(labels, values),
-        "uauc": user_auc,
-        "n_rows": int(len(scores)),
-        "n_users": int(np.unique(users).size),
-        "n_uauc_users": n_uauc_users,
-        "positive_rate": float(labels.mean()) if len(labels) else float("nan"),
-    }
-    metrics.update(per_user_ranking(users, labels, values, ks))
+    tables = {"pointwise": pointwise_table(users, labels, values, ks)}
     if topn is not None:
-        metrics.update(
-            topn_metrics(topn["user"].to_numpy(), topn["positive"].to_numpy(), topn["score"].to_numpy(), ks)
-        )
-    # JSON has no NaN: an undefined metric (e.g. no user with both classes) is written as null.
-    metrics = {key: None if isinstance(value, float) and np.isnan(value) else value
-               for key, value in metrics.items()}
-    return metrics, roc_points(labels, values, max_roc_points)
+        tables["topn"] = topn_table(topn["user"].to_numpy(), topn["positive"].to_numpy(),
+                                    topn["score"].to_numpy(), ks)
+    draws = {"pointwise": resamples.pointwise, "topn": resamples.topn}
+    for kind, table in tables.items():
+        if draws[kind].shape[1] != table.users.size:
+            raise ValueError(f"{kind} resamples cover {draws[kind].shape[1]} users, the model's rows {table.users.size}")
+    groups = {group: _measure_group(tables, draws, warm_users, group, headline) for group in GROUPS}
+    return ModelEvaluation(groups=groups, ties=tied_pairs(users, values),
+                           roc=roc_points(labels, values, max_roc_points))
+
+
+def _measure_group(tables: dict[str, UserTable], draws: dict[str, np.ndarray], warm_users: np.ndarray,
+                   group: str, headline: list[str]) -> GroupResult:
+    point: dict[str, float] = {}
+    resampled: dict[str, np.ndarray] = {}
+    counts: dict[str, float] = {}
+    for kind, table in tables.items():
+        warm = np.isin(table.users, warm_users)
+        mask = {"all": np.ones_like(warm), "warm": warm, "cold": ~warm}[group].astype(np.float64)
+        point.update({name: float(value[0]) for name, value in weighted_metrics(table, mask[None]).items()})
+        wanted = [name for name in headline if name in table.values or (name == "auc" and table.runs is not None)]
+        if wanted:
+            all_resamples = weighted_metrics(table, draws[kind] * mask)
+            resampled.update({name: all_resamples[name] for name in wanted})
+        if kind == "pointwise":
+            rows = float(mask @ table.rows)
+            counts.update(n_rows=int(rows), n_users=int(mask.sum()),
+                          n_uauc_users=int(mask @ ~np.isnan(table.values["uauc"])),
+                          positive_rate=float(mask @ table.positives) / rows if rows else math.nan)
+        else:
+            counts["topn_users"] = int(mask.sum())
+    return GroupResult(point=point, resampled=resampled, counts=counts)
+
+
+def group_report(result: GroupResult, headline: list[str]) -> dict:
+    """Counts, each headline metric with `_low`/`_high`, and the other per-K metrics in `all_k`."""
+    report: dict = dict(result.counts)
+    for name in headline:
+        if name in result.point:
+            report[name] = result.point[name]
+            report[f"{name}_low"], report[f"{name}_high"] = percentile_interval(result.resampled[name])
+    report["all_k"] = {name: value for name, value in result.point.items() if "@" in name and name not in headline}
+    return report
+
+
+def paired_report(model: GroupResult, reference: GroupResult, headline: list[str]) -> dict:
+    """model - reference for each headline metric both have, with the interval of the difference
+    over the shared resamples (a model against itself: exactly 0 [0, 0])."""
+    report: dict = {}
+    for name in headline:
+        if name in model.point and name in reference.point:
+            report[name] = model.point[name] - reference.point[name]
+            difference = model.resampled[name] - reference.resampled[name]
+            report[f"{name}_low"], report[f"{name}_high"] = percentile_interval(difference)
+    return report
+
+
+def model_report(evaluation: ModelEvaluation, comparisons: dict[str, dict], headline: list[str]) -> dict:
+    """metrics/<model>.json: all users at the top level, `warm`, `cold`, `ties` and the
+    `vs_<reference>` comparisons (already built by paired_report) nested; NaN written as null."""
+    report = group_report(evaluation.groups["all"], headline)
+    report["warm"] = group_report(evaluation.groups["warm"], headline)
+    report["cold"] = group_report(evaluation.groups["cold"], headline)
+    report["ties"] = evaluation.ties
+    report.update(comparisons)
+    return json_safe(report)
+
+
+def json_safe(value):
+    """`value` with NaN floats as None and numpy scalars as Python numbers (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -26,14 +26,11 @@ def positive_ranks(users: np.ndarray, positive: np.ndarray, scores: np.ndarray) 
     return np.asarray(ranks, dtype=np.int64)
 
 
-def topn_metrics(
-    users: np.ndarray, positive: np.ndarray, scores: np.ndarray, ks: list[int]
-) -> dict[str, float]:
-    """Mean topn_hr@k and topn_ndcg@k over users, plus `topn_users`."""
-    ranks = positive_ranks(users, positive, scores)
-    result: dict[str, float] = {"topn_users": int(ranks.size)}
+def topn_per_user(ranks: np.ndarray, ks: list[int]) -> dict[str, np.ndarray]:
+    """Per-user topn_hr@k and topn_ndcg@k from the positives' 0-based ranks, each (n_users,)."""
+    result: dict[str, np.ndarray] = {}
     for k in ks:
         hit = ranks < k
-        result[f"topn_hr@{k}"] = float(hit.mean())
-        result[f"topn_ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2), 0.0).mean())
+        result[f"topn_hr@{k}"] = hit.astype(np.float64)
+        result[f"topn_ndcg@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2), 0.0)
     return result
