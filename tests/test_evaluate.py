@@ -174,13 +174,20 @@ def test_a_missing_ablation_model_is_an_error_naming_its_file(project):
     assert result.returncode != 0 and "data/predictions/llm_ablated.parquet" in result.stderr
 
 
-def test_selection_on_test_rows_is_refused(project):
+@pytest.mark.parametrize("key, value, message", [
+    ("selection_subset", "test_small", "holds test rows"),
+    ("ablations", {"llm": ["cfgood", "gone"]}, "llm is compared with ['gone'], not in evaluate.models"),
+    ("headline", ["auc", "ndcg5"], "unknown metric 'ndcg5'"),
+    ("cf_models", ["cfgood", "gone"], "cf_models ['gone'] are not in models"),
+])
+def test_bad_params_are_refused_with_the_reason(project, key, value, message):
     directory, _ = project
     params = json.loads(json.dumps(PARAMS))
-    params["evaluate"]["selection_subset"] = "test_small"
+    params["evaluate"][key] = value
     (directory / "params.yaml").write_text(yaml.safe_dump(params))
     result = run(directory, "stages.evaluate")
-    assert result.returncode != 0 and "holds test rows" in result.stderr
+    assert result.returncode != 0 and message in result.stderr
+    assert not (directory / "metrics").exists()
 
 
 def test_results_table_prints_intervals_groups_and_differences(project):
