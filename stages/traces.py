@@ -1,8 +1,10 @@
 """Stage `traces`: verified reasoning traces on selected training rows, and reference traces on a
 fixed test_tiny sample (for explanation quality).
 
-Reads data/ingest/{interactions,items,subsets}.parquet, data/predictions/<cf.model>.parquet (for
-selection = hard) and params `traces`, `cf.model`, `llm`; writes data/traces/traces.parquet,
+Reads data/ingest/{interactions,items,subsets}.parquet, data/keywords/item_keywords.parquet,
+data/predictions/<cf.model>.parquet (for selection = hard) and params `traces`, `cf.model`,
+`rec.prompt.{version,history_items,title_words,keywords_per_item}` (the student's rendering, which
+the teacher's question embeds) and `llm`; writes data/traces/traces.parquet,
 data/traces/reference_traces.parquet and metrics/traces.json.
 """
 from __future__ import annotations
@@ -11,17 +13,27 @@ import logging
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.artifacts import read_frame, write_frame, write_json
-from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, SUBSET_ROWS, TRACES
-from pipeline.traces.prompt import describe_items
+from pipeline.rec.examples import build_catalog
+from pipeline.rec.prompts import get_template
+from pipeline.rec.recipe import PromptParams
+from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS, PREDICTIONS, SUBSET_ROWS, TRACES
 from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
-from pipeline.traces.verification import make_cases, run_verification, traces_table, verification_stats
-from stages.params import CFChoice, load_section
+from pipeline.traces.verification import (
+    balance_labels,
+    label_counts,
+    make_cases,
+    run_verification,
+    traces_table,
+    verification_stats,
+)
+from stages.params import PARAMS_FILE, CFChoice, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 INGEST = "data/ingest"
+KEYWORDS = "data/keywords/item_keywords.parquet"
 OUTPUT = "data/traces/traces.parquet"
 REFERENCE_OUTPUT = "data/traces/reference_traces.parquet"
 METRICS = "metrics/traces.json"
@@ -30,8 +42,7 @@ METRICS = "metrics/traces.json"
 class ReferenceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(8, ge=0)
-    history: int = Field(10, ge=1)
+    count: int = Field(8, ge=0)  # rows have at least rec.prompt.history_items earlier interactions
 
 
 class TraceParams(TeacherParams):
@@ -39,12 +50,31 @@ class TraceParams(TeacherParams):
     count: int = Field(24, ge=0)
     score_threshold: float | None = None
     min_history: int = Field(3, ge=0)
-    history_items: int = Field(10, ge=0)
     max_rounds: int = Field(3, ge=1)
     max_tokens: int = Field(128, ge=1)
     min_reasoning_words: int = Field(3, ge=1)
+    balance_labels: bool = False
     seed: int = 2026
     reference: ReferenceParams = ReferenceParams()
+
+
+class RecPromptSection(BaseModel):
+    """Only `rec.prompt` of the rec section (the rest belongs to the rec stages)."""
+
+    model_config = ConfigDict(extra="ignore")
+    prompt: dict = {}
+
+
+PROMPT_KEYS = ("version", "history_items", "title_words", "keywords_per_item")  # what the teacher shows
+
+
+def student_prompt() -> PromptParams:
+    """The student's rendering: the rec.prompt keys in PROMPT_KEYS, validated as the rec stages do."""
+    section = load_section("rec", RecPromptSection).prompt
+    try:
+        return PromptParams.model_validate({key: section[key] for key in PROMPT_KEYS if key in section})
+    except ValidationError as err:
+        raise ValueError(f"{PARAMS_FILE}: invalid section 'rec.prompt':\n{err}") from err
 
 
 def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
@@ -69,32 +99,49 @@ def main() -> None:
     started = time.perf_counter()
     params = load_section("traces", TraceParams)
     cf_model = load_section("cf", CFChoice).model
+    prompt = student_prompt()
+    template = get_template(prompt.version)
     interactions = read_frame(f"{INGEST}/interactions.parquet", INTERACTIONS)
     subsets = read_frame(f"{INGEST}/subsets.parquet", SUBSET_ROWS)
-    names = describe_items(read_frame(f"{INGEST}/items.parquet", ITEMS))
+    catalog = build_catalog(
+        read_frame(f"{INGEST}/items.parquet", ITEMS), read_frame(KEYWORDS, ITEM_KEYWORDS),
+        prompt.title_words, prompt.keywords_per_item,
+    )
     rows, selection = choose_rows(params, interactions, cf_model)
     tiny = interactions[interactions["row"].isin(subsets.loc[subsets["subset"] == "test_tiny", "row"])]
-    reference_rows = select_reference_rows(tiny, params.reference.count, params.reference.history, params.seed)
+    reference_rows = select_reference_rows(tiny, params.reference.count, prompt.history_items, params.seed)
 
     client, sampling = teacher_chat(params)
-    verify = lambda cases, desc: run_verification(  # noqa: E731
-        cases, client, sampling, params.max_rounds, params.min_reasoning_words, desc
-    )
-    cases = verify(make_cases(rows, names, params.history_items), "traces")
-    reference = verify(make_cases(reference_rows, names, params.reference.history), "reference traces")
-    write_frame(traces_table(cases), OUTPUT, TRACES)
+
+    def verify(chosen, desc: str):
+        cases = make_cases(chosen, catalog, template, prompt.history_items)
+        return run_verification(cases, client, sampling, params.max_rounds, params.min_reasoning_words, desc)
+
+    cases = verify(rows, "traces")
+    reference = verify(reference_rows, "reference traces")
+    table = traces_table(cases)
+    dropped = 0
+    if params.balance_labels:
+        table, dropped = balance_labels(table, params.seed)
+    write_frame(table, OUTPUT, TRACES)
     write_frame(traces_table(reference), REFERENCE_OUTPUT, TRACES)
 
     metrics = {
         "selection": selection,
-        "traces": verification_stats(cases, params.max_rounds),
+        "traces": {
+            **verification_stats(cases, params.max_rounds),
+            "balance_labels": params.balance_labels,
+            "dropped_for_balance": dropped,
+            "written": len(table),
+            "written_by_label": label_counts(table["label"]),
+        },
         "reference": verification_stats(reference, params.max_rounds),
         **llm_stage_metrics(client, started),
     }
     write_json(metrics, METRICS)
     logging.info(
-        "traces: kept %d/%d (reference %d/%d), %d calls / %d cache hits, %.1f s",
-        metrics["traces"]["kept"], len(cases), metrics["reference"]["kept"], len(reference),
+        "traces: kept %d/%d, wrote %d (reference %d/%d), %d calls / %d cache hits, %.1f s",
+        metrics["traces"]["kept"], len(cases), len(table), metrics["reference"]["kept"], len(reference),
         metrics["llm"]["calls"], metrics["llm"]["cache_hits"], metrics["stage_seconds"],
     )
 

@@ -1,19 +1,30 @@
 """The verification loop, row selection, answer reading, and the traces stage from its CLI."""
 import json
+import re
 
 import pandas as pd
 import pytest
 from scripted_backend import ScriptedBackend, cached
-from tiny_ingest import tiny_interactions, write_params, write_predictions, write_tiny_ingest
+from tiny_ingest import tiny_interactions, tiny_items, write_params, write_predictions, write_tiny_ingest
 
 import stages.traces
 import stages.teacher
-from pipeline.artifacts import read_frame
+from pipeline.artifacts import read_frame, write_frame
 from pipeline.llm.chat import ChatMessage, SamplingParams
-from pipeline.schemas import TRACES
-from pipeline.traces.prompt import HINTS, read_answer
+from pipeline.rec.examples import build_catalog
+from pipeline.rec.prompts import get_template, render_prompt
+from pipeline.schemas import ITEM_KEYWORDS, TRACES
+from pipeline.traces.prompt import ANSWER_LINE, HINTS, INSTRUCTION, LEADING, NO_VERDICT, read_answer
 from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
-from pipeline.traces.verification import NO_REASONING, VERIFIED, WRONG, TraceCase, run_verification, traces_table
+from pipeline.traces.verification import (
+    NO_REASONING,
+    VERIFIED,
+    WRONG,
+    TraceCase,
+    balance_labels,
+    run_verification,
+    traces_table,
+)
 
 SAMPLING = SamplingParams(max_tokens=160)
 
@@ -62,12 +73,46 @@ def test_loop_stops_when_no_reasoning_comes_back(tmp_path):
     assert len(backend.requests) == 1 and traces_table([case]).empty
 
 
-def test_read_answer_forms():
-    assert read_answer("Yes. The user loves horror films.") == read_answer("The user loves horror films. Answer: Yes")
-    assert read_answer("**Answer:** No").verdict == 0
-    separate = read_answer("Yes", reasoning_field="The user\n liked  similar films.")
-    assert separate.verdict == 1 and separate.reasoning == "The user liked similar films."
-    assert read_answer("I cannot tell.").verdict is None
+@pytest.mark.parametrize(
+    "text, verdict, form, reasoning",
+    [
+        ("Yes. The user loves horror films.", 1, LEADING, "The user loves horror films."),
+        ("The user loves horror films.\nAnswer: Yes", 1, ANSWER_LINE, "The user loves horror films."),
+        ("The user liked three comedies.\n\n**Answer:** No", 0, ANSWER_LINE, "The user liked three comedies."),
+        ("**No**, the user disliked every drama so far.", 0, LEADING, "the user disliked every drama so far."),
+        ("Yes\nThe user liked three comedies.", 1, LEADING, "The user liked three comedies."),
+        # SmolLM2-135M prose: a yes/no inside the text is no verdict
+        ("There is no comedy in the history, so the user will skip it.", None, NO_VERDICT, None),
+        ("User preference for Apollo 13 is yes; they would love to see it in action!", None, NO_VERDICT, None),
+        ("No comedy appears in the user's history at all.", None, NO_VERDICT, None),
+        ("Yes. The user", None, NO_VERDICT, "The user"),  # a leading verdict needs reasoning after it
+        ("Yes", None, NO_VERDICT, ""),
+        ("Answer: No doubt the user likes it.", None, NO_VERDICT, None),
+        ("The user may like it. 'Answer: Yes' or 'Answer: No'", None, NO_VERDICT, None),  # disagree
+        ("No. The user dislikes war films.\nAnswer: Yes", None, NO_VERDICT, "The user dislikes war films."),
+        ("Yes. The user likes war films.\nAnswer: Yes", 1, ANSWER_LINE, "The user likes war films."),
+    ],
+)
+def test_read_answer_counts_only_explicit_verdicts(text, verdict, form, reasoning):
+    answer = read_answer(text, min_reasoning_words=3)
+    assert (answer.verdict, answer.form) == (verdict, form)
+    if reasoning is not None:
+        assert answer.reasoning == reasoning
+
+
+def test_read_answer_with_a_reasoning_field_reads_the_final_text():
+    separate = read_answer("Yes", reasoning_field="The user\n liked  similar films.", min_reasoning_words=3)
+    assert (separate.verdict, separate.form, separate.reasoning) == (1, LEADING, "The user liked similar films.")
+    assert read_answer("**Answer: No**", reasoning_field="Dislikes dramas.").form == ANSWER_LINE
+    assert read_answer("I would say the user does not", reasoning_field="Long thinking.").verdict is None
+
+
+def test_prose_with_a_stray_no_is_never_verified(tmp_path):
+    """The old reader took the last standalone yes/no: this teacher would have been 'right' for label 0."""
+    backend = ScriptedBackend(lambda request: "The user watched dramas, and there is no comedy here, so no")
+    case = new_case(label=0)
+    run_verification([case], cached(backend, tmp_path), SAMPLING, max_rounds=2)
+    assert case.outcome == WRONG and case.forms == [NO_VERDICT, NO_VERDICT] and traces_table([case]).empty
 
 
 def test_hard_selection_takes_only_cf_mistakes():
@@ -122,21 +167,32 @@ def teacher(request):
     return "The user liked films of this genre before. Answer: Yes"
 
 
-def test_traces_stage_cli(tmp_path, monkeypatch):
-    interactions = write_tiny_ingest(tmp_path, n_users=8)
+PROMPT = {"version": "v1", "history_items": 3, "title_words": 2, "keywords_per_item": 1, "max_answer_tokens": 64}
+TRACE_PARAMS = {"selection": "hard", "count": 6, "score_threshold": None, "min_history": 3, "max_rounds": 3,
+                "max_tokens": 64, "repetition_penalty": 1.0, "min_reasoning_words": 3, "balance_labels": False,
+                "seed": 5, "reference": {"count": 4}}
+
+
+def run_traces_stage(root, monkeypatch, backend, prompt=PROMPT, **overrides):
+    """Write tiny ingest + keywords + CF predictions + params under `root`, run the stage's main()."""
+    interactions = write_tiny_ingest(root, n_users=8)
+    keywords = pd.DataFrame({"item": range(11), "keywords": [[f"theme{i}", f"mood{i}"] for i in range(11)],
+                             "source": "llm"})  # item 11 has none: its genres stand in
+    write_frame(keywords, root / stages.traces.KEYWORDS, ITEM_KEYWORDS)
     train = interactions[interactions["split"] == "train"]
     wrong = set(train.loc[train["history_items"].map(len) >= 3, "row"].iloc[:10])
-    write_predictions(tmp_path, interactions, wrong)
-    write_params(
-        tmp_path,
-        cf={"model": "mf", "models": ["mf"]},
-        traces={"selection": "hard", "count": 6, "score_threshold": None, "min_history": 3,
-                "history_items": 10, "max_rounds": 3, "max_tokens": 64, "repetition_penalty": 1.0, "min_reasoning_words": 3,
-                "seed": 5, "reference": {"count": 4, "history": 10}},
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend(teacher))
+    write_predictions(root, interactions, wrong)
+    write_params(root, cf={"model": "mf", "models": ["mf"]}, traces={**TRACE_PARAMS, **overrides},
+                 rec={"backbone": "unused", "prompt": prompt, "lora": {"r": 4}})  # lora: not the stage's
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(stages.teacher, "build_backend", lambda config: backend)
     stages.traces.main()
+    return interactions, wrong
+
+
+def test_traces_stage_cli(tmp_path, monkeypatch):
+    backend = ScriptedBackend(teacher)
+    interactions, wrong = run_traces_stage(tmp_path, monkeypatch, backend)
     traces = read_frame(tmp_path / stages.traces.OUTPUT, TRACES)
     reference = read_frame(tmp_path / stages.traces.REFERENCE_OUTPUT, TRACES)
     metrics = json.loads((tmp_path / stages.traces.METRICS).read_text())
@@ -146,8 +202,13 @@ def test_traces_stage_cli(tmp_path, monkeypatch):
     assert all(trace.startswith(prefix) for trace, prefix in zip(traces["trace"], prefixes))
     assert metrics["selection"]["score_threshold"] == 0.0
     labels = interactions.set_index("row").loc[traces["row"], "label"]
-    assert metrics["traces"]["rounds_histogram"] == {"1": int(labels.sum()), "2": int((labels == 0).sum()), "3": 0}
+    n_yes, n_no = int(labels.sum()), int((labels == 0).sum())
+    assert metrics["traces"]["rounds_histogram"] == {"1": n_yes, "2": n_no, "3": 0}
     assert metrics["traces"]["kept_fraction"] == 1.0
+    assert metrics["traces"]["kept_by_label"] == metrics["traces"]["written_by_label"] == {"0": n_no, "1": n_yes}
+    # every answer of this teacher ends in an answer line: 6 first answers + one more per No row
+    assert metrics["traces"]["verdict_forms"] == {"answer_line": 6 + n_no, "leading": 0, "none": 0}
+    assert metrics["traces"]["dropped_for_balance"] == 0 and not metrics["traces"]["balance_labels"]
     assert len(reference) == 4 and reference["row"].isin(interactions.loc[interactions["split"] == "test", "row"]).all()
 
     monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend([]))
@@ -155,3 +216,61 @@ def test_traces_stage_cli(tmp_path, monkeypatch):
     rerun = json.loads((tmp_path / stages.traces.METRICS).read_text())
     assert rerun["llm"]["calls"] == 0 and rerun["llm"]["hit_rate"] == 1.0
     pd.testing.assert_frame_equal(read_frame(tmp_path / stages.traces.OUTPUT, TRACES), traces)
+
+
+def test_teacher_sees_exactly_the_students_prompt(tmp_path, monkeypatch):
+    backend = ScriptedBackend(teacher)
+    interactions, _ = run_traces_stage(tmp_path, monkeypatch, backend)
+    by_row = interactions.set_index("row")
+    reference = read_frame(tmp_path / stages.traces.REFERENCE_OUTPUT, TRACES)
+    catalog = build_catalog(tiny_items(), read_frame(tmp_path / stages.traces.KEYWORDS, ITEM_KEYWORDS), 2, 1)
+    first_questions = [r.messages[1].content for r in backend.requests if len(r.messages) == 2]
+    assert len(first_questions) == 6 + 4  # traced rows + reference rows, each asked once from scratch
+    for row in reference["row"]:
+        r = by_row.loc[row]
+        history = [(catalog[int(i)], int(v)) for i, v in zip(r.history_items[-3:], r.history_labels[-3:])]
+        student = render_prompt(get_template("v1"), history, catalog[int(r["item"])], with_slots=False)[1]
+        assert f"{student}\n\n{INSTRUCTION}" in first_questions
+    for question in first_questions:
+        lines = question.split("\n")
+        history_lines = [line for line in lines if line.startswith("- ")]
+        assert len(history_lines) == 3  # rec.prompt.history_items, not more
+        # titles cut to 2 words ("Film Number 7" -> "Film Number"), one keyword, genres for item 11
+        assert all(re.fullmatch(r"- Film Number \[(theme\d+|comedy|drama|action|horror|romance)\]: (liked|not liked)",
+                                line, re.IGNORECASE) for line in history_lines), history_lines
+        assert not re.search(r"Film Number \d", question) and "mood" not in question
+
+
+def test_reference_rows_need_the_students_history_length(tmp_path, monkeypatch):
+    backend = ScriptedBackend(teacher)
+    # test rows have 12 or 13 earlier interactions (per_user 14): only the 13s qualify
+    interactions, _ = run_traces_stage(tmp_path, monkeypatch, backend, prompt={**PROMPT, "history_items": 13})
+    reference = read_frame(tmp_path / stages.traces.REFERENCE_OUTPUT, TRACES)
+    histories = interactions.set_index("row").loc[reference["row"], "history_items"].map(len)
+    assert len(reference) == 4 and (histories == 13).all()
+    first_questions = [r.messages[1].content for r in backend.requests if len(r.messages) == 2]
+    shown = [q.count("\n- ") for q in first_questions]  # history lines per first question
+    assert shown.count(13) == 4 and max(shown) == 13  # the 4 reference rows show 13 items; train rows fewer
+
+
+def test_balance_labels_keeps_as_many_yes_as_no(tmp_path, monkeypatch):
+    interactions, wrong = run_traces_stage(tmp_path, monkeypatch, ScriptedBackend(teacher), count=10,
+                                           balance_labels=True)
+    traces = read_frame(tmp_path / stages.traces.OUTPUT, TRACES)
+    metrics = json.loads((tmp_path / stages.traces.METRICS).read_text())["traces"]
+    kept = metrics["kept_by_label"]
+    assert kept["0"] != kept["1"] and min(kept.values()) > 0  # the tiny data's mistakes are unbalanced
+    assert metrics["written_by_label"] == {"0": min(kept.values()), "1": min(kept.values())}
+    assert traces["label"].value_counts().to_dict() == {0: min(kept.values()), 1: min(kept.values())}
+    assert metrics["dropped_for_balance"] == abs(kept["0"] - kept["1"]) == metrics["kept"] - len(traces)
+    stages.traces.main()  # same seed, same cache: the same rows are dropped
+    pd.testing.assert_frame_equal(read_frame(tmp_path / stages.traces.OUTPUT, TRACES), traces)
+
+
+def test_balance_labels_is_seeded():
+    table = pd.DataFrame({"row": range(10), "label": [1, 1, 1, 1, 1, 1, 1, 0, 0, 1]})
+    balanced, dropped = balance_labels(table, seed=0)
+    assert dropped == 6 and balanced["label"].tolist().count(1) == 2 and balanced["row"].is_monotonic_increasing
+    assert balanced.equals(balance_labels(table, seed=0)[0])
+    assert {0, 1} <= {bool(balance_labels(table, seed=s)[0]["row"].isin([0]).any()) for s in range(20)}
+    assert balance_labels(table[table["label"] == 1], seed=0)[0].empty  # no No trace: nothing to pair with

@@ -1,23 +1,31 @@
-"""The teacher's prompt, the hints of the verification loop, and reading the teacher's answer."""
+"""The teacher's prompt, the hints of the verification loop, and reading the teacher's answer.
+
+The teacher's question embeds the student's own prompt text (pipeline.rec.prompts.render_prompt
+without CF slots, over the same catalog of short titles and keywords), so a trace reasons about
+exactly the items, titles and keywords the student will see next to it.
+"""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import Mapping, Sequence
 
 from pipeline.llm.chat import ChatMessage
+from pipeline.rec.prompts import PromptItem, PromptTemplate, render_prompt
 
 LABEL_WORDS = {1: "Yes", 0: "No"}
+# Where a counted verdict came from: an "Answer: Yes" line, a leading "Yes." followed by reasoning,
+# or nowhere (no explicit verdict, or explicit verdicts that disagree).
+ANSWER_LINE, LEADING, NO_VERDICT = "answer_line", "leading", "none"
+VERDICT_FORMS = (ANSWER_LINE, LEADING, NO_VERDICT)
 
 SYSTEM = (
     "You are a recommender system. Given a user's history of rated items, you decide whether "
     "the user will like a target item, and you answer Yes or No."
 )
-QUESTION = (
-    "The user's history, oldest first:\n{history}\n\nTarget item: {target}\n\n"
-    "Will the user like the target item? In two or three sentences, state the user's preferences "
-    "shown by the history and whether the target item fits them. End with 'Answer: Yes' or 'Answer: No'."
+INSTRUCTION = (
+    "In two or three sentences, state the user's preferences shown by these items and whether the "
+    "target fits them. End with 'Answer: Yes' or 'Answer: No'."
 )
 # Paraphrased hints, rotated by round; each names the true label and asks for a re-analysis.
 HINTS = (
@@ -29,29 +37,34 @@ HINTS = (
     "and reason step by step towards {label}. End with 'Answer: {label}'.",
 )
 
-_ANSWER_LINE = re.compile(r"\**\s*answer\s*\**\s*[:\-]\s*\**\s*(yes|no)\b[^\n]*", re.IGNORECASE)
-_LEADING_VERDICT = re.compile(r"^\W*(yes|no)\b[\s.,:!-]*", re.IGNORECASE)
-_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+# "Answer: Yes", "**Answer:** No", "answer - yes"; not "Answer: No doubt..." (a lowercase word follows).
+_ANSWER_LINE = re.compile(
+    r"[*_#>]*\banswer[*_ \t]*[:\-][*_ \t]*(yes|no)\b(?![ \t]+(?-i:[a-z]))[*_]*", re.IGNORECASE
+)
+# "Yes. ...", "**No**, ...", "Yes" alone on the first line; not "No comedy appears...".
+_LEADING_VERDICT = re.compile(
+    r"^[\s*_#>\"']*(yes|no)[*_\"']*[ \t]*(?:[.,:;!\u2013\u2014-]+|\n|$)", re.IGNORECASE
+)
 
 
-def describe_items(items: pd.DataFrame) -> dict[int, str]:
-    """item id -> 'Title [category, category]' as the prompts show it."""
-    out = {}
-    for r in items.itertuples(index=False):
-        cats = ", ".join(str(c) for c in (r.categories if r.categories is not None else []))
-        out[int(r.item)] = f"{r.title} [{cats}]" if cats else str(r.title)
-    return out
-
-
-def question_messages(history_items, history_labels, target: int, names: dict[int, str], n_history: int):
-    """The first two messages (system, user) for one row; history = its last `n_history` items."""
+def question_messages(
+    history_items: Sequence[int],
+    history_labels: Sequence[int],
+    target: int,
+    catalog: Mapping[int, PromptItem],
+    template: PromptTemplate,
+    n_history: int,
+) -> list[ChatMessage]:
+    """The first two messages (system, user) for one row: the user turn is the student's prompt
+    text over the last `n_history` history items (catalog = build_catalog's items), then the
+    instruction to reason and answer."""
     pairs = list(zip(history_items, history_labels))[-n_history:] if n_history > 0 else []
-    lines = [
-        f"{i}. {names[int(item)]}: {'liked' if int(label) == 1 else 'not liked'}"
-        for i, (item, label) in enumerate(pairs, 1)
+    history = [(catalog[int(item)], int(label)) for item, label in pairs]
+    _, student_text = render_prompt(template, history, catalog[int(target)], with_slots=False)
+    return [
+        ChatMessage(role="system", content=SYSTEM),
+        ChatMessage(role="user", content=f"{student_text}\n\n{INSTRUCTION}"),
     ]
-    text = QUESTION.format(history="\n".join(lines) or "(none)", target=names[int(target)])
-    return [ChatMessage(role="system", content=SYSTEM), ChatMessage(role="user", content=text)]
 
 
 def hint_message(label: int, failed_round: int) -> ChatMessage:
@@ -62,30 +75,35 @@ def hint_message(label: int, failed_round: int) -> ChatMessage:
 
 @dataclass(frozen=True)
 class TeacherAnswer:
-    verdict: int | None  # 1 = Yes, 0 = No, None = no verdict found
+    verdict: int | None  # 1 = Yes, 0 = No, None = no verdict counts
     reasoning: str  # whitespace collapsed; "" when the teacher gave no reasoning
+    form: str  # one of VERDICT_FORMS
 
 
-def read_answer(text: str, reasoning_field: str | None = None) -> TeacherAnswer:
-    """Verdict and reasoning of one answer.
+def read_answer(text: str, reasoning_field: str | None = None, min_reasoning_words: int = 1) -> TeacherAnswer:
+    """Verdict, reasoning and verdict form of one answer.
 
-    A reasoning model served with a reasoning parser returns its reasoning separately and a short
-    final answer; other models write both into the text, where the verdict is the last
-    'Answer: Yes/No' line, else a leading 'Yes'/'No', else the last standalone yes/no.
+    A verdict counts only when stated explicitly: an "Answer: Yes/No" line (anywhere; several must
+    agree), or a leading "Yes."/"No." that at least `min_reasoning_words` words of reasoning follow.
+    A yes or no inside the prose ("there is no comedy here") never counts, and an answer whose
+    explicit verdicts disagree has none. A reasoning model served with a reasoning parser returns its
+    reasoning separately (`reasoning_field`); its final text is then read the same way, and a
+    leading verdict there needs no reasoning after it.
     """
     text = text or ""
-    matches = list(_ANSWER_LINE.finditer(text))
-    if matches:
-        verdict_word = matches[-1].group(1)
-        body = _ANSWER_LINE.sub(" ", text)
-    elif lead := _LEADING_VERDICT.match(text):
-        verdict_word, body = lead.group(1), text[lead.end():]
-    else:
-        words = _YES_NO.findall(text)
-        verdict_word, body = (words[-1] if words else None), text
-    verdict = None if verdict_word is None else int(verdict_word.lower() == "yes")
-    reasoning = reasoning_field if reasoning_field and reasoning_field.strip() else body
-    return TeacherAnswer(verdict, collapse_whitespace(reasoning))
+    separate = bool(reasoning_field and reasoning_field.strip())
+    lines = [m.group(1).lower() for m in _ANSWER_LINE.finditer(text)]
+    body = _ANSWER_LINE.sub(" ", text)
+    verdicts, form = set(lines), ANSWER_LINE if lines else NO_VERDICT
+    if lead := _LEADING_VERDICT.match(body):
+        body = body[lead.end():]
+        if separate or len(body.split()) >= min_reasoning_words:
+            verdicts.add(lead.group(1).lower())
+            form = form if lines else LEADING
+    reasoning = collapse_whitespace(reasoning_field if separate else body)
+    if len(verdicts) != 1:
+        return TeacherAnswer(None, reasoning, NO_VERDICT)
+    return TeacherAnswer(int(verdicts.pop() == "yes"), reasoning, form)
 
 
 def collapse_whitespace(text: str) -> str:
