@@ -1,15 +1,20 @@
 """Reading and writing the Parquet/JSON artifacts that cross stage boundaries.
 
-Writes are atomic (temporary file in the same directory, then rename), so a crashed run never
-leaves a half-written artifact. Reads validate the declared schema and name the file and field
-that do not match.
+Writes are atomic: a file is written under a temporary name next to it, then renamed; a directory
+output is written whole into a temporary sibling, then swapped in (`atomic_directory`), so a
+crashed run never leaves a half-written artifact or a mix of old and new files. Temporaries are
+named `.<name>.<pid>.<random>.tmp`; the next write of the same artifact deletes those whose process
+is gone (a run killed with SIGKILL cannot clean up after itself). Files and directories get the
+mode the user's umask gives (0644 / 0755 under umask 022), never tempfile's owner-only 0600.
+Reads validate the declared schema and name the file and field that do not match.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,14 +27,64 @@ class SchemaError(ValueError):
     """An artifact on disk does not have the columns or types its reader declares."""
 
 
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _new_temporary(path: Path, directory: bool) -> Path:
+    """Create an empty temporary file or directory next to `path`. Created with mode 0666/0777 so
+    the kernel applies the umask (tempfile.mkstemp/mkdtemp would make it owner-only)."""
+    while True:
+        tmp = _temporary_name(path)
+        try:
+            if directory:
+                os.mkdir(tmp, 0o777)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries (and moved-aside old copies) of `path` left by processes that no
+    longer run; those of live processes (another writer) are left alone. Returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.(?:[0-9a-f]+\.tmp|old)")
+    removed = []
+    for sibling in path.parent.iterdir():
+        match = pattern.fullmatch(sibling.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        removed.append(sibling)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    remove_stale_temporaries(path)
+    tmp = _new_temporary(path, directory=False)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -38,18 +93,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary directory next to `path`; when the block succeeds it replaces
+    `path` as a whole (`replace_directory`), else it is deleted and `path` stays as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = _new_temporary(path, directory=True)
+    try:
+        yield tmp
+        replace_directory(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def replace_directory(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Put the fully written directory `tmp` at `dest`: an old `dest` is moved aside first and
-    deleted only after the rename, so a crash never leaves `dest` missing or half-written."""
+    deleted only after the rename. A crash between the two renames leaves no `dest` (the old copy
+    sits aside until the next write removes it), never a half-written or mixed one. `tmp` gets the
+    umask's directory mode (a tempfile.mkdtemp directory is owner-only)."""
     tmp, dest = Path(tmp), Path(dest)
+    remove_stale_temporaries(dest)
+    os.chmod(tmp, 0o777 & ~_umask())
     old = None
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
         os.replace(dest, old)
     os.replace(tmp, dest)
     if old is not None:
         shutil.rmtree(old)
     return dest
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)  # the only way to read it; restrictive for the instant it is in force
+    os.umask(mask)
+    return mask
 
 
 def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:
@@ -66,6 +147,13 @@ def write_frame(frame, path: str | os.PathLike, schema: pa.Schema | None = None)
     """Write a pandas DataFrame to Parquet atomically (without its index)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return write_table(table, path, schema)
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write `data` atomically (e.g. a checkpoint serialised in memory)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def read_table(path: str | os.PathLike, schema: pa.Schema | None = None) -> pa.Table:

@@ -2,18 +2,20 @@
 
 Usage: python -m stages.cf <mf|lightgcn|sasrec>
 Reads data/ingest/{interactions,users,items,topn_candidates}.parquet and params cf.train, cf.<model>.
-Writes data/cf/<model>/{user_vectors,item_vectors}.parquet, model.pt, train_log.json and
-data/predictions/<model>.parquet.
+Writes data/cf/<model>/{user_vectors,item_vectors}.parquet, model.pt, train_log.json (swapped in
+as a whole directory) and data/predictions/<model>.parquet. Identical inputs give identical bytes
+in any checkout: no timings, paths or temporary names inside the artifacts.
 """
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.artifacts import atomic_path, read_frame, write_frame, write_json
+from pipeline.artifacts import atomic_directory, read_frame, write_bytes, write_frame, write_json
 from pipeline.cf.config import LightGCNConfig, MFConfig, SASRecConfig, TrainConfig
 from pipeline.cf.data import latest_train_histories, topn_histories
 from pipeline.cf.export import prediction_frame, user_item_vectors, vector_frames
@@ -59,12 +61,12 @@ def main(name: str) -> None:
     histories = latest_train_histories(interactions, n_users, history_length_of(config))
     users, items = user_item_vectors(model, histories)
     user_frame, item_frame = vector_frames(users, items)
-    write_frame(user_frame, out / "user_vectors.parquet", USER_VECTORS)
-    write_frame(item_frame, out / "item_vectors.parquet", ITEM_VECTORS)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save({"model": name, "config": config.model_dump(), "n_users": n_users,
-                    "n_items": n_items, "state_dict": model.state_dict()}, tmp)
-    write_json({"model": name, **log.as_dict()}, out / "train_log.json")
+    with atomic_directory(out) as tmp:
+        write_frame(user_frame, tmp / "user_vectors.parquet", USER_VECTORS)
+        write_frame(item_frame, tmp / "item_vectors.parquet", ITEM_VECTORS)
+        write_bytes(checkpoint_bytes({"model": name, "config": config.model_dump(), "n_users": n_users,
+                                      "n_items": n_items, "state_dict": model.state_dict()}), tmp / "model.pt")
+        write_json({"model": name, **log.as_dict()}, tmp / "train_log.json")
     candidate_users, _ = user_item_vectors(model, topn_histories(candidates, interactions, histories))
     row_scores = score_rows(name, model, config, interactions, SPLITS)
     predictions = prediction_frame(row_scores, interactions, candidates, candidate_users, items)
@@ -72,6 +74,15 @@ def main(name: str) -> None:
     print(f"cf {name}: best valid AUC {log.best_valid_auc:.4f} at epoch {log.best_epoch}/"
           f"{len(log.epochs)} in {log.seconds:.0f}s; wrote {out}/ ({n_users} users, {n_items} items) "
           f"and data/predictions/{name}.parquet ({len(predictions)} scores)")
+
+
+def checkpoint_bytes(checkpoint: dict) -> bytes:
+    """torch.save into memory: saved to a file, the zip's inner folder is named after the file
+    (a random temporary name here), so identical weights would give different bytes."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return buffer.getvalue()
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

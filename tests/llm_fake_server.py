@@ -3,8 +3,12 @@
 Used by tests/test_llm_openai.py and bench/llm_throughput.py. The answer to a request is
 `answers.get(prompt, "echo: " + prompt)` where `prompt` is the last user message. Faults are
 queued per prompt (`faults[prompt] = ["429", "500", "timeout", "malformed", "empty", "prose"]`),
-consumed one per hit; `always_fail[prompt] = kind` fails every hit. "prose" answers 200 with text
-that is not JSON. `hits[prompt]` counts requests; `max_in_flight` is the most served at once.
+consumed one per hit (`faults["*"]`: by whichever prompts arrive first); `always_fail[prompt] =
+kind` fails every hit (`always_fail["*"]`: of every prompt). "prose" answers 200 with text that
+is not JSON; "leak401" / "leak500" answer that status with an error body that echoes the
+request's Authorization header (a server leaking the API key). `error_headers` go with every
+injected error (e.g. {"Retry-After": "1"}). `hits[prompt]` counts requests and `hit_times[prompt]`
+holds their arrival times (time.monotonic()); `max_in_flight` is the most served at once.
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ class FakeChatServer:
         self.reasoning: dict[str, str] = {}
         self.faults: dict[str, list[str]] = {}
         self.always_fail: dict[str, str] = {}
+        self.error_headers: dict[str, str] = {}
         self.hits: Counter = Counter()
+        self.hit_times: dict[str, list[float]] = {}
         self.bodies: list[dict] = []  # every request body received, in arrival order
         self.headers: list[dict] = []  # lower-cased header names
         self.in_flight = 0
@@ -48,13 +54,14 @@ class FakeChatServer:
     def next_fault(self, prompt: str, body: dict, headers: dict) -> str | None:
         with self._lock:
             self.hits[prompt] += 1
+            self.hit_times.setdefault(prompt, []).append(time.monotonic())
             self.bodies.append(body)
             self.headers.append(headers)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            if prompt in self.always_fail:
-                return self.always_fail[prompt]
-            queue = self.faults.get(prompt)
+            if prompt in self.always_fail or "*" in self.always_fail:
+                return self.always_fail.get(prompt, self.always_fail.get("*"))
+            queue = self.faults.get(prompt) or self.faults.get("*")  # "*": faults for any prompt
             return queue.pop(0) if queue else None
 
     def done(self) -> None:
@@ -101,7 +108,11 @@ def _handler_for(server: FakeChatServer):
                 return self._send(200, json.dumps(server.completion(body, prompt)))
             if fault in ("429", "500", "503", "400", "401"):
                 error = {"error": {"message": f"injected {fault}", "type": "fake"}}
-                return self._send(int(fault), json.dumps(error))
+                return self._send(int(fault), json.dumps(error), server.error_headers)
+            if fault in ("leak401", "leak500"):
+                echoed = self.headers.get("Authorization", "")
+                error = {"error": {"message": f"Incorrect API key provided: {echoed}", "type": "fake"}}
+                return self._send(int(fault[4:]), json.dumps(error), server.error_headers)
             if fault == "malformed":
                 return self._send(200, '{"id": "chatcmpl-fake", "choices": [')
             completion = server.completion(body, prompt)
@@ -111,12 +122,14 @@ def _handler_for(server: FakeChatServer):
                 completion["choices"][0]["message"]["content"] = "Sure! Here is what I think."
             self._send(200, json.dumps(completion))
 
-        def _send(self, status: int, text: str) -> None:
+        def _send(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
             data = text.encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):

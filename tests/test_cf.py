@@ -1,8 +1,15 @@
 """CF models and training on tiny synthetic data: loss goes down, runs are deterministic, and
-every model's predict has the right shape, order and agrees with its exported vectors."""
+every model's predict has the right shape, order and agrees with its exported vectors; the stage
+writes the same bytes in any checkout."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from pipeline.cf.config import LightGCNConfig, MFConfig, SASRecConfig, TrainConfig
 from pipeline.cf.data import latest_train_histories, rows_to_tensors, slice_batch, user_windows
@@ -10,8 +17,9 @@ from pipeline.cf.export import user_item_vectors
 from pipeline.cf.lightgcn import normalized_adjacency
 from pipeline.cf.models import build_model, score_rows, training_examples
 from pipeline.cf.train import fit, score_batches, seed_everything
-from synthetic_ingest import synthetic_interactions
+from synthetic_ingest import synthetic_interactions, write_synthetic_ingest
 
+REPO = Path(__file__).resolve().parents[1]
 N_USERS, N_ITEMS = 40, 50
 CONFIGS = {
     "mf": MFConfig(dim=16, lr=0.01, weight_decay=0.0),
@@ -108,3 +116,26 @@ def test_lightgcn_adjacency_is_symmetrically_normalized():
     assert adjacency[1, 2] == pytest.approx(1 / np.sqrt(2))
     assert adjacency[1, 3] == 0.0
     torch.testing.assert_close(adjacency, adjacency.T)
+
+
+def test_cf_stage_gives_identical_bytes_in_two_checkouts_with_umask_modes(tmp_path):
+    """Checkpoints saved straight to a temporary file named the zip's inner folder after it, and
+    train_log.json held the training time: both made identical runs differ."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())["cf"]
+    params["train"].update(max_epochs=2, patience=1)
+    outputs = []
+    for checkout, umask in (("a", 0o022), ("elsewhere/b", 0o002)):
+        root = tmp_path / checkout
+        write_synthetic_ingest(root, N_USERS, N_ITEMS)
+        (root / "params.yaml").write_text(yaml.safe_dump({"cf": params}))
+        run = "import stages.cf as cf\nfor name in ('mf', 'lightgcn', 'sasrec'): cf.main(name)"
+        done = subprocess.run([sys.executable, "-c", run], cwd=root, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(umask))
+        assert done.returncode == 0, done.stderr
+        written = sorted(p for p in (root / "data").rglob("*") if "ingest" not in p.parts)
+        outputs.append({str(p.relative_to(root)): p.read_bytes() for p in written if p.is_file()})
+        modes = {p.stat().st_mode & 0o777 for p in written}
+        assert modes == ({0o644, 0o755} if umask == 0o022 else {0o664, 0o775})
+    assert len(outputs[0]) == 3 * 4 + 3 and not [p for p in outputs[0] if Path(p).name.startswith(".")]
+    assert outputs[0].keys() == outputs[1].keys()
+    assert [p for p in outputs[0] if outputs[0][p] != outputs[1][p]] == []

@@ -54,11 +54,11 @@ def test_k_core_iterates_where_one_pass_stops(tmp_path):
     write_dataset(tmp_path, rows)
     split = {"mode": "months", "train_months": 1, "valid_months": 1, "test_months": 1}
     one = run_ingest(params(tmp_path, filter={"mode": "one_pass", "min_user_interactions": 2,
-                                              "min_item_interactions": 2}, split=split))
+                                              "min_item_interactions": 2}, split=split, duplicates="keep"))
     assert one.card["filters"]["count_filter"]["rows_dropped"] == 1  # only b's row
     assert "x" in one.items.column("raw_id").to_pylist()  # x kept with a single row left
     core = run_ingest(params(tmp_path, filter={"mode": "k_core", "min_user_interactions": 2,
-                                               "min_item_interactions": 2}, split=split))
+                                               "min_item_interactions": 2}, split=split, duplicates="keep"))
     assert "x" not in core.items.column("raw_id").to_pylist()
     assert core.card["filters"]["count_filter"]["rounds"] == 3 and core.interactions.num_rows == 5
 

@@ -1,6 +1,10 @@
 """The openai backend against a fake OpenAI-compatible server on loopback that injects faults."""
+import email.utils
 import json
+import logging
 import sqlite3
+import time
+import traceback
 
 import pytest
 from pydantic import BaseModel
@@ -154,3 +158,76 @@ def test_vllm_only_fields_can_be_left_out_for_hosted_apis(tmp_path):
         sampling = SamplingParams(repetition_penalty=1.2)
         CachedChat(backend, tmp_path / "c.sqlite").complete([chat(("user", "a"), sampling=sampling)])
     assert "repetition_penalty" not in server.bodies[0]
+
+
+@pytest.mark.parametrize(
+    "retry_after, cap, low, high",
+    [
+        ("1", 5.0, 0.95, 1.6),  # seconds
+        ("in_2_seconds", 5.0, 0.9, 2.6),  # an HTTP date (one-second resolution)
+        ("30", 0.3, 0.25, 0.9),  # capped at max_backoff_seconds
+    ],
+)
+def test_retry_after_sets_the_delay(tmp_path, retry_after, cap, low, high):
+    if retry_after == "in_2_seconds":
+        retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)
+    with FakeChatServer() as server:
+        server.faults["a"] = ["429"]
+        server.error_headers = {"Retry-After": retry_after}
+        cached_chat = CachedChat(backend_for(server, max_backoff_seconds=cap), tmp_path / "cache.sqlite")
+        assert cached_chat.complete(ask("a"))[0].text == "echo: a"
+    first, second = server.hit_times["a"]
+    assert low <= second - first <= high  # backoff alone would wait 0-0.01 s here
+
+
+def test_retries_are_counted_by_cause_logged_and_in_stats(tmp_path, caplog):
+    with FakeChatServer(hang_seconds=0.6) as server:
+        server.faults["a"] = ["429", "500", "timeout", "malformed", "empty"]
+        server.faults["b"] = ["429"]
+        cached_chat = CachedChat(backend_for(server), tmp_path / "cache.sqlite")
+        with caplog.at_level(logging.INFO, logger="pipeline.llm.openai"):
+            cached_chat.complete(ask("a", "b"), desc="test")
+    assert cached_chat.stats()["retries"] == {"total": 6, "by_cause": {
+        "http_429": 2, "http_500": 1, "timeout": 1, "malformed_answer": 1, "empty_answer": 1}}
+    lines = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(lines) == 6 and {r.levelno for r in lines} == {logging.INFO}
+    summary = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert summary == ["openai: 6 retries for 2 requests (empty_answer: 1, http_429: 2, http_500: 1, "
+                       "malformed_answer: 1, timeout: 1)"]
+
+
+def test_server_says_whether_to_retry(tmp_path):
+    with FakeChatServer() as server:
+        server.faults["a"] = ["400"]  # a client error, but the server says it is worth another try
+        server.always_fail["b"] = "503"
+        server.error_headers = {"x-should-retry": "true"}
+        assert CachedChat(backend_for(server), tmp_path / "a.sqlite").complete(ask("a"))[0].text == "echo: a"
+        server.error_headers = {"x-should-retry": "false"}
+        with pytest.raises(LLMError, match=r"HTTP 503 \(not retried\)"):
+            CachedChat(backend_for(server), tmp_path / "b.sqlite").complete(ask("b"))
+    assert server.hits["a"] == 2 and server.hits["b"] == 1
+
+
+@pytest.mark.parametrize("fault", ["leak401", "leak500"])
+def test_key_echoed_by_the_server_is_masked_and_not_chained(tmp_path, monkeypatch, caplog, fault):
+    secret = "sk-test-echo-0123456789"
+    monkeypatch.setenv("THINKREC_TEST_KEY", secret)
+    with FakeChatServer() as server:
+        server.always_fail["a"] = fault
+        cached_chat = CachedChat(backend_for(server, api_key_env="THINKREC_TEST_KEY", max_retries=1), tmp_path / "c.sqlite")
+        with caplog.at_level(logging.INFO), pytest.raises(LLMError) as raised:
+            cached_chat.complete(ask("a"))
+    assert "Incorrect API key provided: Bearer ***" in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    printed = "".join(traceback.format_exception(raised.value))
+    assert secret not in printed and secret not in caplog.text
+
+
+def test_key_echoed_in_an_answer_is_masked(tmp_path, monkeypatch):
+    secret = "sk-test-answer-0123456789"
+    monkeypatch.setenv("THINKREC_TEST_KEY", secret)
+    with FakeChatServer() as server:
+        server.answers["a"] = f"your key is {secret}"
+        answer = CachedChat(backend_for(server, api_key_env="THINKREC_TEST_KEY"), tmp_path / "c.sqlite").complete(ask("a"))
+    assert answer[0].text == "your key is ***"
+    assert secret.encode() not in (tmp_path / "c.sqlite").read_bytes()

@@ -27,12 +27,8 @@ class TrainLog:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch,
-            "best_valid_auc": self.best_valid_auc,
-            "seconds": round(self.seconds, 1),
-        }
+        """What train_log.json keeps: no `seconds`, so identical runs write identical bytes."""
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "best_valid_auc": self.best_valid_auc}
 
 
 def seed_everything(seed: int, threads: int) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.ingest.formats import InteractionReader
 from pipeline.ingest.lines import LineIssues
+from pipeline.ingest.validation import LineChecks
 
 
 @dataclass(frozen=True)
@@ -37,35 +37,29 @@ class Columns:
         )
 
 
-def epoch_seconds(day: str | None, field: str) -> int | None:
-    """ISO date 'YYYY-MM-DD' (UTC midnight) -> epoch seconds; None stays None."""
-    if day is None:
-        return None
-    try:
-        moment = datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc)
-    except ValueError as err:
-        raise ValueError(f"{field}: {day!r} is not an ISO date YYYY-MM-DD") from err
-    return int(moment.timestamp())
-
-
 def collect_interactions(
-    read: InteractionReader, path: Path, issues: LineIssues, start: int | None, end: int | None
+    read: InteractionReader, path: Path, issues: LineIssues, checks: LineChecks, start: int | None, end: int | None
 ) -> tuple[Columns, int]:
-    """Stream `path` once; keep rows with start <= timestamp < end. Returns (columns, rows outside)."""
+    """Stream `path` once; lines whose timestamp or rating fails `checks` (made for `path` and
+    `issues`) are bad lines; keep rows with start <= timestamp < end. Returns (columns, rows outside)."""
     users: dict[str, int] = {}
     items: dict[str, int] = {}
     user, item = array("i"), array("i")
     rating, stamp, line = array("f"), array("q"), array("q")
     outside = 0
     for record in read(path, issues, False):
+        seconds = checks.timestamp(record.timestamp, record.line)
+        score = checks.rating(record.rating, record.line) if seconds is not None else None  # one reason per line
+        if score is None:
+            continue
         code = items.setdefault(record.item, len(items))
-        if (start is not None and record.timestamp < start) or (end is not None and record.timestamp >= end):
+        if (start is not None and seconds < start) or (end is not None and seconds >= end):
             outside += 1
             continue
         user.append(users.setdefault(record.user, len(users)))
         item.append(code)
-        rating.append(record.rating)
-        stamp.append(record.timestamp)
+        rating.append(score)
+        stamp.append(seconds)
         line.append(record.line)
     columns = Columns(
         np.frombuffer(user, dtype=np.int32), np.frombuffer(item, dtype=np.int32),

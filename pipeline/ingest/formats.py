@@ -1,12 +1,12 @@
 """Which reader reads which on-disk format, and where each format's files are by default."""
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline.ingest import movielens, reviews
+from pipeline.ingest.embedded import DEFAULT_PIN, check_pinned_file, is_pin, pinned_directory, read_pin
 from pipeline.ingest.lines import LineIssues
 from pipeline.ingest.records import ItemMeta, RawInteraction
 
@@ -21,6 +21,10 @@ class Format:
     interactions_file: str  # default file name; "{name}" is replaced by ingest.source.name
     items_file: str
     has_reviews: bool
+    rating_field: str = "rating"  # the dataset's own field names, for messages
+    time_field: str = "timestamp"
+    dated: bool = False  # time is a date, which the reader turns into epoch seconds
+    rating_scale: tuple[float, float] = (1.0, 5.0)  # ingest.rating_scale: null means this
 
 
 FORMATS: dict[str, Format] = {
@@ -31,31 +35,36 @@ FORMATS: dict[str, Format] = {
     "ml1m": Format(movielens.read_ml1m_interactions, movielens.read_ml1m_items,
                    "ratings.dat", "movies.dat", False),
     "amazon": Format(reviews.read_amazon_interactions, reviews.read_amazon_items,
-                     "{name}.json.gz", "meta_{name}.json.gz", True),
+                     "{name}.json.gz", "meta_{name}.json.gz", True,
+                     rating_field=reviews.AMAZON_REVIEW_FIELDS[2], time_field=reviews.AMAZON_REVIEW_FIELDS[3]),
     "yelp": Format(reviews.read_yelp_interactions, reviews.read_yelp_items,
-                   "yelp_academic_dataset_review.json", "yelp_academic_dataset_business.json", True),
+                   "yelp_academic_dataset_review.json", "yelp_academic_dataset_business.json", True,
+                   rating_field=reviews.YELP_REVIEW_FIELDS[2], time_field=reviews.YELP_REVIEW_FIELDS[3], dated=True),
 }
 
 
-def embedded_ml100k_dir() -> Path:
-    """The RecBole package's ML-100k copy, found without importing recbole (its import is heavy)."""
-    spec = importlib.util.find_spec("recbole")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "ingest.source.path is null but the recbole package is not installed; "
-            "`pip install --no-deps recbole==1.2.1` or set ingest.source.path"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
+@dataclass(frozen=True)
+class RawFiles:
+    interactions: Path  # where to read (error messages name these)
+    items: Path
+    shown: tuple[str, str]  # how card.json names them: as given in params, or package==version:path
 
 
 def resolve_files(
     fmt: str, path: str | None, name: str, interactions_file: str | None, items_file: str | None
-) -> tuple[Path, Path]:
-    """(interactions path, item metadata path) from the params, filling in format defaults."""
+) -> RawFiles:
+    """The raw files the params name, filling in format defaults; a pin (see
+    pipeline.ingest.embedded; path None = the ML-100k pin) resolves to its checked package files."""
     if fmt not in FORMATS:
         raise ValueError(f"ingest.source.format: unknown format {fmt!r}; one of {sorted(FORMATS)}")
     spec = FORMATS[fmt]
-    root = Path(path) if path is not None else embedded_ml100k_dir()
     inter = interactions_file or spec.interactions_file.format(name=name)
     items = items_file or spec.items_file.format(name=name)
-    return root / inter, root / items
+    root = Path(path) if path is not None else DEFAULT_PIN
+    if not is_pin(root):
+        return RawFiles(root / inter, root / items, (str(root / inter), str(root / items)))
+    pin = read_pin(root)
+    directory = pinned_directory(pin)
+    for file in (directory / inter, directory / items):
+        check_pinned_file(pin, file)
+    return RawFiles(directory / inter, directory / items, (pin.label(inter), pin.label(items)))

@@ -15,7 +15,7 @@ def iter_objects(path: Path, issues: LineIssues, python_literals: bool = False) 
     `python_literals`: lines that are not JSON are tried as Python dict literals (Amazon 2014
     metadata is written that way: single quotes, True/False).
     """
-    for number, line in iter_lines(path):
+    for number, line in iter_lines(path, issues):
         if not line.strip():
             continue
         where = f"{path}:{number}"

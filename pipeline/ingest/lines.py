@@ -3,8 +3,8 @@ policy for bad lines: raise an error naming file and line, or skip and count."""
 from __future__ import annotations
 
 import gzip
-import io
 import os
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Literal
@@ -41,10 +41,12 @@ class LineIssues:
 
 
 def iter_lines(
-    path: str | os.PathLike, encoding: str = "utf-8", desc: str | None = None
+    path: str | os.PathLike, issues: LineIssues | None = None, encoding: str = "utf-8", desc: str | None = None
 ) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, line without its newline); never holds more than one line.
 
+    Each line is decoded on its own, so a line that is not valid `encoding` text is reported at its
+    own number: to `issues` (an error, or skipped and counted), or as an error without `issues`.
     `.gz` files are decompressed on the fly; progress is shown in compressed bytes read.
     """
     path = Path(path)
@@ -55,15 +57,21 @@ def iter_lines(
         total=size, unit="B", unit_scale=True, desc=desc or path.name, leave=False, mininterval=1.0
     ) as bar:
         stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
-        text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="\n")
         number = 0
         try:
-            for number, line in enumerate(text, start=1):
+            for number, data in enumerate(stream, start=1):  # split at b"\n": safe in UTF-8 and latin-1
                 if number % _PROGRESS_EVERY == 0:
                     bar.update(raw.tell() - bar.n)
+                try:
+                    line = data.decode(encoding)
+                except UnicodeDecodeError as err:
+                    byte = f"byte 0x{data[err.start]:02x} at column {err.start + 1}"
+                    reason = f"bad_encoding: not valid {encoding} text ({byte})"
+                    if issues is None:
+                        raise IngestError(f"{path}:{number}: {reason}") from None
+                    issues.report(f"{path}:{number}", reason)
+                    continue
                 yield number, line.rstrip("\r\n")
-        except UnicodeDecodeError as err:
-            raise IngestError(f"{path}:{number + 1}: not valid {encoding} text ({err.reason})") from err
-        except (EOFError, gzip.BadGzipFile, OSError) as err:
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise IngestError(f"{path}: corrupt or truncated gzip data after line {number} ({err})") from err
         bar.update(size - bar.n)

@@ -32,13 +32,12 @@ RECBOLE_EXTRA = ("release_year", "year", "brand")
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
-def _recbole_header(path: Path) -> tuple[dict[str, int], Iterator[tuple[int, str]]]:
+def _recbole_header(path: Path, issues: LineIssues) -> tuple[dict[str, int], Iterator[tuple[int, str]]]:
     """Column name -> index from the `name:type` header, and the remaining (line, text) stream."""
-    lines = iter_lines(path)
-    try:
-        _, header = next(lines)
-    except StopIteration:
-        raise IngestError(f"{path}: empty file, expected a 'name:type' header line") from None
+    lines = iter_lines(path, issues)
+    number, header = next(lines, (0, ""))
+    if number != 1:  # empty, or a skipped undecodable first line
+        raise IngestError(f"{path}:1: expected a 'name:type' header line")
     names = [field.split(":")[0] for field in header.split("\t")]
     return {name: index for index, name in enumerate(names)}, lines
 
@@ -50,7 +49,7 @@ def _require_columns(columns: dict[str, int], wanted: tuple[str, ...], path: Pat
 
 
 def read_recbole_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:
-    columns, lines = _recbole_header(path)
+    columns, lines = _recbole_header(path, issues)
     _require_columns(columns, ("user_id", "item_id", "rating", "timestamp"), path)
     for number, where, fields in _split_lines(lines, path, "\t", len(columns), issues):
         user, item = fields[columns["user_id"]], fields[columns["item_id"]]
@@ -58,7 +57,7 @@ def read_recbole_interactions(path: Path, issues: LineIssues, with_review: bool)
         stamp = parse_number(fields[columns["timestamp"]], "timestamp", where, issues)
         if rating is None or stamp is None or not require_ids(user, item, where, issues):
             continue
-        yield RawInteraction(number, user, item, rating, int(stamp), None)
+        yield RawInteraction(number, user, item, rating, stamp, None)
 
 
 def _split_lines(
@@ -75,7 +74,7 @@ def _split_lines(
 
 
 def read_recbole_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
-    columns, lines = _recbole_header(path)
+    columns, lines = _recbole_header(path, issues)
     _require_columns(columns, ("item_id",), path)
     title_at = next((columns[name] for name in RECBOLE_TITLE if name in columns), None)
     genre_at = next((columns[name] for name in RECBOLE_CATEGORIES if name in columns), None)
@@ -105,19 +104,19 @@ def read_ml1m_interactions(path: Path, issues: LineIssues, with_review: bool) ->
 
 def _read_delimited_ratings(path: Path, sep: str, encoding: str, issues: LineIssues) -> Iterator[RawInteraction]:
     """`user sep item sep rating sep timestamp` lines without a header (u.data, ratings.dat)."""
-    for number, where, fields in _split_lines(iter_lines(path, encoding=encoding), path, sep, 4, issues):
+    for number, where, fields in _split_lines(iter_lines(path, issues, encoding), path, sep, 4, issues):
         user, item, rating_text, stamp_text = fields
         rating = parse_number(rating_text, "rating", where, issues)
         stamp = parse_number(stamp_text, "timestamp", where, issues)
         if rating is None or stamp is None or not require_ids(user, item, where, issues):
             continue
-        yield RawInteraction(number, user.strip(), item.strip(), rating, int(stamp), None)
+        yield RawInteraction(number, user.strip(), item.strip(), rating, stamp, None)
 
 
 def read_ml100k_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
     """u.item: id|title|release date|video release date|IMDb URL|19 genre flags (latin-1)."""
     width = 5 + len(ML100K_GENRES)
-    for number, where, fields in _split_lines(iter_lines(path, encoding="latin-1"), path, "|", width, issues):
+    for number, where, fields in _split_lines(iter_lines(path, issues, "latin-1"), path, "|", width, issues):
         flags = fields[5:]
         if any(flag not in ("0", "1") for flag in flags):
             issues.report(where, "bad_genre_flags: the 19 genre flags must be 0 or 1")
@@ -128,7 +127,7 @@ def read_ml100k_items(path: Path, issues: LineIssues, max_words: int) -> Iterato
 
 def read_ml1m_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
     """movies.dat: MovieID::Title (Year)::Genre|Genre (latin-1)."""
-    for number, _, fields in _split_lines(iter_lines(path, encoding="latin-1"), path, "::", 3, issues):
+    for number, _, fields in _split_lines(iter_lines(path, issues, "latin-1"), path, "::", 3, issues):
         item, title, genres = fields
         year = _YEAR.search(title)
         yield ItemMeta(

@@ -11,8 +11,8 @@ class RawInteraction(NamedTuple):
     line: int  # 1-based line number in the interactions file (used to fetch reviews later)
     user: str  # the dataset's own user id
     item: str  # the dataset's own item id
-    rating: float
-    timestamp: int  # seconds since the Unix epoch, UTC
+    rating: float  # as written; checked by pipeline.ingest.validation
+    timestamp: float  # as written (s, ms or us since the epoch), or epoch seconds of a date; checked likewise
     review: str | None  # only filled when the reader is asked for review text
 
 
@@ -36,7 +36,7 @@ def parse_number(value: object, field: str, where: str, issues: LineIssues) -> f
     """`value` as a float, or report `where` naming `field` and return None."""
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
         issues.report(where, f"bad_number: field '{field}' is {value!r}, expected a number")
         return None
     if number != number:  # NaN

@@ -72,7 +72,7 @@ def _read_reviews(
         if rating is None or stamp is None:
             continue
         review = str(record.get(text_field) or "") if with_review else None
-        yield RawInteraction(number, str(record[user_field]), str(record[item_field]), rating, int(stamp), review)
+        yield RawInteraction(number, str(record[user_field]), str(record[item_field]), rating, stamp, review)
 
 
 def read_yelp_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:

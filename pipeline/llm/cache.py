@@ -4,7 +4,7 @@ Usage (a stage):
 
     chat_llm = CachedChat(build_backend(config), config.cache_path)
     answers = chat_llm.complete(requests, desc="keywords")        # list[ChatResponse], in order
-    metrics["llm"] = chat_llm.stats()  # calls, cache_hits, hit_rate, tokens_in, tokens_out, wall_seconds
+    metrics["llm"] = chat_llm.stats()  # calls, cache_hits, hit_rate, tokens_in, tokens_out, wall_seconds, retries
 
 - The cache is a SQLite file keyed by `ChatRequest.cache_key(backend.model_name)`: a hash of the
   model, messages, sampling parameters and schema, never the API key or server URL. Backends that
@@ -178,6 +178,9 @@ class CachedChat:
             total = counts["calls"] + counts["cache_hits"]
             counts["hit_rate"] = counts["cache_hits"] / total if total else 0.0
             counts["wall_seconds"] = round(self._wall, 3)
+        # retries by cause, from backends that retry (openai): {"total": n, "by_cause": {...}}
+        by_cause = self.backend.retry_counts() if hasattr(self.backend, "retry_counts") else {}
+        counts["retries"] = {"total": sum(by_cause.values()), "by_cause": by_cause}
         return counts
 
 
