@@ -22,9 +22,10 @@ from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.prompts import reference_rows, variant_examples
 from pipeline.explain.reasoning import score_explanations, write_reasoning
 from pipeline.rec.model import load_rec_model
-from pipeline.rec.recipe import RecParams
+from pipeline.rec.params import RecParams
+from pipeline.rec.variants import get_variant
 from stages.params import load_section
-from stages.rec_stage import INGEST, REC_DIR, VARIANTS, rec_inputs
+from stages.rec_stage import INGEST, REC_DIR, rec_inputs
 
 REFERENCE_TRACES = Path("data/traces/reference_traces.parquet")
 OUTPUT = Path("data/explanations/explanations.parquet")
@@ -44,9 +45,7 @@ class ExplainParams(BaseModel):
 
 def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:
     """Greedy reasoning of variant `name` for `frame`'s rows, in order."""
-    if name not in VARIANTS:
-        raise KeyError(f"explain.models: unknown variant '{name}' (known: {sorted(VARIANTS)})")
-    spec, _ = VARIANTS[name]
+    spec = get_variant(name)
     rec = load_rec_model(rec_params.backbone, REC_DIR / name)
     examples = variant_examples(spec, rec_params.prompt, rec_inputs(spec), rec, frame)
     return write_reasoning(

@@ -1,30 +1,19 @@
-"""What the three LLM-recommender stages (train_text, train_cf, train_think) share: their inputs
-under data/, their outputs data/rec/<variant>/ + data/predictions/<variant>.parquet, the summary line."""
+"""What every LLM-recommender stage shares: its inputs under data/, its outputs data/rec/<variant>/
+(+ data/predictions/<variant>.parquet for reported variants) and metrics/<variant>_train.json."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.rec.recipe import RecInputs, RecParams, VariantSpec, run_variant
+from pipeline.rec.data import RecInputs
+from pipeline.rec.params import RecParams
+from pipeline.rec.recipe import run_variant
+from pipeline.rec.variants import VariantSpec, get_variant
 from stages.params import CFChoice, load_section
 
 INGEST = Path("data/ingest")
 REC_DIR = Path("data/rec")
 PREDICTIONS_DIR = Path("data/predictions")
 METRICS_DIR = Path("metrics")
-
-
-# variant -> (what it reads and trains, its training section under params.yaml `rec`)
-VARIANTS: dict[str, tuple[VariantSpec, str]] = {
-    # TALLRec-style: a new LoRA on text-only prompts (no CF slots, no keywords)
-    "tallrec": (VariantSpec("tallrec", cf_slots=False, keywords=False, traces=False, init_from=None,
-                            train_lora=True, train_projector=False), "train_text"),
-    # CoLLM-style: tallrec's LoRA frozen, a new projector writes CF vectors into the slots
-    "collm": (VariantSpec("collm", cf_slots=True, keywords=False, traces=False, init_from=REC_DIR / "tallrec",
-                          train_lora=False, train_projector=True), "train_cf"),
-    # ThinkRec-style: continues collm's LoRA + projector (both trained), keyword prompts, reasoning mix
-    "thinkrec": (VariantSpec("thinkrec", cf_slots=True, keywords=True, traces=True, init_from=REC_DIR / "collm",
-                             train_lora=True, train_projector=True), "train_think"),
-}
 
 
 def rec_inputs(spec: VariantSpec) -> RecInputs:
@@ -34,6 +23,7 @@ def rec_inputs(spec: VariantSpec) -> RecInputs:
         interactions=INGEST / "interactions.parquet",
         items=INGEST / "items.parquet",
         subsets=INGEST / "subsets.parquet",
+        topn_candidates=INGEST / "topn_candidates.parquet" if spec.reported else None,
         user_vectors=cf_dir / "user_vectors.parquet" if cf_dir else None,
         item_vectors=cf_dir / "item_vectors.parquet" if cf_dir else None,
         keywords=Path("data/keywords/item_keywords.parquet") if spec.keywords else None,
@@ -42,21 +32,21 @@ def rec_inputs(spec: VariantSpec) -> RecInputs:
 
 
 def run_rec_stage(variant: str) -> dict:
-    """Read params.yaml's `rec` section, train + score `variant` (a VARIANTS key), print one line."""
-    spec, train_section = VARIANTS[variant]
+    """Read params.yaml's `rec` section, train (+ score) `variant`, print one line."""
+    spec = get_variant(variant)
     params = load_section("rec", RecParams)
-    out_dir, predictions = REC_DIR / spec.name, PREDICTIONS_DIR / f"{spec.name}.parquet"
+    out_dir = REC_DIR / spec.name
+    predictions = PREDICTIONS_DIR / f"{spec.name}.parquet" if spec.reported else None
     metrics_path = METRICS_DIR / f"{spec.name}_train.json"
-    summary = run_variant(
-        spec, params, getattr(params, train_section), rec_inputs(spec), out_dir, predictions, metrics_path
-    )
+    lora_dir = REC_DIR / spec.lora_from if spec.lora_from else None
+    summary = run_variant(spec, params, rec_inputs(spec), lora_dir, out_dir, predictions, metrics_path)
     log, metrics = summary["log"], summary["metrics"]
     valid = metrics["valid_small"]
+    shown = f"valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, " if valid else ""
     print(
-        f"{spec.name}: {log['rows']['train']} train rows, {log['rows']['reasoning']} traces, "
-        f"{len(log['steps'])} steps (best {metrics['best_step']}), valid_small AUC {valid['auc']:.4f} "
-        f"UAUC {valid['uauc']:.4f}, {log['rows']['test_small']} test_small rows scored at "
-        f"{metrics['test_rows_per_second']:.1f} rows/s, {metrics['total_seconds']:.0f} s -> {out_dir}, "
-        f"{predictions}, {metrics_path}"
+        f"{spec.name}: stage {spec.stage}, {log['rows']['train']} train rows, {log['rows']['reasoning']} traces "
+        f"({log['traces_cut']} cut), {len(log['steps'])} steps at {metrics['train_tokens_per_second']:.0f} "
+        f"tokens/s, {shown}{metrics['total_seconds']:.0f} s -> {out_dir}"
+        + (f", {predictions}" if predictions else "") + f", {metrics_path}"
     )
     return summary

@@ -81,6 +81,14 @@ def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
                 schemas.ITEM_VECTORS)
     write_frame(pd.DataFrame({"item": range(items), "keywords": [["action", "drama"]] * items,
                               "source": "llm"}), root / "data/keywords/item_keywords.parquet", schemas.ITEM_KEYWORDS)
+    topn = []  # per test user: its last test item + 4 items it never rated, the last row's history
+    for user, rows in frame[frame["split"] == "test"].groupby("user"):
+        seen = set(frame.loc[frame["user"] == user, "item"])
+        negatives = [i for i in range(items) if i not in seen][:4]
+        last = rows.iloc[-1]
+        topn += [(user, int(last["item"]), 1, int(last["row"]))] + [(user, i, 0, int(last["row"])) for i in negatives]
+    write_frame(pd.DataFrame(topn, columns=["user", "item", "positive", "row"]), ingest / "topn_candidates.parquet",
+                schemas.TOPN_CANDIDATES)
     traces = frame[frame["split"] == "train"].head(4)
     write_frame(pd.DataFrame({
         "row": traces["row"], "label": traces["label"],
@@ -92,19 +100,21 @@ def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
 def tiny_params(backbone: Path, steps: int = 2) -> dict:
     """A params.yaml body for the rec stages on the tiny model (2 steps, everything small)."""
     # grad_accum x batch_size covers the 30 train rows: each step is one full pass, probed on all rows
-    train = {"train_rows": 30, "steps": steps, "batch_size": 4, "grad_accum": 8, "lr": 0.01, "warmup_steps": 1,
-             "eval_every": 0, "probe_rows": 30, "dtype": "float32", "seed": 7}
+    train = {"train_rows": 30, "steps": steps, "batch_size": 4, "grad_accum": 8, "lr": 0.01, "weight_decay": 0.0,
+             "warmup_steps": 1, "reasoning_prob": 0.5, "eval_every": 0, "probe_rows": 30, "dtype": "float32",
+             "seed": 7}
     return {
         "cf": {"model": "mf"},
         "rec": {
             "backbone": str(backbone), "threads": 1, "answer_logit": "yes_minus_no",
-            "prompt": {"version": "v1", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
+            "prompt": {"version": "v2", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
                        "max_answer_tokens": 16},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
             "projector": {"expansion": 2, "match_embedding_norm": True},
             "loss": {"bce_weight_single": 0.9, "bce_weight_multi": 0.1},
-            "scoring": {"batch_size": 4, "dtype": "float32", "selection": "reference"},
-            "train_text": train, "train_cf": train, "train_think": {**train, "reasoning_prob": 0.5},
+            "scoring": {"batch_size": 4, "topn_batch_size": 8, "selection": "reference", "valid": True,
+                        "topn": ["tallrec", "collm", "thinkrec"]},
+            "stage1": train, "stage2": {**train, "reasoning_prob": 0.0},
         },
     }
 

@@ -51,9 +51,9 @@ def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
                             read_frame(root / "data/keywords/item_keywords.parquet"), TITLE_WORDS, KEYWORDS)
     rows = rows.head(4)
     traces = dict(zip(rows["row"].astype(int), rows["trace"]))
-    examples = build_examples(rows, catalog, rec.tokenizer, get_template("v1"), HISTORY, vectors, traces, 16)
-    params = TrainParams(steps=100, batch_size=4, grad_accum=1, lr=0.01, warmup_steps=1, eval_every=0,
-                         probe_rows=4, dtype="float32", seed=0)
+    examples = build_examples(rows, catalog, rec.tokenizer, get_template("v2"), HISTORY, vectors, traces, 16)
+    params = TrainParams(train_rows=4, steps=100, batch_size=4, grad_accum=1, lr=0.01, weight_decay=0.0,
+                         warmup_steps=1, reasoning_prob=0.0, eval_every=0, probe_rows=4, dtype="float32", seed=0)
     train_rec_model(rec, examples, [], params, LossParams())
     save_rec_model(rec, root / "data/rec/thinkrec")
 

@@ -45,7 +45,7 @@ def _model_and_examples(root, with_cf: bool, traces=None, answer_logit="yes_minu
             torch.nn.init.normal_(param, std=0.5)
     rec.eval()
     catalog = build_catalog(items, None, title_words=3, keywords_per_item=0)
-    examples = build_examples(frame.iloc[10:22], catalog, rec.tokenizer, get_template("v1"), 3, vectors, traces)
+    examples = build_examples(frame.iloc[10:22], catalog, rec.tokenizer, get_template("v2"), 3, vectors, traces)
     return rec, examples
 
 
@@ -123,6 +123,20 @@ def test_loss_matches_full_logit_computation_with_length_weights(tiny):
     assert float(loss) == pytest.approx(float(torch.stack(manual).mean()), rel=1e-5)
 
 
+def test_answer_logits_stay_fp32_under_bf16_autocast(tiny):
+    """A logit near 15 in bf16 moves in steps of 0.0625: the answer head must not round to that."""
+    rec, _ = _model_and_examples(tiny, with_cf=False, answer_logit="yes")
+    hidden = torch.randn(64, rec.lm_head.weight.shape[1])
+    yes_row = rec.lm_head.weight[rec.yes_id].detach()
+    hidden = hidden + 15 * yes_row / yes_row.norm() ** 2  # every logit lands near +15
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = rec.answer_logit(hidden)
+    assert scores.dtype == torch.float32
+    expected = hidden.double() @ rec.lm_head.weight[rec.yes_id].double()
+    np.testing.assert_allclose(scores.numpy(), expected.numpy(), atol=1e-4)
+    assert len(np.unique(scores.numpy())) == 64  # bf16 rounding would tie most of them
+
+
 def test_length_buckets_group_similar_lengths_and_cover_every_row():
     lengths = [5, 50, 6, 51, 7, 52, 8, 53]
     batches = length_buckets(lengths, 2, np.random.default_rng(0))
@@ -150,8 +164,8 @@ def test_training_restores_and_reports_the_same_evaluation(tiny, values, expecte
         states.append(trainable_state(rec))
         return values[len(states) - 1]
 
-    params = TrainParams(steps=len(values), batch_size=4, grad_accum=1, lr=0.05, warmup_steps=1, eval_every=1,
-                         probe_rows=2, dtype="float32", seed=1)
+    params = TrainParams(train_rows=12, steps=len(values), batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
+                         warmup_steps=1, reasoning_prob=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
     log = train_rec_model(rec, examples, [], params, LossParams(), validate)
     assert log["best_eval"] == expected and log["best_step"] == expected + 1
     restored = trainable_state(rec)

@@ -1,5 +1,6 @@
-"""The three LLM-recommender stages for two steps on tiny data: loss goes down, the saved adapter +
-projector reload to the scores the stage wrote."""
+"""The LLM-recommender stages (stage 1 LoRA, stage 2 projector) for two steps on tiny data: loss
+goes down, the saved adapter + projector reload to the scores the stage wrote, stage 2 keeps the
+stage-1 LoRA byte for byte."""
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ def _reloaded_scores(root: Path, variant: str, cf: bool, keywords: bool) -> tupl
         vectors = CFVectors(dense_vectors(read_frame(root / "data/cf/mf/user_vectors.parquet"), "user", "u"),
                             dense_vectors(read_frame(root / "data/cf/mf/item_vectors.parquet"), "item", "i"))
     catalog = build_catalog(items, kw, title_words=3, keywords_per_item=2 if keywords else 0)
-    examples = build_examples(frame, catalog, rec.tokenizer, get_template("v1"), 3, vectors)
+    examples = build_examples(frame, catalog, rec.tokenizer, get_template("v2"), 3, vectors)
     return frame["row"].to_numpy(), score_examples(rec, examples, 4, "float32")
 
 
@@ -57,49 +58,57 @@ def _check_variant(root: Path, variant: str, cf: bool, keywords: bool) -> dict:
     assert (root / "data/rec" / variant / "projector.pt").exists() == cf
     assert not list((root / "data/rec" / variant / "adapter").glob("model*.safetensors"))  # no whole model
     predictions = read_frame(root / f"data/predictions/{variant}.parquet", schemas.PREDICTIONS)
-    assert len(predictions) == 18 and predictions["row"].is_unique
+    pointwise = predictions[predictions["row"] >= 0]
+    assert len(pointwise) == 18 and pointwise["row"].is_unique
+    candidates = read_frame(root / "data/ingest/topn_candidates.parquet")
+    topn = predictions[predictions["row"] == -1]
+    assert sorted(zip(topn["user"], topn["item"])) == sorted(zip(candidates["user"], candidates["item"]))
     rows, scores = _reloaded_scores(root, variant, cf, keywords)
-    written = predictions.set_index("row").loc[rows, "score"].to_numpy()
+    written = pointwise.set_index("row").loc[rows, "score"].to_numpy()
     np.testing.assert_allclose(written, scores, rtol=1e-5, atol=1e-5)
     return log
 
 
-def _run_train_text(root: Path) -> subprocess.CompletedProcess:
+def _run_tallrec(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "stages.train_text"], cwd=root, env=env,
+    return subprocess.run([sys.executable, "-m", "stages.train_rec", "tallrec"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def tallrec(project):
-    """`project` after one `python -m stages.train_text` run (its CompletedProcess)."""
-    result = _run_train_text(project)
+    """`project` after one `python -m stages.train_rec tallrec` run (its CompletedProcess)."""
+    result = _run_tallrec(project)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
-def test_train_text_cli_two_steps_lowers_loss_and_reloads_to_identical_scores(project, tallrec):
-    assert "tallrec: 30 train rows" in tallrec.stdout
+def test_stage1_cli_two_steps_lowers_loss_and_reloads_to_identical_scores(project, tallrec):
+    assert "tallrec: stage 1, 30 train rows" in tallrec.stdout
     log = _check_variant(project, "tallrec", cf=False, keywords=False)
     metrics = json.loads((project / "metrics/tallrec_train.json").read_text())
-    assert metrics["best_step"] == log["best_step"] and metrics["total_seconds"] > 0
+    assert metrics["best_step"] == 2 and metrics["total_seconds"] > 0 and metrics["valid_small"]["auc"] is not None
     assert not {"total_seconds", "train_seconds", "test_rows_per_second"} & set(log)
     first = read_frame(project / "data/predictions/tallrec.parquet")
     first_log = (project / "data/rec/tallrec/train_log.json").read_bytes()
-    assert _run_train_text(project).returncode == 0
+    assert _run_tallrec(project).returncode == 0
     again = read_frame(project / "data/predictions/tallrec.parquet")
     assert first.equals(again)  # seeded: a rerun gives the same scores
     assert (project / "data/rec/tallrec/train_log.json").read_bytes() == first_log  # no timings inside
 
 
-def test_train_cf_then_train_think_continue_from_the_previous_variant(project, tallrec, monkeypatch):
+def test_stage2_freezes_the_stage1_lora_and_thinkrec_trains_on_traces(project, tallrec, monkeypatch):
     monkeypatch.chdir(project)
-    run_rec_stage("collm")  # what `python -m stages.train_cf` runs
+    run_rec_stage("collm")  # what `python -m stages.train_rec collm` runs
     collm = _check_variant(project, "collm", cf=True, keywords=False)
-    run_rec_stage("thinkrec")  # what `python -m stages.train_think` runs
+    thinking = run_rec_stage("thinkrec_lora")["log"]  # stage 1 with keywords + traces: not reported
+    assert thinking["rows"]["reasoning"] == 4 and not (project / "data/predictions/thinkrec_lora.parquet").exists()
+    assert any(step["reasoning_batches"] for step in thinking["steps"])
+    run_rec_stage("thinkrec")
     think = _check_variant(project, "thinkrec", cf=True, keywords=True)
     assert collm["rows"]["reasoning"] == 0 and think["rows"]["reasoning"] == 4
-    # collm trains the projector only: its adapter equals tallrec's byte for byte
+    # stage 2 trains the projector only: its adapter is its stage-1 LoRA byte for byte
     adapter = "adapter/adapter_model.safetensors"
-    assert (project / "data/rec/collm" / adapter).read_bytes() == (project / "data/rec/tallrec" / adapter).read_bytes()
-    assert (project / "data/rec/thinkrec" / adapter).read_bytes() != (project / "data/rec/collm" / adapter).read_bytes()
+    read = lambda name: (project / "data/rec" / name / adapter).read_bytes()  # noqa: E731
+    assert read("collm") == read("tallrec") and read("thinkrec") == read("thinkrec_lora")
+    assert read("thinkrec_lora") != read("tallrec")

@@ -1,14 +1,17 @@
 """The reference-trace rows as the prompts a trained variant was trained on."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame
-from pipeline.rec.examples import RecExample, build_catalog, build_examples, load_cf_vectors
+from pipeline.rec.data import RecInputs, load_variant_data, variant_encoder
+from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
-from pipeline.rec.prompts import get_template
-from pipeline.rec.recipe import PromptParams, RecInputs, VariantSpec
+from pipeline.rec.params import PromptParams
+from pipeline.rec.variants import VariantSpec
 
 
 def reference_rows(traces_path, interactions: pd.DataFrame, n_rows: int) -> pd.DataFrame:
@@ -28,14 +31,6 @@ def variant_examples(
     spec: VariantSpec, prompt: PromptParams, inputs: RecInputs, rec: RecModel, frame: pd.DataFrame
 ) -> list[RecExample]:
     """Prompts of `frame`'s rows in `spec`'s form (keywords and CF slots as the variant was
-    trained), answers left as the labels' Yes/No (they are not used for generation)."""
-    vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, spec.name) if spec.cf_slots else None
-    keywords = read_frame(inputs.keywords, schemas.ITEM_KEYWORDS) if spec.keywords else None
-    catalog = build_catalog(
-        read_frame(inputs.items, schemas.ITEMS), keywords, prompt.title_words,
-        prompt.keywords_per_item if spec.keywords else 0,
-    )
-    return build_examples(
-        frame, catalog, rec.tokenizer, get_template(prompt.version), prompt.history_items, vectors,
-        None, prompt.max_answer_tokens, f"encode {spec.name}",
-    )
+    trained: the recipe's own encoder), answers left as the labels' Yes/No (unused here)."""
+    data = load_variant_data(replace(spec, traces=False), inputs)
+    return variant_encoder(spec, prompt, rec.tokenizer, data)(frame, None, f"encode {spec.name}")

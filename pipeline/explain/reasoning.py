@@ -14,7 +14,7 @@ from pipeline.explain.text_metrics import meteor, overlap_metrics, rouge_l, sent
 from pipeline.rec.batching import length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
-from pipeline.rec.scoring import autocast_context, generation_inputs
+from pipeline.rec.scoring import generation_inputs
 
 
 def write_reasoning(
@@ -30,16 +30,14 @@ def write_reasoning(
 
     Rows are batched by prompt length (left-padded). `min_new_tokens` keeps EOS away for that
     many tokens: most training answers are a bare "Yes"/"No", so without it greedy decoding often
-    stops before any reasoning. With dtype bfloat16 the model's weights are cast once (in place):
-    autocast re-casts frozen fp32 weights at every decoding step, which costs more than the step."""
+    stops before any reasoning. With dtype bfloat16 the whole model is cast once (in place)."""
     rec.eval()
-    if dtype == "bfloat16":
-        rec.to(torch.bfloat16)
+    rec.to(torch.bfloat16 if dtype == "bfloat16" else torch.float32)
     tokenizer = rec.tokenizer
     eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     texts: list[str] = [""] * len(examples)
     batches = length_buckets([len(e.prompt_ids) for e in examples], batch_size)
-    with torch.no_grad(), autocast_context(dtype):
+    with torch.no_grad():
         for index in tqdm(batches, desc=desc, leave=False):
             inputs = generation_inputs(rec, [examples[i] for i in index])
             out = greedy_generate(

@@ -34,6 +34,9 @@ class RecExample:
     slot_positions: list[int] = field(default_factory=list)
     slot_vectors: np.ndarray | None = None
     reasoning: bool = False
+    answer_cut: bool = False  # the trace was longer than the answer budget and was cut
+    shared_len: int = 0  # prompt_ids[:shared_len]: the system part, the same for every row
+    target_start: int = 0  # prompt_ids[:target_start]: everything before the target (user + history)
 
     @property
     def length(self) -> int:
@@ -121,17 +124,37 @@ def build_examples(
         h_items = [int(i) for i in list(h_items)[-history_items:]] if history_items > 0 else []
         h_labels = [int(v) for v in list(h_labels)[-history_items:]] if history_items > 0 else []
         history = [(_catalog_item(catalog, i, row), v) for i, v in zip(h_items, h_labels)]
-        system, user_text = render_prompt(template, history, _catalog_item(catalog, item, row), vectors is not None)
-        prompt_ids, positions = encode_prompt(tokenizer, chat_text(tokenizer, system, user_text), placeholder)
+        target = _catalog_item(catalog, item, row)
+        system, user_text = render_prompt(template, history, target, vectors is not None, marked=True)
+        prompt = encode_prompt(tokenizer, chat_text(tokenizer, system, user_text), placeholder)
         trace = traces.get(int(row)) if traces else None
         answer = trace if trace else ANSWERS[int(label)]
-        answer_ids = tokenizer.encode(answer, add_special_tokens=False)[:max_answer_tokens] + eos
+        answer_ids = tokenizer.encode(answer, add_special_tokens=False)
         slot_vectors = vectors.lookup(cf_slot_refs(user, h_items, item)) if vectors is not None else None
         examples.append(
-            RecExample(int(row), int(user), int(item), int(label), prompt_ids, answer_ids,
-                       positions, slot_vectors, reasoning=bool(trace))
+            RecExample(int(row), int(user), int(item), int(label), prompt.ids, answer_ids[:max_answer_tokens] + eos,
+                       prompt.slot_positions, slot_vectors, reasoning=bool(trace),
+                       answer_cut=len(answer_ids) > max_answer_tokens,
+                       shared_len=prompt.breaks[0], target_start=prompt.breaks[1])
         )
     return examples
+
+
+def topn_frame(candidates: pd.DataFrame, interactions: pd.DataFrame) -> pd.DataFrame:
+    """TOPN_CANDIDATES rows as build_examples input: each candidate item as the target of its
+    user's positive row (that row's history), label = positive, row = -1 (a candidate, not an
+    interaction). Candidates keep their order."""
+    history = interactions[["row", "user", "history_items", "history_labels"]]
+    joined = candidates.merge(history, on="row", how="left", suffixes=("", "_row"), validate="many_to_one")
+    bad = joined["user_row"].isna() | (joined["user_row"] != joined["user"])
+    if bad.any():
+        first = joined.loc[bad].iloc[0]
+        raise ValueError(f"topn_candidates: row {int(first['row'])} of user {int(first['user'])} is not that user's interaction")
+    return pd.DataFrame({
+        "row": -1, "user": joined["user"].astype(int), "item": joined["item"].astype(int),
+        "label": joined["positive"].astype(int), "history_items": joined["history_items"],
+        "history_labels": joined["history_labels"],
+    })
 
 
 def _catalog_item(catalog: Mapping[int, PromptItem], item: int, row: int) -> PromptItem:

@@ -72,20 +72,22 @@ class RecModel(nn.Module):
         if batch.slot_vectors is not None:
             if self.projector is None:
                 raise ValueError("prompts carry CF slots but the model has no projector")
-            projected = self.projector(batch.slot_vectors)
+            weight = self.projector.net[0].weight
+            projected = self.projector(batch.slot_vectors.to(weight.dtype))
         return embed_with_soft_tokens(
             self.llm.get_input_embeddings(), batch.input_ids, batch.slot_batch, batch.slot_position, projected
         )
 
     def answer_logit(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B,) float32 score from (B, H) hidden states at the answer position: only the Yes (and No)
-        rows of lm_head are applied."""
+        rows of lm_head are applied, in fp32 with autocast off. (In bf16 a logit near 15 can only
+        move in steps of 0.0625, which ties most scores: 11 distinct values over 609 rows.)"""
         ids = [self.yes_id] + ([self.no_id] if self.answer_logit_kind == "yes_minus_no" else [])
-        weight = self.lm_head.weight[ids].to(hidden.dtype)  # (1 or 2, H)
-        logits = hidden @ weight.T
-        if getattr(self.lm_head, "bias", None) is not None:
-            logits = logits + self.lm_head.bias[ids].to(logits.dtype)
-        logits = logits.float()
+        with torch.autocast(hidden.device.type, enabled=False):
+            weight = self.lm_head.weight[ids].float()  # (1 or 2, H)
+            logits = hidden.float() @ weight.T
+            if getattr(self.lm_head, "bias", None) is not None:
+                logits = logits + self.lm_head.bias[ids].float()
         return logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
 
     def hidden_states(self, batch: RecBatch) -> torch.Tensor:
@@ -94,6 +96,18 @@ class RecModel(nn.Module):
             inputs_embeds=self.input_embeddings(batch), attention_mask=batch.attention_mask, use_cache=False
         )
         return out.last_hidden_state
+
+
+def use_precision(rec: RecModel, dtype: str) -> None:
+    """"bfloat16": cast the frozen backbone weights to bf16 once (LoRA factors, trainable
+    parameters and the projector stay fp32), so no autocast re-casts them at every step; the
+    answer logits stay fp32 (answer_logit). "float32": everything fp32."""
+    if dtype not in ("bfloat16", "float32"):
+        raise ValueError(f"dtype must be bfloat16 or float32, got {dtype!r}")
+    target = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    for name, parameter in rec.llm.named_parameters():
+        if not parameter.requires_grad and "lora_" not in name:
+            parameter.data = parameter.data.to(target)
 
 
 def load_backbone(path: str):

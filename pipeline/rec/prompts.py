@@ -4,6 +4,11 @@ A prompt is rendered as text with the marker SLOT where a collaborative vector g
 each history item's, the target's). Encoding tokenizes the text between markers separately and puts
 one placeholder token per marker, recording its position, so the slot positions are exact whatever
 the tokenizer does; soft_tokens.py later overwrites those positions' input embeddings.
+
+Two BREAK markers cut a prompt into three parts that are always tokenized separately: the shared
+system part (identical for every row), the user's history, and the target. So the tokens of
+"system + history" are the same whatever the target is, and scoring can run that prefix once and
+reuse its KV cache for every target (prefix.py) with exactly the tokens a full pass sees.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 SLOT = "<cf>"  # marker in rendered prompt text; never reaches the tokenizer
+BREAK = "<brk>"  # tokenization boundary in rendered prompt text; never reaches the tokenizer
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,15 @@ TEMPLATES: dict[str, PromptTemplate] = {
         header="User{user_slot}. Items rated before, oldest first:",
         history_line="- {title}{keywords}{slot}: {verdict}",
         target_line="Target: {title}{keywords}{slot}. Will the user like the target?",
+        no_history="(none)",
+    ),
+    # v2: the question comes before the target, so the part after the last break (what each
+    # top-N candidate costs on top of the shared prefix) is only the target and the chat tail
+    "v2": PromptTemplate(
+        system="You are a recommender. Answer Yes or No.",
+        header="User{user_slot}. Items rated before, oldest first:",
+        history_line="- {title}{keywords}{slot}: {verdict}",
+        target_line="Will the user like this item? {title}{keywords}{slot}",
         no_history="(none)",
     ),
 }
@@ -56,11 +71,27 @@ def render_prompt(
     history: Sequence[tuple[PromptItem, int]],
     target: PromptItem,
     with_slots: bool,
+    marked: bool = False,
 ) -> tuple[str, str]:
     """(system, user) texts for one (user, target) pair; `history` = last N (item, label), oldest
     first. With slots the user text carries SLOT for the user, each history item, then the target,
-    in that order (the order cf_slot_refs returns)."""
-    slot = f" {SLOT}" if with_slots else ""
+    in that order (the order cf_slot_refs returns). The one rendering of a row: the teacher's
+    question, the student's prompt and the explanation references all show this text. `marked`
+    puts BREAK before the history and before the target (for encode_prompt)."""
+    system, head, target_text = render_parts(template, history, target, with_slots)
+    if marked:
+        return system, f"{BREAK}{head}\n{BREAK}{target_text}"
+    return system, f"{head}\n{target_text}"
+
+
+def render_parts(
+    template: PromptTemplate,
+    history: Sequence[tuple[PromptItem, int]],
+    target: PromptItem,
+    with_slots: bool,
+) -> tuple[str, str, str]:
+    """(system, header + history lines, target line) of one (user, target) pair."""
+    slot = SLOT if with_slots else ""  # no space before it: a stray space token per slot
     lines = [template.header.format(user_slot=slot)]
     for item, label in history:
         lines.append(
@@ -70,8 +101,8 @@ def render_prompt(
         )
     if not history:
         lines.append(template.no_history)
-    lines.append(template.target_line.format(title=_clean(target.title), keywords=_keywords(target), slot=slot))
-    return template.system, "\n".join(lines)
+    target_text = template.target_line.format(title=_clean(target.title), keywords=_keywords(target), slot=slot)
+    return template.system, "\n".join(lines), target_text
 
 
 def cf_slot_refs(user: int, history_items: Sequence[int], item: int) -> list[tuple[str, int]]:
@@ -87,18 +118,30 @@ def chat_text(tokenizer, system: str, user: str) -> str:
     return f"{system}\n{user}\nAnswer: "
 
 
-def encode_prompt(tokenizer, text: str, placeholder_id: int) -> tuple[list[int], list[int]]:
-    """Token ids of `text` with one `placeholder_id` per SLOT marker, and those markers' positions."""
+@dataclass(frozen=True)
+class EncodedPrompt:
+    ids: list[int]
+    slot_positions: list[int]  # index of each SLOT's placeholder token
+    breaks: list[int]  # token index at each BREAK marker (where a separately tokenized part starts)
+
+
+def encode_prompt(tokenizer, text: str, placeholder_id: int) -> EncodedPrompt:
+    """Token ids of `text` with one `placeholder_id` per SLOT marker; the text between markers
+    (SLOT or BREAK) is tokenized piece by piece, so no token spans a marker."""
     ids: list[int] = []
     positions: list[int] = []
-    pieces = text.split(SLOT)
-    for index, piece in enumerate(pieces):
-        if piece:
-            ids.extend(tokenizer.encode(piece, add_special_tokens=False))
-        if index < len(pieces) - 1:
-            positions.append(len(ids))
-            ids.append(placeholder_id)
-    return ids, positions
+    breaks: list[int] = []
+    for part_index, part in enumerate(text.split(BREAK)):
+        if part_index:
+            breaks.append(len(ids))
+        pieces = part.split(SLOT)
+        for index, piece in enumerate(pieces):
+            if piece:
+                ids.extend(tokenizer.encode(piece, add_special_tokens=False))
+            if index < len(pieces) - 1:
+                positions.append(len(ids))
+                ids.append(placeholder_id)
+    return EncodedPrompt(ids, positions, breaks)
 
 
 def answer_token_ids(tokenizer) -> tuple[int, int]:
@@ -115,4 +158,4 @@ def _keywords(item: PromptItem) -> str:
 
 
 def _clean(text: str) -> str:
-    return " ".join(str(text).replace(SLOT, "").split())
+    return " ".join(str(text).replace(SLOT, "").replace(BREAK, "").split())

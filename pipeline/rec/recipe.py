@@ -1,207 +1,146 @@
-"""One recipe for the three variants (TALLRec-, CoLLM-, ThinkRec-style): read artifacts, build
-prompts, train, select on valid_small, save adapter + projector, score valid_small and test_small."""
+"""One recipe for every variant: build the model a variant starts from, train it, score the
+evaluation rows, write adapter + projector, predictions and metrics."""
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from pipeline import schemas
-from pipeline.artifacts import read_frame, replace_directory, write_frame, write_json
-from pipeline.rec.examples import CFVectors, RecExample, build_catalog, build_examples, load_cf_vectors
-from pipeline.rec.losses import LossParams
-from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model
-from pipeline.rec.prompts import get_template
-from pipeline.rec.scoring import score_examples
+from pipeline.artifacts import replace_directory, write_frame, write_json
+from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
+from pipeline.rec.examples import CFVectors, RecExample, topn_frame
+from pipeline.rec.model import RecModel, build_rec_model, save_rec_model, use_precision
+from pipeline.rec.params import RecParams
+from pipeline.rec.scoring import score_candidates, score_examples
 from pipeline.rec.selection import selection_metrics
-from pipeline.rec.training import TrainParams, train_rec_model
-
-
-class PromptParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: str = "v1"
-    history_items: int = 10
-    title_words: int = 6
-    keywords_per_item: int = 3
-    max_answer_tokens: int = 64
-
-
-class ProjectorParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    expansion: int = 10
-    match_embedding_norm: bool = True
-
-
-class ScoringParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batch_size: int = 16
-    dtype: str = "bfloat16"
-    selection: str = "reference"
-
-
-class RecParams(BaseModel):
-    """params.yaml's `rec` section."""
-
-    model_config = ConfigDict(extra="forbid")
-    backbone: str = "data/models/smollm2-135m-instruct"
-    threads: int = 1
-    answer_logit: str = "yes_minus_no"
-    prompt: PromptParams = PromptParams()
-    lora: LoraParams = LoraParams()
-    projector: ProjectorParams = ProjectorParams()
-    loss: LossParams = LossParams()
-    scoring: ScoringParams = ScoringParams()
-    train_text: TrainParams = TrainParams()
-    train_cf: TrainParams = TrainParams()
-    train_think: TrainParams = TrainParams()
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """What distinguishes the variants: prompt content, starting point, what is trained."""
-
-    name: str  # tallrec | collm | thinkrec
-    cf_slots: bool
-    keywords: bool
-    traces: bool
-    init_from: Path | None  # a trained variant's directory (adapter + projector)
-    train_lora: bool
-    train_projector: bool
-
-
-@dataclass(frozen=True)
-class RecInputs:
-    interactions: Path
-    items: Path
-    subsets: Path
-    user_vectors: Path | None = None
-    item_vectors: Path | None = None
-    keywords: Path | None = None
-    traces: Path | None = None
+from pipeline.rec.training import train_rec_model
+from pipeline.rec.variants import VariantSpec
 
 
 def run_variant(
-    spec: VariantSpec, params: RecParams, train_params: TrainParams, inputs: RecInputs, out_dir: Path,
-    predictions_path: Path, metrics_path: Path,
+    spec: VariantSpec, params: RecParams, inputs: RecInputs, lora_dir: Path | None, out_dir: Path,
+    predictions_path: Path | None, metrics_path: Path,
 ) -> dict:
-    """Train and score one variant; writes `out_dir` (adapter, projector, train_log.json), the
-    PREDICTIONS parquet for valid_small + test_small rows and `metrics_path` (timings, best step,
-    valid_small selection). train_log.json holds no timings, so the same inputs give the same
-    bytes and an unchanged model does not rerun the stages that read `out_dir`. Returns
-    {"log": what train_log.json holds, "metrics": what `metrics_path` holds}."""
+    """Train `spec` (stage 2: on the frozen LoRA saved in `lora_dir`) and write `out_dir` (adapter,
+    projector, train_log.json without timings, so the same inputs give the same bytes) and
+    `metrics_path` (timings, valid_small scores). A reported variant also scores valid_small,
+    test_small and (rec.scoring.topn) the top-N candidates into `predictions_path`.
+    Returns {"log": train_log.json's content, "metrics": metrics_path's content}."""
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
-    data = _load_data(spec, inputs)
+    train_params = params.stage1 if spec.stage == 1 else params.stage2
+    data = load_variant_data(spec, inputs)
     torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
-    rec = _build_model(spec, params, data.vectors)
-    encode = _encoder(spec, params, rec, data)
+    rec = build_variant_model(spec, params, data.vectors, lora_dir)
+    use_precision(rec, train_params.dtype)
+    encode = variant_encoder(spec, params.prompt, rec.tokenizer, data)
     train_frame = data.interactions[data.interactions["split"] == "train"]
     train_frame = train_frame.sample(n=min(train_params.train_rows, len(train_frame)), random_state=train_params.seed)
     train = encode(train_frame, None, "encode train")
     reasoning = encode(data.interactions[data.interactions["row"].isin(data.traces)], data.traces, "encode traces")
-    valid = encode(data.subset("valid_small"), None, "encode valid_small")
-    test = encode(data.subset("test_small"), None, "encode test_small")
-
+    wants_valid = train_params.eval_every > 0 or (spec.reported and params.scoring.valid)
+    valid = encode(data.subset("valid_small"), None, "encode valid_small") if wants_valid else []
     evals: list[dict] = []
 
     def validate() -> float:
-        scores = score_examples(rec, valid, params.scoring.batch_size, params.scoring.dtype, "valid_small")
-        metrics = selection_metrics(*_users_labels(valid), scores, params.scoring.selection)
-        evals.append({**metrics, "scores": scores})
-        return metrics["selection"]
+        scores = score_examples(rec, valid, params.scoring.batch_size, train_params.dtype, "valid_small")
+        evals.append({**selection_metrics(*_users_labels(valid), scores, params.scoring.selection), "scores": scores})
+        return evals[-1]["selection"]
 
-    log = train_rec_model(rec, train, reasoning, train_params, params.loss, validate)
-    best = evals[log["best_eval"]]  # the evaluation of the checkpoint train_rec_model restored
+    log = train_rec_model(rec, train, reasoning, train_params, params.loss,
+                          validate if train_params.eval_every > 0 else None)
     _save_model(rec, out_dir)
-    scoring_started = time.perf_counter()
-    test_scores = score_examples(rec, test, params.scoring.batch_size, params.scoring.dtype, "test_small")
-    test_seconds = time.perf_counter() - scoring_started
-    _write_predictions(valid + test, np.concatenate([best["scores"], test_scores]), predictions_path)
-    valid_small = {k: best[k] for k in ("auc", "uauc", "selection")}
+    timings = {"train_seconds": log.pop("train_seconds")}
+    if spec.reported:
+        if "best_eval" in log:
+            valid, valid_scores = valid, evals[log["best_eval"]]["scores"]
+        elif params.scoring.valid:
+            validate()
+            valid_scores = evals[-1]["scores"]
+        else:
+            valid, valid_scores = [], np.zeros(0, dtype=np.float32)
+        scored = _score_reported(spec, params, rec, encode, data, valid, valid_scores, timings)
+        write_frame(scored, predictions_path, schemas.PREDICTIONS)
+    valid_small = {k: evals[-1 if "best_eval" not in log else log["best_eval"]][k]
+                   for k in ("auc", "uauc", "selection")} if evals else None
     train_log = {
         "variant": spec.name,
-        "rows": {"train": len(train), "reasoning": len(reasoning), "valid_small": len(valid), "test_small": len(test)},
-        "mean_prompt_tokens": float(np.mean([len(e.prompt_ids) for e in train + valid + test])),
+        "rows": {"train": len(train), "reasoning": len(reasoning), "valid_small": len(valid) if evals else 0},
+        "traces_cut": sum(e.answer_cut for e in reasoning),
+        "max_answer_tokens": params.prompt.max_answer_tokens,
+        "mean_prompt_tokens": float(np.mean([len(e.prompt_ids) for e in train])),
         "valid_small": valid_small,
         "evals": [{k: v for k, v in e.items() if k != "scores"} for e in evals],
-        **{k: v for k, v in log.items() if k not in ("evals", "train_seconds")},
+        **{k: v for k, v in log.items() if k != "evals"},
     }
     write_json(train_log, out_dir / "train_log.json")
+    tokens = sum(s["tokens"] for s in log["steps"])
     metrics = {
         "variant": spec.name,
-        "best_step": log["best_step"],
+        "best_step": log.get("best_step", len(log["steps"])),
         "valid_small": valid_small,
-        "train_seconds": log["train_seconds"],
-        "test_scoring_seconds": test_seconds,
-        "test_rows_per_second": len(test) / max(test_seconds, 1e-9),
+        "train_rows": len(train),
+        "traces": {"rows": len(reasoning), "cut": train_log["traces_cut"]},
+        "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
+        **timings,
         "total_seconds": time.perf_counter() - started,
     }
     write_json(metrics, metrics_path)
     return {"log": train_log, "metrics": metrics}
 
 
-@dataclass
-class _Data:
-    interactions: pd.DataFrame
-    items: pd.DataFrame
-    subsets: pd.DataFrame
-    vectors: CFVectors | None
-    keywords: pd.DataFrame | None
-    traces: dict[int, str]
-
-    def subset(self, name: str) -> pd.DataFrame:
-        rows = self.subsets.loc[self.subsets["subset"] == name, "row"]
-        if rows.empty:
-            raise ValueError(f"subsets.parquet: subset '{name}' is empty")
-        return self.interactions[self.interactions["row"].isin(rows)]
-
-
-def _load_data(spec: VariantSpec, inputs: RecInputs) -> _Data:
-    vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, spec.name) if spec.cf_slots else None
-    keywords = read_frame(inputs.keywords, schemas.ITEM_KEYWORDS) if spec.keywords else None
-    traces: dict[int, str] = {}
-    if spec.traces:
-        frame = read_frame(inputs.traces, schemas.TRACES)
-        traces = dict(zip(frame["row"].astype(int), frame["trace"]))
-    return _Data(
-        read_frame(inputs.interactions, schemas.INTERACTIONS),
-        read_frame(inputs.items, schemas.ITEMS),
-        read_frame(inputs.subsets, schemas.SUBSET_ROWS),
-        vectors, keywords, traces,
-    )
-
-
-def _build_model(spec: VariantSpec, params: RecParams, vectors: CFVectors | None) -> RecModel:
+def build_variant_model(
+    spec: VariantSpec, params: RecParams, vectors: CFVectors | None, lora_dir: Path | None
+) -> RecModel:
+    """Stage 1: backbone + a new trainable LoRA. Stage 2: backbone + `lora_dir`'s LoRA (frozen) +
+    a new trainable projector, its output scale matched to the token embeddings' norm."""
+    if spec.stage == 2 and lora_dir is None:
+        raise ValueError(f"{spec.name}: a stage-2 variant needs the stage-1 LoRA of {spec.lora_from}")
     rec = build_rec_model(
-        params.backbone, params.lora, spec.init_from, spec.train_lora,
-        vectors.dim if vectors is not None else None, params.projector.expansion, params.answer_logit,
+        params.backbone, params.lora, lora_dir if spec.stage == 2 else None, train_lora=spec.stage == 1,
+        cf_dim=vectors.dim if spec.cf_slots else None, projector_expansion=params.projector.expansion,
+        answer_logit=params.answer_logit,
     )
     if rec.projector is not None:
-        fresh = spec.init_from is None or not (Path(spec.init_from) / "projector.pt").exists()
-        if fresh and params.projector.match_embedding_norm:
-            sample = torch.from_numpy(vectors.items[: 2048])
-            rec.projector.calibrate(sample, rec.llm.get_input_embeddings().weight)
-        rec.projector.requires_grad_(spec.train_projector)
+        if params.projector.match_embedding_norm:
+            rec.projector.calibrate(torch.from_numpy(vectors.items[:2048]), rec.llm.get_input_embeddings().weight)
+        rec.projector.requires_grad_(True)
     return rec
 
 
-def _encoder(spec: VariantSpec, params: RecParams, rec: RecModel, data: _Data):
-    p = params.prompt
-    catalog = build_catalog(data.items, data.keywords, p.title_words, p.keywords_per_item if spec.keywords else 0)
-    template = get_template(p.version)
+def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_scores, timings) -> pd.DataFrame:
+    """PREDICTIONS rows: valid_small, test_small and (rec.scoring.topn) top-N candidates (row -1)."""
+    dtype = params.stage1.dtype if spec.stage == 1 else params.stage2.dtype
+    test = encode(data.subset("test_small"), None, "encode test_small")
+    clock = time.perf_counter()
+    test_scores = score_examples(rec, test, params.scoring.batch_size, dtype, "test_small")
+    timings["test_scoring_seconds"] = time.perf_counter() - clock
+    timings["test_rows_per_second"] = len(test) / max(timings["test_scoring_seconds"], 1e-9)
+    parts = [_predictions(valid, valid_scores), _predictions(test, test_scores)]
+    if spec.name in params.scoring.topn:
+        if data.topn_candidates is None:
+            raise ValueError(f"{spec.name}: rec.scoring.topn needs topn_candidates.parquet")
+        candidates = encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
+        clock = time.perf_counter()
+        scores = score_candidates(rec, candidates, params.scoring.topn_batch_size, dtype, "top-N")
+        timings["topn_scoring_seconds"] = time.perf_counter() - clock
+        timings["topn_candidates_per_second"] = len(candidates) / max(timings["topn_scoring_seconds"], 1e-9)
+        parts.append(_predictions(candidates, scores))
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["row", "user", "item"])
 
-    def encode(frame: pd.DataFrame, traces: dict[int, str] | None, desc: str) -> list[RecExample]:
-        return build_examples(
-            frame, catalog, rec.tokenizer, template, p.history_items, data.vectors, traces, p.max_answer_tokens, desc
-        )
 
-    return encode
+def _predictions(examples: list[RecExample], scores: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({
+        "row": np.array([e.row for e in examples], dtype=np.int64),
+        "user": np.array([e.user for e in examples], dtype=np.int32),
+        "item": np.array([e.item for e in examples], dtype=np.int32),
+        "score": np.asarray(scores, dtype=np.float32),
+    })
 
 
 def _users_labels(examples: list[RecExample]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +153,3 @@ def _save_model(rec: RecModel, out_dir: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     save_rec_model(rec, tmp)
     replace_directory(tmp, out_dir)
-
-
-def _write_predictions(examples: list[RecExample], scores: np.ndarray, path: Path) -> None:
-    frame = pd.DataFrame(
-        {
-            "row": [e.row for e in examples],
-            "user": [e.user for e in examples],
-            "item": [e.item for e in examples],
-            "score": scores.astype(np.float32),
-        }
-    ).drop_duplicates("row")
-    write_frame(frame, path, schemas.PREDICTIONS)

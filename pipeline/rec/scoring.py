@@ -1,55 +1,79 @@
-"""One-pass scoring: the "Yes" logit at the answer position from a single forward pass.
+"""One-pass scoring: the answer logit at the answer position from a single forward pass.
 
-The body runs once over the prompt; only the hidden state at the last prompt position goes through
-lm_head (one row of it, in fact). No generate(), no logits over the whole sequence.
+The body runs once over each prompt, with the prompt prefix that rows share computed once (the
+system part for pointwise rows, the whole history for one user's top-N candidates; prefix.py).
+Only the hidden state at the last prompt position meets lm_head, and only its Yes/No rows, in fp32
+(RecModel.answer_logit). No generate(), no logits over the whole sequence.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from itertools import groupby
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.rec.batching import RecBatch, collate, length_buckets
+from pipeline.rec.batching import RecBatch, collate
 from pipeline.rec.examples import RecExample
-from pipeline.rec.model import RecModel
+from pipeline.rec.model import RecModel, use_precision
+from pipeline.rec.prefix import score_shared_prefix
 
 
 def yes_logits(rec: RecModel, batch: RecBatch) -> torch.Tensor:
     """(B,) float32 answer score (rec.answer_logit: the "Yes" logit, or Yes - No) at each row's first
-    answer position."""
+    answer position, from a full pass over each prompt."""
     hidden = rec.hidden_states(batch)  # (B, T, H)
     last = hidden[torch.arange(hidden.shape[0]), batch.prompt_lengths - 1]  # (B, H)
     return rec.answer_logit(last)
-
-
-def autocast_context(dtype: str):
-    """bf16 autocast on CPU for "bfloat16", nothing for "float32"."""
-    if dtype == "bfloat16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    if dtype == "float32":
-        return nullcontext()
-    raise ValueError(f"dtype must be bfloat16 or float32, got {dtype!r}")
 
 
 @torch.no_grad()
 def score_examples(
     rec: RecModel, examples: Sequence[RecExample], batch_size: int, dtype: str = "bfloat16", desc: str = "score"
 ) -> np.ndarray:
-    """Answer scores (see yes_logits) of `examples` (prompts only), in their order; batches are
-    length-bucketed."""
-    was_training = rec.training
-    rec.eval()
+    """Answer scores (see yes_logits) of `examples` (prompts only), in their order, with the frozen
+    weights in `dtype` (use_precision). The system part they all share runs once; the rest in
+    length-bucketed batches."""
+    cuts = {e.shared_len for e in examples}
+    if len(cuts) > 1:
+        raise ValueError(f"rows disagree on the length of the shared system prompt: {sorted(cuts)[:3]}")
+    use_precision(rec, dtype)
+    with _scoring_mode(rec), tqdm(total=len(examples), desc=desc, leave=False) as bar:
+        return score_shared_prefix(rec, examples, cuts.pop() if cuts else 0, batch_size, bar)
+
+
+@torch.no_grad()
+def score_candidates(
+    rec: RecModel, examples: Sequence[RecExample], batch_size: int, dtype: str = "bfloat16", desc: str = "top-N"
+) -> np.ndarray:
+    """Scores of top-N candidate prompts, in their order. Consecutive examples of one user share
+    everything before the target (topn_frame gives them one history): that prefix runs once per
+    user and each candidate costs only its target tokens."""
     scores = np.zeros(len(examples), dtype=np.float32)
-    batches = length_buckets([len(e.prompt_ids) for e in examples], batch_size)
-    with autocast_context(dtype):
-        for index in tqdm(batches, desc=desc, leave=False):
-            batch = collate([examples[i] for i in index], rec.pad_id, with_answers=False)
-            scores[index] = yes_logits(rec, batch).numpy()
-    rec.train(was_training)
+    start = 0
+    use_precision(rec, dtype)
+    with _scoring_mode(rec), tqdm(total=len(examples), desc=desc, leave=False) as bar:
+        for _, group in groupby(examples, key=lambda e: e.user):
+            group = list(group)
+            cut = group[0].target_start
+            scores[start : start + len(group)] = score_shared_prefix(rec, group, cut, batch_size, bar)
+            start += len(group)
     return scores
+
+
+class _scoring_mode:
+    """eval() for the duration, the previous train/eval mode restored after."""
+
+    def __init__(self, rec: RecModel):
+        self.rec = rec
+
+    def __enter__(self):
+        self.was_training = self.rec.training
+        self.rec.eval()
+
+    def __exit__(self, *exc):
+        self.rec.train(self.was_training)
 
 
 def generation_inputs(rec: RecModel, examples: Sequence[RecExample]) -> dict[str, torch.Tensor]:

@@ -1,37 +1,38 @@
-"""Training loop: AdamW, warmup + cosine, gradient accumulation, reasoning-mixed batches, bf16
-autocast on CPU, best checkpoint kept by a validation callback."""
+"""Training loop: AdamW, warmup + cosine, gradient accumulation, reasoning-mixed batches, frozen
+weights in bf16 (cast once), best checkpoint kept by a validation callback."""
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.losses import LossParams, rec_loss
-from pipeline.rec.model import RecModel, restore_state, trainable_state
-from pipeline.rec.scoring import autocast_context
+from pipeline.rec.model import RecModel, restore_state, trainable_state, use_precision
 
 
 class TrainParams(BaseModel):
+    """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
+
     model_config = ConfigDict(extra="forbid")
-    train_rows: int = 400  # training rows sampled from the train split
-    steps: int = 40  # optimizer steps
-    batch_size: int = 4  # rows per micro-batch
-    grad_accum: int = 2  # micro-batches per optimizer step
-    lr: float = 3e-4
-    weight_decay: float = 1e-3
-    warmup_steps: int = 4
-    reasoning_prob: float = 0.0  # chance a micro-batch comes from the reasoning set
-    eval_every: int = 20  # steps between validation scorings (0 = only at the end)
-    probe_rows: int = 8  # fixed training rows whose loss is logged before and after training
-    dtype: str = "bfloat16"  # autocast dtype: bfloat16 | float32
-    seed: int = 2026
+    train_rows: int = Field(ge=1)  # training rows sampled from the train split
+    steps: int = Field(ge=1)  # optimizer steps
+    batch_size: int = Field(ge=1)  # rows per micro-batch
+    grad_accum: int = Field(ge=1)  # micro-batches per optimizer step
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    reasoning_prob: float = Field(ge=0, le=1)  # chance a micro-batch comes from the reasoning set
+    eval_every: int = Field(ge=0)  # steps between validation scorings for checkpoint selection (0 = none)
+    probe_rows: int = Field(ge=1)  # fixed training rows whose loss is logged before and after training
+    dtype: Literal["bfloat16", "float32"]  # frozen weights' precision (use_precision)
+    seed: int
 
 
 class BatchStream:
@@ -64,9 +65,9 @@ def mean_loss(rec: RecModel, examples: Sequence[RecExample], loss_params: LossPa
     """Loss of `examples` as one batch (dropout off): the before/after probe of a training run."""
     was_training = rec.training
     rec.eval()
-    with autocast_context(dtype):
-        batch = collate(examples, rec.pad_id, with_answers=True)
-        loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
+    use_precision(rec, dtype)
+    batch = collate(examples, rec.pad_id, with_answers=True)
+    loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
     rec.train(was_training)
     return float(loss)
 
@@ -125,8 +126,7 @@ def _optimizer_step(rec, streams, params, loss_params, rng, trainable, optimizer
         use_reasoning = "reasoning" in streams and rng.random() < params.reasoning_prob
         examples = streams["reasoning" if use_reasoning else "train"].next()
         batch = collate(examples, rec.pad_id, with_answers=True)
-        with autocast_context(params.dtype):
-            loss, parts = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
+        loss, parts = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
         (loss / params.grad_accum).backward()
         totals["loss"] += float(loss.detach()) / params.grad_accum
         totals["bce"] += parts["bce"] / params.grad_accum
