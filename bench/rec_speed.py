@@ -1,15 +1,17 @@
-"""Benchmark: one-pass Yes-logit scoring vs generate()-based scoring, and training tokens/s at
-batch 1 vs the batched default, in one run on the same rows.
+"""Benchmark of the LLM recommender's hot paths, each a ratio measured in one run on the same rows:
 
-The reference scores a row by calling generate() for 16 tokens and reading the first step's "Yes"
-logit; pipeline.rec.scoring runs the body once and applies lm_head to one position. Both are
-timed here on the same prompts (CF slots filled), the same batches, fp32 weights under bf16
-autocast (as the stages run); the scores they give are compared too. Training: `train_rec_model` for a few optimizer steps at micro-batch 1
-(more accumulation) vs the default micro-batch, same rows per optimizer step.
+- scoring: the old path (fp32 weights under bf16 autocast, bf16 answer logits, a full pass per row)
+  vs the stages' path (frozen weights cast to bf16 once, the shared system prefix run once, answer
+  logits in fp32): rows/s, achieved GFLOP/s against this machine's measured bf16 matmul peak, and
+  the distinct scores each gives (bf16 logits tie);
+- top-N: one user's 1 + 99 candidates scored against the cached history prefix vs full prompts;
+- training: tokens/s and GFLOP/s, autocast vs frozen weights cast to bf16 once.
 
+FLOPs count the decoder's linear layers only (2 per weight per token forward; training with a
+frozen backbone ~4: forward + input gradients), so GFLOP/s is a lower bound of the work done.
 Backbone: the prepared SmolLM2 (data/models/smollm2-135m-instruct) when present, else a tiny
-random Llama (say so in the output). Rows: test rows of data/ingest when present, else synthetic.
-Run from the project root: `python bench/rec_speed.py` (writes bench/results/rec_speed.json).
+random Llama (said in the output). Run from the project root on a quiet machine:
+`python bench/rec_speed.py` (writes bench/results/rec_speed.json).
 """
 from __future__ import annotations
 
@@ -28,20 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.artifacts import read_frame, write_json  # noqa: E402
 from pipeline.explain.bertscore import minilm_dir  # noqa: E402
-from pipeline.rec.batching import length_buckets  # noqa: E402
-from pipeline.rec.examples import CFVectors, build_catalog, build_examples  # noqa: E402
-from pipeline.rec.model import LoraParams, RecModel, build_rec_model  # noqa: E402
-from pipeline.rec.losses import LossParams  # noqa: E402
+from pipeline.rec.batching import collate, length_buckets  # noqa: E402
+from pipeline.rec.examples import CFVectors, build_catalog, build_examples, topn_frame  # noqa: E402
+from pipeline.rec.losses import LossParams, rec_loss  # noqa: E402
+from pipeline.rec.model import LoraParams, RecModel, build_rec_model, use_precision  # noqa: E402
 from pipeline.rec.prompts import get_template  # noqa: E402
-from pipeline.rec.scoring import autocast_context, generation_inputs, score_examples  # noqa: E402
-from pipeline.rec.training import TrainParams, train_rec_model  # noqa: E402
-from pipeline.schemas import INTERACTIONS, ITEMS  # noqa: E402
+from pipeline.rec.scoring import score_candidates, score_examples  # noqa: E402
+from pipeline.schemas import INTERACTIONS, ITEMS, TOPN_CANDIDATES  # noqa: E402
 
 SMOLLM2 = Path("data/models/smollm2-135m-instruct")
 INGEST = Path("data/ingest")
 RESULTS = Path("bench/results/rec_speed.json")
 CF_DIM = 64  # random CF vectors: their values do not change the timings
-HISTORY = 10
+HISTORY = 5  # rec.prompt.history_items
 
 
 def backbone(requested: Path, scratch: Path) -> tuple[str, str]:
@@ -88,135 +89,179 @@ def bench_frames(n_rows: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, st
     return frame, items, f"{n_rows} synthetic rows ({INGEST} not found)"
 
 
-def build_bench_examples(rec: RecModel, frame: pd.DataFrame, items: pd.DataFrame, seed: int):
+def bench_examples(rec: RecModel, frame: pd.DataFrame, items: pd.DataFrame, seed: int):
+    """Prompts as the stage-2 variants see them: v2 template, CF slots (random vectors)."""
     rng = np.random.default_rng(seed)
     n_users = int(max(frame["user"].max(), 0)) + 1
     n_items = int(items["item"].max()) + 1
     vectors = CFVectors(
         rng.normal(size=(n_users, CF_DIM)).astype(np.float32), rng.normal(size=(n_items, CF_DIM)).astype(np.float32)
     )
-    catalog = build_catalog(items, None, title_words=12, keywords_per_item=0)
-    return build_examples(frame, catalog, rec.tokenizer, get_template("v1"), HISTORY, vectors, desc="encode")
+    catalog = build_catalog(items, None, title_words=4, keywords_per_item=0)
+    encode = lambda f: build_examples(f, catalog, rec.tokenizer, get_template("v2"), HISTORY, vectors, desc="encode")  # noqa: E731
+    return encode, encode(frame)
 
 
-@torch.no_grad()
-def generate_scores(rec: RecModel, examples, batch_size: int, new_tokens: int) -> np.ndarray:
-    """The reference's way: generate() `new_tokens` tokens, keep the first step's "Yes" logit
-    (minus the "No" logit when the model scores that way, so both methods give the same number)."""
-    scores = np.zeros(len(examples), dtype=np.float32)
-    eos = rec.tokenizer.eos_token_id
-    minus_no = getattr(rec, "answer_logit_kind", "yes") == "yes_minus_no"
-    with autocast_context("bfloat16"):
-        for index in length_buckets([len(e.prompt_ids) for e in examples], batch_size):
-            inputs = generation_inputs(rec, [examples[i] for i in index])
-            out = rec.llm.generate(
-                **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                pad_token_id=rec.pad_id, eos_token_id=eos, output_logits=True, return_dict_in_generate=True,
-            )
-            first = out.logits[0].float()  # (B, V) raw logits of the first answer position
-            score = first[:, rec.yes_id] - (first[:, rec.no_id] if minus_no else 0.0)
-            scores[index] = score.numpy()
-    return scores
+def body_linear_params(rec: RecModel) -> int:
+    return sum(m.weight.numel() for m in rec.body.modules() if isinstance(m, torch.nn.Linear))
 
 
-def timed(fn, examples, repeats: int) -> tuple[float, object]:
-    """(median seconds of `fn(examples)` over `repeats` calls, last result), after a warm-up call
-    on two examples (first-call allocations and kernel selection stay out of the timings)."""
-    fn(examples[:2])
+def matmul_peak_gflops(repeats: int, size: int = 2048) -> float:
+    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+    a @ b
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = fn(examples)
+        a @ b
+        seconds.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+@torch.no_grad()
+def old_scores(rec: RecModel, examples, batch_size: int) -> np.ndarray:
+    """Before: fp32 weights, bf16 autocast over the whole pass and the answer head, full prompts."""
+    scores = np.zeros(len(examples), dtype=np.float32)
+    ids = [rec.yes_id, rec.no_id]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for index in length_buckets([len(e.prompt_ids) for e in examples], batch_size):
+            batch = collate([examples[i] for i in index], rec.pad_id, with_answers=False)
+            hidden = rec.hidden_states(batch)
+            last = hidden[torch.arange(len(index)), batch.prompt_lengths - 1]
+            logits = (last @ rec.lm_head.weight[ids].T).float()  # bf16 matmul, as the old head did
+            scores[index] = (logits[:, 0] - logits[:, 1]).numpy()
+    return scores
+
+
+@torch.no_grad()
+def full_prompt_scores(rec: RecModel, examples, batch_size: int) -> np.ndarray:
+    """Cast-once bf16 weights, fp32 answer logits, but every prompt run whole (no prefix reuse)."""
+    from pipeline.rec.scoring import yes_logits
+
+    scores = np.zeros(len(examples), dtype=np.float32)
+    for index in length_buckets([len(e.prompt_ids) for e in examples], batch_size):
+        scores[index] = yes_logits(rec, collate([examples[i] for i in index], rec.pad_id, False)).numpy()
+    return scores
+
+
+def timed(fn, repeats: int):
+    """(median seconds over `repeats` calls, last result), after one warm-up call."""
+    fn()
+    seconds, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds), result
 
 
-def bench_scoring(rec: RecModel, examples, args) -> dict:
-    """Both methods as the rec stages run: fp32 weights under bf16 autocast."""
-    one_pass_s, one_pass_scores = timed(
-        lambda ex: score_examples(rec, ex, args.batch_size, "bfloat16"), examples, args.repeats
-    )
-    generate_s, generated = timed(
-        lambda ex: generate_scores(rec, ex, args.batch_size, args.gen_tokens), examples, args.repeats
-    )
-    n = len(examples)
-    return {
-        "rows": n, "batch_size": args.batch_size, "generate_new_tokens": args.gen_tokens,
-        "one_pass_samples_per_s": n / one_pass_s, "generate_samples_per_s": n / generate_s,
-        "speedup_one_pass_over_generate": generate_s / one_pass_s,
-        "max_abs_score_diff": float(np.abs(one_pass_scores - generated).max()),
-        "score_correlation": float(np.corrcoef(one_pass_scores, generated)[0, 1]) if n > 1 else 1.0,
-    }
+def train_tokens_per_s(rec: RecModel, examples, batch_size: int, steps: int, autocast: bool) -> float:
+    """Optimizer steps on LoRA params (frozen backbone), tokens/s; `autocast` = the old bf16 autocast
+    over fp32 weights, else the weights as they are (cast once)."""
+    trainable = [p for p in rec.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-6)
+    rec.train()
+    tokens, start = 0, time.perf_counter()
+    for step in range(steps):
+        batch = collate(examples[step * batch_size : (step + 1) * batch_size], rec.pad_id, with_answers=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, LossParams())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch.attention_mask.sum())
+    rec.eval()
+    return tokens / (time.perf_counter() - start)
 
 
-def training_tokens_per_s(rec: RecModel, examples, batch_size: int, grad_accum: int, steps: int) -> float:
-    params = TrainParams(
-        steps=steps, batch_size=batch_size, grad_accum=grad_accum, warmup_steps=1, eval_every=0,
-        probe_rows=1, lr=1e-5, seed=0,
-    )
-    log = train_rec_model(rec, examples, [], params, LossParams())
-    return sum(step["tokens"] for step in log["steps"]) / log["train_seconds"]
-
-
-def bench_training(rec: RecModel, examples, args) -> dict:
-    default = TrainParams()
-    rows_per_step = default.batch_size * default.grad_accum
-    runs = {"batch1": [], "batched": []}
-    for _ in range(args.repeats):  # interleaved, so load changes on the shared CPU hit both alike
-        runs["batch1"].append(training_tokens_per_s(rec, examples, 1, rows_per_step, args.train_steps))
-        runs["batched"].append(
-            training_tokens_per_s(rec, examples, default.batch_size, default.grad_accum, args.train_steps)
-        )
-    batch1, batched = statistics.median(runs["batch1"]), statistics.median(runs["batched"])
-    return {
-        "rows_per_optimizer_step": rows_per_step, "steps_per_run": args.train_steps,
-        "batched_micro_batch": default.batch_size,
-        "batch1_tokens_per_s": batch1, "batched_tokens_per_s": batched,
-        "speedup_batched_over_batch1": batched / batch1,
-    }
+def topn_examples(encode, n_candidates: int):
+    """One user's 1 + (n_candidates - 1) candidates on the positive row's history."""
+    if (INGEST / "topn_candidates.parquet").exists():
+        candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
+        interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
+        user = candidates["user"].iloc[0]
+        return encode(topn_frame(candidates[candidates["user"] == user].head(n_candidates), interactions))
+    return None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=16, help="rows scored and trained on")
+    parser.add_argument("--rows", type=int, default=64, help="rows scored and trained on")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
-    parser.add_argument("--batch-size", type=int, default=8, help="scoring batch size, both methods")
-    parser.add_argument("--gen-tokens", type=int, default=16, help="tokens generate() makes (reference: 16)")
-    parser.add_argument("--train-steps", type=int, default=1, help="optimizer steps per training run")
+    parser.add_argument("--batch-size", type=int, default=32, help="scoring batch size")
+    parser.add_argument("--train-batch", type=int, default=8, help="training micro-batch")
+    parser.add_argument("--train-steps", type=int, default=4, help="optimizer steps per timed training run")
     parser.add_argument("--backbone", type=Path, default=SMOLLM2, help="HF model directory to time")
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:
         path, model_note = backbone(args.backbone, Path(scratch))
-        rec = build_rec_model(path, LoraParams(), cf_dim=CF_DIM)
+        rec = build_rec_model(path, LoraParams(), cf_dim=CF_DIM).eval()
+        for name, param in rec.llm.named_parameters():
+            if "lora_B" in name:  # a trained-looking adapter (peft starts B at zero)
+                torch.nn.init.normal_(param, std=0.02)
         frame, items, rows_note = bench_frames(args.rows, seed=0)
-        examples = build_bench_examples(rec, frame, items, seed=0)
-        started = time.perf_counter()
-        training = bench_training(rec, examples, args)  # fp32 weights + bf16 autocast, as the stages train
-        print(f"training timed in {time.perf_counter() - started:.0f} s", flush=True)
-        started = time.perf_counter()
-        rec.eval()
-        scoring = bench_scoring(rec, examples, args)
-        print(f"scoring timed in {time.perf_counter() - started:.0f} s", flush=True)
-    prompt_tokens = [len(e.prompt_ids) for e in examples]
-    result = {
-        "model": model_note, "rows": rows_note, "median_prompt_tokens": float(np.median(prompt_tokens)),
-        "repeats": args.repeats, "threads": torch.get_num_threads(),
-        "dtype": "fp32 weights + bf16 autocast (as the stages run)",
-        "scoring": scoring, "training": training,
-    }
+        encode, examples = bench_examples(rec, frame, items, seed=0)
+        n_body = body_linear_params(rec)
+        peak = matmul_peak_gflops(args.repeats * 3)
+        tokens = sum(len(e.prompt_ids) for e in examples)
+        result = {"model": model_note, "rows": rows_note, "threads": torch.get_num_threads(),
+                  "mean_prompt_tokens": tokens / len(examples), "bf16_matmul_peak_gflops": peak,
+                  "body_linear_params": n_body}
+
+        # training first, autocast (fp32 weights) then cast-once bf16, interleaved repeats
+        runs = {"autocast": [], "cast_once": []}
+        for _ in range(args.repeats):
+            use_precision(rec, "float32")
+            runs["autocast"].append(train_tokens_per_s(rec, examples, args.train_batch, args.train_steps, True))
+            use_precision(rec, "bfloat16")
+            runs["cast_once"].append(train_tokens_per_s(rec, examples, args.train_batch, args.train_steps, False))
+        training = {k: statistics.median(v) for k, v in runs.items()}
+        result["training"] = {
+            "autocast_tokens_per_s": training["autocast"], "cast_once_tokens_per_s": training["cast_once"],
+            "speedup": training["cast_once"] / training["autocast"],
+            "cast_once_gflops": training["cast_once"] * 4 * n_body / 1e9,
+        }
+        result["training"]["utilisation"] = result["training"]["cast_once_gflops"] / peak
+
+        use_precision(rec, "float32")
+        old_s, old = timed(lambda: old_scores(rec, examples, args.batch_size), args.repeats)
+        use_precision(rec, "bfloat16")
+        new_s, new = timed(lambda: score_examples(rec, examples, args.batch_size, "bfloat16"), args.repeats)
+        use_precision(rec, "float32")
+        fp32 = score_examples(rec, examples, args.batch_size, "float32")
+        result["scoring"] = {
+            "old_rows_per_s": len(examples) / old_s, "new_rows_per_s": len(examples) / new_s, "speedup": old_s / new_s,
+            "new_gflops": tokens * 2 * n_body / new_s / 1e9,
+            "distinct_scores": {"old_bf16_logits": int(len(np.unique(old))), "new": int(len(np.unique(new))),
+                                "fp32_forward": int(len(np.unique(fp32))), "rows": len(examples)},
+            "max_abs_diff_new_vs_fp32": float(np.abs(new - fp32).max()),
+        }
+        result["scoring"]["utilisation"] = result["scoring"]["new_gflops"] / peak
+
+        candidates = topn_examples(encode, 100)
+        if candidates is not None:
+            use_precision(rec, "bfloat16")
+            full_s, full = timed(lambda: full_prompt_scores(rec, candidates, args.batch_size), args.repeats)
+            cached_s, cached = timed(lambda: score_candidates(rec, candidates, 100, "bfloat16"), args.repeats)
+            result["topn"] = {
+                "candidates": len(candidates), "full_prompt_candidates_per_s": len(candidates) / full_s,
+                "prefix_cached_candidates_per_s": len(candidates) / cached_s, "speedup": full_s / cached_s,
+                "max_abs_diff": float(np.abs(full - cached).max()),
+            }
     write_json(result, RESULTS)
-    print(f"model: {model_note}; rows: {rows_note}; median prompt {result['median_prompt_tokens']:.0f} tokens")
-    print(
-        f"scoring  one-pass {scoring['one_pass_samples_per_s']:.2f} samples/s vs generate({args.gen_tokens}) "
-        f"{scoring['generate_samples_per_s']:.2f} samples/s: {scoring['speedup_one_pass_over_generate']:.1f}x "
-        f"(max |score diff| {scoring['max_abs_score_diff']:.3f})"
-    )
-    print(
-        f"training batch 1 {training['batch1_tokens_per_s']:.0f} tokens/s vs batch "
-        f"{training['batched_micro_batch']} {training['batched_tokens_per_s']:.0f} tokens/s: "
-        f"{training['speedup_batched_over_batch1']:.2f}x  -> {RESULTS}"
-    )
+    t, s = result["training"], result["scoring"]
+    print(f"model: {model_note}; rows: {rows_note}; mean prompt {result['mean_prompt_tokens']:.0f} tokens; "
+          f"bf16 matmul peak {peak:.0f} GFLOP/s")
+    print(f"training  autocast {t['autocast_tokens_per_s']:.0f} tok/s vs cast-once bf16 {t['cast_once_tokens_per_s']:.0f} "
+          f"tok/s: {t['speedup']:.2f}x ({t['cast_once_gflops']:.0f} GFLOP/s, {t['utilisation']:.0%} of peak)")
+    print(f"scoring   old {s['old_rows_per_s']:.1f} rows/s vs new {s['new_rows_per_s']:.1f} rows/s: {s['speedup']:.2f}x "
+          f"({s['new_gflops']:.0f} GFLOP/s, {s['utilisation']:.0%} of peak); distinct scores "
+          f"{s['distinct_scores']}; max |new - fp32| {s['max_abs_diff_new_vs_fp32']:.3f}")
+    if "topn" in result:
+        n = result["topn"]
+        print(f"top-N     full prompts {n['full_prompt_candidates_per_s']:.1f} vs prefix-cached "
+              f"{n['prefix_cached_candidates_per_s']:.1f} candidates/s: {n['speedup']:.2f}x "
+              f"(max |diff| {n['max_abs_diff']:.4f})  -> {RESULTS}")
 
 
 if __name__ == "__main__":

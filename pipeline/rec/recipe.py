@@ -2,7 +2,6 @@
 evaluation rows, write adapter + projector, predictions and metrics."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pandas as pd
 import torch
 
 from pipeline import schemas
-from pipeline.artifacts import replace_directory, write_frame, write_json
+from pipeline.artifacts import atomic_directory, write_frame, write_json
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
 from pipeline.rec.model import RecModel, build_rec_model, save_rec_model, use_precision
@@ -54,20 +53,11 @@ def run_variant(
 
     log = train_rec_model(rec, train, reasoning, train_params, params.loss,
                           validate if train_params.eval_every > 0 else None)
-    _save_model(rec, out_dir)
     timings = {"train_seconds": log.pop("train_seconds")}
-    if spec.reported:
-        if "best_eval" in log:
-            valid, valid_scores = valid, evals[log["best_eval"]]["scores"]
-        elif params.scoring.valid:
-            validate()
-            valid_scores = evals[-1]["scores"]
-        else:
-            valid, valid_scores = [], np.zeros(0, dtype=np.float32)
-        scored = _score_reported(spec, params, rec, encode, data, valid, valid_scores, timings)
-        write_frame(scored, predictions_path, schemas.PREDICTIONS)
-    valid_small = {k: evals[-1 if "best_eval" not in log else log["best_eval"]][k]
-                   for k in ("auc", "uauc", "selection")} if evals else None
+    if "best_eval" not in log and spec.reported and params.scoring.valid:
+        validate()  # the final weights on valid_small, for the record (no selection)
+    chosen = evals[log.get("best_eval", -1)] if evals else None
+    valid_small = {k: chosen[k] for k in ("auc", "uauc", "selection")} if chosen else None
     train_log = {
         "variant": spec.name,
         "rows": {"train": len(train), "reasoning": len(reasoning), "valid_small": len(valid) if evals else 0},
@@ -78,7 +68,13 @@ def run_variant(
         "evals": [{k: v for k, v in e.items() if k != "scores"} for e in evals],
         **{k: v for k, v in log.items() if k != "evals"},
     }
-    write_json(train_log, out_dir / "train_log.json")
+    with atomic_directory(out_dir) as tmp:  # adapter + projector + log appear together
+        save_rec_model(rec, tmp)
+        write_json(train_log, tmp / "train_log.json")
+    if spec.reported:
+        valid_rows, valid_scores = (valid, chosen["scores"]) if chosen else ([], np.zeros(0, np.float32))
+        scored = _score_reported(spec, params, rec, encode, data, valid_rows, valid_scores, timings)
+        write_frame(scored, predictions_path, schemas.PREDICTIONS)
     tokens = sum(s["tokens"] for s in log["steps"])
     metrics = {
         "variant": spec.name,
@@ -145,11 +141,3 @@ def _predictions(examples: list[RecExample], scores: np.ndarray) -> pd.DataFrame
 
 def _users_labels(examples: list[RecExample]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([e.user for e in examples]), np.array([e.label for e in examples])
-
-
-def _save_model(rec: RecModel, out_dir: Path) -> None:
-    """Replace `out_dir` with the new adapter + projector only once they are fully written."""
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_rec_model(rec, tmp)
-    replace_directory(tmp, out_dir)
