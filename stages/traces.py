@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.rec.examples import build_catalog
 from pipeline.rec.prompts import get_template
-from pipeline.rec.recipe import PromptParams
+from pipeline.rec.params import PromptParams
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS, PREDICTIONS, SUBSET_ROWS, TRACES
 from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
 from pipeline.traces.verification import (
@@ -65,14 +65,12 @@ class RecPromptSection(BaseModel):
     prompt: dict = {}
 
 
-PROMPT_KEYS = ("version", "history_items", "title_words", "keywords_per_item")  # what the teacher shows
-
-
 def student_prompt() -> PromptParams:
-    """The student's rendering: the rec.prompt keys in PROMPT_KEYS, validated as the rec stages do."""
+    """The student's rendering (rec.prompt, validated as the rec stages do); the teacher is shown
+    its version, history_items, title_words and keywords_per_item."""
     section = load_section("rec", RecPromptSection).prompt
     try:
-        return PromptParams.model_validate({key: section[key] for key in PROMPT_KEYS if key in section})
+        return PromptParams.model_validate(section)
     except ValidationError as err:
         raise ValueError(f"{PARAMS_FILE}: invalid section 'rec.prompt':\n{err}") from err
 
