@@ -54,6 +54,9 @@ TOPN_CANDIDATES = pa.schema(
 # data/cf/<model>/user_vectors.parquet and item_vectors.parquet
 USER_VECTORS = pa.schema([("user", pa.int32()), ("vector", pa.list_(pa.float32()))])
 ITEM_VECTORS = pa.schema([("item", pa.int32()), ("vector", pa.list_(pa.float32()))])
+# data/cf/<model>/row_user_vectors.parquet (sequential models only): the user's state before each
+# interaction row, encoded from that row's own history (what the model scores the row with)
+ROW_USER_VECTORS = pa.schema([("row", pa.int64()), ("vector", pa.list_(pa.float32()))])
 
 # data/predictions/<model>.parquet: scores of one model. Pointwise rows carry their interaction
 # `row`; top-N candidate scores carry row = -1. Higher score = more likely liked.

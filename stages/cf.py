@@ -12,17 +12,20 @@ import io
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.artifacts import atomic_directory, read_frame, write_bytes, write_frame, write_json
 from pipeline.cf.config import LightGCNConfig, MFConfig, SASRecConfig, TrainConfig
-from pipeline.cf.data import latest_train_histories, topn_histories
+from pipeline.cf.data import latest_train_histories, rows_to_tensors, topn_histories
 from pipeline.cf.export import prediction_frame, user_item_vectors, vector_frames
-from pipeline.cf.models import MODEL_CONFIGS, build_model, history_length_of, score_rows, training_examples
+from pipeline.cf.models import (
+    MODEL_CONFIGS, SEQUENTIAL, build_model, history_length_of, score_rows, training_examples,
+)
 from pipeline.cf.train import fit, seed_everything
 from pipeline.schemas import (
-    INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, SPLITS, TOPN_CANDIDATES, USER_VECTORS, USERS,
+    INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, ROW_USER_VECTORS, SPLITS, TOPN_CANDIDATES, USER_VECTORS, USERS,
 )
 from stages.params import load_section
 
@@ -61,9 +64,16 @@ def main(name: str) -> None:
     histories = latest_train_histories(interactions, n_users, history_length_of(config))
     users, items = user_item_vectors(model, histories)
     user_frame, item_frame = vector_frames(users, items)
+    row_frame = None
+    if name in SEQUENTIAL:  # the user state before each row, from that row's own history
+        ordered = interactions.sort_values("row")
+        states, _ = user_item_vectors(model, rows_to_tensors(ordered, history_length_of(config)))
+        row_frame = pd.DataFrame({"row": ordered["row"].to_numpy(), "vector": list(states)})
     with atomic_directory(out) as tmp:
         write_frame(user_frame, tmp / "user_vectors.parquet", USER_VECTORS)
         write_frame(item_frame, tmp / "item_vectors.parquet", ITEM_VECTORS)
+        if row_frame is not None:
+            write_frame(row_frame, tmp / "row_user_vectors.parquet", ROW_USER_VECTORS)
         write_bytes(checkpoint_bytes({"model": name, "config": config.model_dump(), "n_users": n_users,
                                       "n_items": n_items, "state_dict": model.state_dict()}), tmp / "model.pt")
         write_json({"model": name, **log.as_dict()}, tmp / "train_log.json")

@@ -17,8 +17,10 @@ METRICS_DIR = Path("metrics")
 
 
 def rec_inputs(spec: VariantSpec) -> RecInputs:
-    """The artifact paths a variant reads; CF vectors come from data/cf/<cf.model>/."""
+    """The artifact paths a variant reads; CF vectors come from data/cf/<cf.model>/ (with the
+    per-row user states a sequential model exports, when it does)."""
     cf_dir = Path("data/cf") / load_section("cf", CFChoice).model if spec.cf_slots else None
+    row_states = cf_dir / "row_user_vectors.parquet" if cf_dir else None
     return RecInputs(
         interactions=INGEST / "interactions.parquet",
         items=INGEST / "items.parquet",
@@ -26,6 +28,7 @@ def rec_inputs(spec: VariantSpec) -> RecInputs:
         topn_candidates=INGEST / "topn_candidates.parquet" if spec.reported else None,
         user_vectors=cf_dir / "user_vectors.parquet" if cf_dir else None,
         item_vectors=cf_dir / "item_vectors.parquet" if cf_dir else None,
+        row_user_vectors=row_states if row_states is not None and row_states.exists() else None,
         keywords=Path("data/keywords/item_keywords.parquet") if spec.keywords else None,
         traces=Path("data/traces/traces.parquet") if spec.traces else None,
     )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -136,6 +137,11 @@ def test_cf_stage_gives_identical_bytes_in_two_checkouts_with_umask_modes(tmp_pa
         outputs.append({str(p.relative_to(root)): p.read_bytes() for p in written if p.is_file()})
         modes = {p.stat().st_mode & 0o777 for p in written}
         assert modes == ({0o644, 0o755} if umask == 0o022 else {0o664, 0o775})
-    assert len(outputs[0]) == 3 * 4 + 3 and not [p for p in outputs[0] if Path(p).name.startswith(".")]
+    # 4 files per model + 3 predictions + SASRec's per-row user states (the sequential model only)
+    assert len(outputs[0]) == 3 * 4 + 3 + 1 and not [p for p in outputs[0] if Path(p).name.startswith(".")]
+    assert "data/cf/sasrec/row_user_vectors.parquet" in outputs[0] and "data/cf/mf/row_user_vectors.parquet" not in outputs[0]
+    states = pd.read_parquet(tmp_path / "a/data/cf/sasrec/row_user_vectors.parquet")
+    interactions = pd.read_parquet(tmp_path / "a/data/ingest/interactions.parquet")
+    assert sorted(states["row"]) == sorted(interactions["row"]) and len(states["vector"].iloc[0]) == params["sasrec"]["hidden"]
     assert outputs[0].keys() == outputs[1].keys()
     assert [p for p in outputs[0] if outputs[0][p] != outputs[1][p]] == []

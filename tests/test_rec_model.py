@@ -11,7 +11,7 @@ import rec_tiny
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.rec.batching import collate, length_buckets
-from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
+from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors, topn_frame
 from pipeline.rec.losses import LossParams, rec_loss
 from pipeline.rec.model import LoraParams, build_rec_model, trainable_state
 from pipeline.rec.prompts import get_template
@@ -135,6 +135,28 @@ def test_answer_logits_stay_fp32_under_bf16_autocast(tiny):
     expected = hidden.double() @ rec.lm_head.weight[rec.yes_id].double()
     np.testing.assert_allclose(scores.numpy(), expected.numpy(), atol=1e-4)
     assert len(np.unique(scores.numpy())) == 64  # bf16 rounding would tie most of them
+
+
+def test_user_slot_shows_the_row_state_of_a_sequential_cf_model(tiny):
+    frame = read_frame(tiny / "data/ingest/interactions.parquet", schemas.INTERACTIONS)
+    users = np.zeros((6, 4), dtype=np.float32)
+    items = np.ones((8, 4), dtype=np.float32)
+    rows = frame["row"].to_numpy()[::2]  # states for every other row
+    states = np.arange(len(rows) * 4, dtype=np.float32).reshape(len(rows), 4) + 100
+    vectors = CFVectors(users, items, states, np.sort(rows))
+    catalog = build_catalog(read_frame(tiny / "data/ingest/items.parquet"), None, 3, 0)
+    rec_tokenizer = _model_and_examples(tiny, with_cf=False)[0].tokenizer
+    examples = build_examples(frame.iloc[10:14], catalog, rec_tokenizer, get_template("v2"), 3, vectors)
+    for example in examples:
+        expected = states[np.searchsorted(np.sort(rows), example.row)] if example.row in set(rows) else users[example.user]
+        np.testing.assert_array_equal(example.slot_vectors[0], expected)  # the user slot
+        np.testing.assert_array_equal(example.slot_vectors[-1], items[example.item])
+    candidates = pd.DataFrame({"user": [frame["user"].iloc[10]] * 2, "item": [1, 2], "positive": [1, 0],
+                               "row": [int(frame["row"].iloc[10])] * 2})
+    topn = build_examples(topn_frame(candidates, frame), catalog, rec_tokenizer, get_template("v2"), 3, vectors)
+    assert [e.row for e in topn] == [-1, -1]  # candidates, but with the positive row's user state
+    positive_row = int(frame["row"].iloc[10])  # an even row: it has a state
+    np.testing.assert_array_equal(topn[0].slot_vectors[0], states[np.searchsorted(rows, positive_row)])
 
 
 def test_length_buckets_group_similar_lengths_and_cover_every_row():

@@ -26,6 +26,7 @@ class RecInputs:
     topn_candidates: Path | None = None
     user_vectors: Path | None = None
     item_vectors: Path | None = None
+    row_user_vectors: Path | None = None  # sequential CF models: the user's state before each row
     keywords: Path | None = None
     traces: Path | None = None
 
@@ -49,7 +50,9 @@ class VariantData:
 
 def load_variant_data(spec: VariantSpec, inputs: RecInputs) -> VariantData:
     """Read (and schema-check) what `spec` needs from `inputs`."""
-    vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, spec.name) if spec.cf_slots else None
+    vectors = None
+    if spec.cf_slots:
+        vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, spec.name, inputs.row_user_vectors)
     keywords = read_frame(_needed(inputs.keywords, spec, "keywords"), schemas.ITEM_KEYWORDS) if spec.keywords else None
     traces: dict[int, str] = {}
     if spec.traces:

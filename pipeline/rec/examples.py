@@ -45,18 +45,30 @@ class RecExample:
 
 @dataclass(frozen=True)
 class CFVectors:
-    """Dense CF tables: users (n_users, d), items (n_items, d), indexed by contiguous id."""
+    """Dense CF tables: users (n_users, d), items (n_items, d), indexed by contiguous id; for
+    sequential models also `row_users` (n, d): the user's state before each interaction row of
+    `rows` (sorted), which the user slot of that row's prompt shows instead of the user vector."""
 
     users: np.ndarray
     items: np.ndarray
+    row_users: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
         return int(self.users.shape[1])
 
-    def lookup(self, refs: list[tuple[str, int]]) -> np.ndarray:
-        """(len(refs), d) float32 vectors for ("user"|"item", id) references."""
-        return np.stack([(self.users if kind == "user" else self.items)[i] for kind, i in refs])
+    def user_state(self, user: int, row: int) -> np.ndarray:
+        if self.row_users is not None and row >= 0:
+            index = int(np.searchsorted(self.rows, row))
+            if index < len(self.rows) and self.rows[index] == row:
+                return self.row_users[index]
+        return self.users[user]
+
+    def lookup(self, refs: list[tuple[str, int]], row: int = -1) -> np.ndarray:
+        """(len(refs), d) float32 vectors for ("user"|"item", id) references; a user's vector is
+        its state before interaction `row` when the tables have one."""
+        return np.stack([self.user_state(i, row) if kind == "user" else self.items[i] for kind, i in refs])
 
 
 def dense_vectors(frame: pd.DataFrame, id_column: str, where: str) -> np.ndarray:
@@ -71,14 +83,20 @@ def dense_vectors(frame: pd.DataFrame, id_column: str, where: str) -> np.ndarray
     return table
 
 
-def load_cf_vectors(user_vectors, item_vectors, variant: str) -> CFVectors:
-    """The dense CF tables from USER_VECTORS / ITEM_VECTORS parquet paths; `variant` names who
-    needs them in the error when a path is missing (None)."""
+def load_cf_vectors(user_vectors, item_vectors, variant: str, row_user_vectors=None) -> CFVectors:
+    """The dense CF tables from USER_VECTORS / ITEM_VECTORS (and ROW_USER_VECTORS) parquet paths;
+    `variant` names who needs them in the error when a path is missing (None)."""
     if user_vectors is None or item_vectors is None:
         raise ValueError(f"{variant}: CF slots need user and item vector files")
+    rows = row_users = None
+    if row_user_vectors is not None:
+        frame = read_frame(row_user_vectors, schemas.ROW_USER_VECTORS).sort_values("row")
+        rows = frame["row"].to_numpy()
+        row_users = np.stack(frame["vector"].to_numpy()).astype(np.float32)
     return CFVectors(
         dense_vectors(read_frame(user_vectors, schemas.USER_VECTORS), "user", str(user_vectors)),
         dense_vectors(read_frame(item_vectors, schemas.ITEM_VECTORS), "item", str(item_vectors)),
+        row_users, rows,
     )
 
 
@@ -113,13 +131,15 @@ def build_examples(
     desc: str = "encode prompts",
 ) -> list[RecExample]:
     """Encode each interaction row of `frame` (INTERACTIONS columns). With `vectors` the prompt has
-    CF slots; rows in `traces` (row -> "Yes. reasoning...") get the trace as their answer."""
+    CF slots (the user's state before row `state_row`, or `row`, when `vectors` has row states);
+    rows in `traces` (row -> "Yes. reasoning...") get the trace as their answer."""
     placeholder = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     examples = []
     columns = ["row", "user", "item", "label", "history_items", "history_labels"]
-    for row, user, item, label, h_items, h_labels in tqdm(
-        frame[columns].itertuples(index=False), total=len(frame), desc=desc, leave=False
+    state_rows = frame["state_row"] if "state_row" in frame else frame["row"]
+    for (row, user, item, label, h_items, h_labels), state_row in tqdm(
+        zip(frame[columns].itertuples(index=False), state_rows), total=len(frame), desc=desc, leave=False
     ):
         h_items = [int(i) for i in list(h_items)[-history_items:]] if history_items > 0 else []
         h_labels = [int(v) for v in list(h_labels)[-history_items:]] if history_items > 0 else []
@@ -130,7 +150,7 @@ def build_examples(
         trace = traces.get(int(row)) if traces else None
         answer = trace if trace else ANSWERS[int(label)]
         answer_ids = tokenizer.encode(answer, add_special_tokens=False)
-        slot_vectors = vectors.lookup(cf_slot_refs(user, h_items, item)) if vectors is not None else None
+        slot_vectors = vectors.lookup(cf_slot_refs(user, h_items, item), int(state_row)) if vectors is not None else None
         examples.append(
             RecExample(int(row), int(user), int(item), int(label), prompt.ids, answer_ids[:max_answer_tokens] + eos,
                        prompt.slot_positions, slot_vectors, reasoning=bool(trace),
@@ -143,7 +163,8 @@ def build_examples(
 def topn_frame(candidates: pd.DataFrame, interactions: pd.DataFrame) -> pd.DataFrame:
     """TOPN_CANDIDATES rows as build_examples input: each candidate item as the target of its
     user's positive row (that row's history), label = positive, row = -1 (a candidate, not an
-    interaction). Candidates keep their order."""
+    interaction; `state_row` = the positive's row, whose user state a sequential CF model gives).
+    Candidates keep their order."""
     history = interactions[["row", "user", "history_items", "history_labels"]]
     joined = candidates.merge(history, on="row", how="left", suffixes=("", "_row"), validate="many_to_one")
     bad = joined["user_row"].isna() | (joined["user_row"] != joined["user"])
@@ -153,7 +174,7 @@ def topn_frame(candidates: pd.DataFrame, interactions: pd.DataFrame) -> pd.DataF
     return pd.DataFrame({
         "row": -1, "user": joined["user"].astype(int), "item": joined["item"].astype(int),
         "label": joined["positive"].astype(int), "history_items": joined["history_items"],
-        "history_labels": joined["history_labels"],
+        "history_labels": joined["history_labels"], "state_row": joined["row"].astype(int),
     })
 
 
