@@ -53,6 +53,8 @@ def main() -> None:
         "items_not_asked": result.not_asked,  # outside max_items: categories used
         "fallbacks": result.fallbacks,  # asked, but the answer was unusable: categories used
         "fallback_fraction": result.fallbacks / (n - result.not_asked) if n > result.not_asked else 0.0,
+        # items whose keywords are their categories (not asked or unusable answer), of all items
+        "category_keywords_fraction": (result.not_asked + result.fallbacks) / n if n else 0.0,
         "items_without_keywords": result.empty,
         "mean_keywords": float(result.table["keywords"].map(len).mean()) if n else 0.0,
         **llm_stage_metrics(client, started, result),

@@ -22,11 +22,28 @@ from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS
         ("comedy, family, toys", ["comedy", "family", "toys"]),
         ("Keywords: Comedy, the family, 1995, of, an", ["comedy", "family"]),  # lead-in, stopwords, numbers
         ("1. space\n2. war\n3. galaxy", ["space", "war", "galaxy"]),  # numbered lines
+        ("- heist\n* vault\n\u2022 getaway", ["heist", "vault", "getaway"]),  # bullets
         ("Comedy, comedy, COMEDY, drama", ["comedy", "drama"]),  # duplicates, case-insensitive
         ("Sure, here are the keywords: heist, crime", ["heist", "crime"]),  # filler
+        ("Sure, here is a list of keywords, heist", ["heist"]),  # a piece of filler and stopwords only
         ("ab, xy, to, spy", ["spy"]),  # words under 3 characters
         ("The movie is about a group of friends who travel far away, road", ["road"]),  # sentence
         ("", []),
+        # per keyword: inner stopwords stay, edge stopwords go, one filler word keeps its keyword
+        ("the lord of the rings, middle earth, the fellowship of the ring",
+         ["lord of the rings", "middle earth", "fellowship of the ring"]),
+        ("title fight, collectible item, boxing", ["title fight", "collectible item", "boxing"]),
+        ("tv show, x, 1990s, the, of the", ["tv show"]),
+        ("devil\u2019s advocate, children\u2019s entertainment", ["devil's advocate", "children's entertainment"]),
+        # SmolLM2-135M answers (keywords prompt, ML-100k items)
+        ("mask the, comedy, crime, fantasy, horror, dark humor, shadowy figure in darkness; mask-making,",
+         ["mask", "comedy", "crime", "fantasy", "horror", "dark humor", "shadowy figure in darkness", "mask-making"]),
+        ("star trek the motion picture , action movie , adventure film , sci fi thriller .",
+         ["star trek the motion picture", "action movie", "adventure film", "sci fi thriller"]),
+        ("The story of the chain reaction is one that has been widely referenced in various forms across "
+         "different cultures throughout history as it relates", []),
+        ("Annie Hall, comedy drama, romance story of the life of Oscar Wilde in England during the early 20th",
+         ["annie hall", "comedy drama"]),
     ],
 )
 def test_clean_keywords_cases(answer, expected):
@@ -66,6 +83,15 @@ def test_echoes_and_truncated_last_keyword_are_dropped(tmp_path):
     assert result.table["keywords"].iloc[0] == ["satire", "office politics"]
 
 
+def test_echoes_of_the_title_are_dropped_however_it_is_written(tmp_path):
+    items = tiny_items(2).assign(title=["Lord of the Rings, The", "Mask, The"])
+    answers = {"Lord": "the lord of the rings, middle earth, lighthouse",  # "lighthouse": a worked example's
+               "Mask": "mask the, comedy, crime, fantasy"}
+    backend = ScriptedBackend(lambda request: answers[request.messages[-1].content.split()[1].strip(",")])
+    result = summarize_items(items, cached(backend, tmp_path), WordBudgets(), SamplingParams(max_tokens=32))
+    assert result.table["keywords"].tolist() == [["middle earth"], ["comedy", "crime", "fantasy"]]
+
+
 def test_keywords_stage_cli_writes_schema_and_rerun_hits_cache(tmp_path, monkeypatch):
     write_tiny_ingest(tmp_path)
     write_params(tmp_path, keywords={"max_keywords": 4, "max_tokens": 32, "repetition_penalty": 1.2,
@@ -85,6 +111,7 @@ def test_keywords_stage_cli_writes_schema_and_rerun_hits_cache(tmp_path, monkeyp
     assert table["item"].tolist() == list(range(12))
     assert table["keywords"].map(len).max() == 4
     assert metrics["fallbacks"] == 1 and table.loc[3, "source"] == "fallback"
+    assert metrics["fallback_fraction"] == metrics["category_keywords_fraction"] == 1 / 12  # every item asked
     assert metrics["llm"]["calls"] == 12 and metrics["llm"]["cache_hits"] == 0
 
     stages.keywords.main()  # same params, same items: every request is answered by the cache
@@ -122,3 +149,5 @@ def test_stage_popularity_counts_training_rows_only(tmp_path, monkeypatch):
     asked = set(table.loc[table["source"] == "llm", "item"])
     assert asked == most_interacted_items(interactions[interactions["split"] == "train"], 3)
     assert top not in asked and len(asked) == 3
+    metrics = json.loads((tmp_path / stages.keywords.METRICS).read_text())
+    assert (metrics["items_not_asked"], metrics["fallback_fraction"], metrics["category_keywords_fraction"]) == (9, 0.0, 0.75)

@@ -6,34 +6,39 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.keywords.cleaning import clean_keywords, clean_piece, fallback_keywords
+from pipeline.keywords.cleaning import clean_keywords, fallback_keywords, keyword_content
 from pipeline.keywords.item_text import WordBudgets, item_text
 from pipeline.llm.chat import ChatRequest, SamplingParams, chat
 
-# The instruction is said once; a worked example fixes the format (without it a small model answers
-# in sentences), and every item then comes as a bare user turn, which keeps prompts short (~90 tokens).
+# The instruction is said once; worked examples fix the format, and every item then comes as a bare
+# user turn (~170 tokens in all). A film-like example besides the product one took SmolLM2-135M's
+# unusable (sentence) answers on ML-100k from 44% to 6% of a 64-item sample (README).
 SYSTEM = (
     "You are a skilled summarizer. For each item, reply with at most ten keywords separated by "
     "commas, and nothing else."
 )
-EXAMPLE_ITEM = "Title: Stainless Steel Kettle\nCategories: Kitchen, Appliances\nDetails: cordless, 1.7 litres"
-EXAMPLE_ANSWER = "kettle, stainless steel, kitchen appliance, boiling water, cordless, tea, fast heating"
+EXAMPLES = (
+    (
+        "Title: The Lighthouse Keeper\nCategories: Drama, Mystery\nDetails: 1989",
+        "lighthouse, island, storm, isolation, family secret, sea, slow burn",
+    ),
+    (
+        "Title: Stainless Steel Kettle\nCategories: Kitchen, Appliances\nDetails: cordless, 1.7 litres",
+        "kettle, stainless steel, kitchen appliance, boiling water, cordless, tea, fast heating",
+    ),
+)
 
 
 def keyword_request(text: str, sampling: SamplingParams) -> ChatRequest:
-    return chat(
-        ("system", SYSTEM),
-        ("user", EXAMPLE_ITEM),
-        ("assistant", EXAMPLE_ANSWER),
-        ("user", text),
-        sampling=sampling,
-    )
+    shots = [turn for item, answer in EXAMPLES for turn in (("user", item), ("assistant", answer))]
+    return chat(("system", SYSTEM), *shots, ("user", text), sampling=sampling)
 
 
-def echoed_words(title) -> set[str]:
-    """Keywords that only repeat the prompt: the item's own title, or the worked example's keywords
-    (a small model copies them into unrelated items)."""
-    return {clean_piece(str(title or ""))} | set(clean_keywords(EXAMPLE_ANSWER))
+def echoed_words(title) -> set[tuple[str, ...]]:
+    """What keywords that only repeat the prompt say (keyword_content): the item's own title, or the
+    worked example's keywords (a small model copies them into unrelated items)."""
+    examples = {keyword_content(k) for _, answer in EXAMPLES for k in clean_keywords(answer)}
+    return {keyword_content(str(title or ""))} | examples
 
 
 def keywords_from_answer(response, title, max_tokens: int, max_keywords: int) -> list[str]:
@@ -43,7 +48,7 @@ def keywords_from_answer(response, title, max_tokens: int, max_keywords: int) ->
     if response.tokens_out >= max_tokens and "," in text:
         text = text.rsplit(",", 1)[0]
     echoes = echoed_words(title)
-    keywords = [k for k in clean_keywords(text, max_keywords + len(echoes)) if k not in echoes]
+    keywords = [k for k in clean_keywords(text, max_keywords + len(echoes)) if keyword_content(k) not in echoes]
     return keywords[:max_keywords]
 
 
