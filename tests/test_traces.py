@@ -91,6 +91,10 @@ def test_loop_stops_when_no_reasoning_comes_back(tmp_path):
         ("The user may like it. 'Answer: Yes' or 'Answer: No'", None, NO_VERDICT, None),  # disagree
         ("No. The user dislikes war films.\nAnswer: Yes", None, NO_VERDICT, "The user dislikes war films."),
         ("Yes. The user likes war films.\nAnswer: Yes", 1, ANSWER_LINE, "The user likes war films."),
+        ('The user liked Ed Wood comedies. Answer "Yes" for the user.', 1, ANSWER_LINE,
+         "The user liked Ed Wood comedies. for the user."),  # SmolLM2 quotes its verdict
+        ("The user dislikes it. Answer \u201cNo\u201d.", 0, ANSWER_LINE, "The user dislikes it."),
+        ("I cannot answer yes or no about this user.", None, NO_VERDICT, None),
     ],
 )
 def test_read_answer_counts_only_explicit_verdicts(text, verdict, form, reasoning):

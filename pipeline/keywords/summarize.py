@@ -11,8 +11,9 @@ from pipeline.keywords.item_text import WordBudgets, item_text
 from pipeline.llm.chat import ChatRequest, SamplingParams, chat
 
 # The instruction is said once; worked examples fix the format, and every item then comes as a bare
-# user turn (~170 tokens in all). A film-like example besides the product one took SmolLM2-135M's
-# unusable (sentence) answers on ML-100k from 44% to 6% of a 64-item sample (README).
+# user turn (~166 tokens in all, 139 shared: the local backend runs those once per batch). A
+# film-like example besides the product one took SmolLM2-135M's unusable (sentence) answers on all
+# 1,682 ML-100k items from 32% to 7%, and the mean keywords per item from 2.4 to 4.2.
 SYSTEM = (
     "You are a skilled summarizer. For each item, reply with at most ten keywords separated by "
     "commas, and nothing else."

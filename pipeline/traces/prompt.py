@@ -37,9 +37,12 @@ HINTS = (
     "and reason step by step towards {label}. End with 'Answer: {label}'.",
 )
 
-# "Answer: Yes", "**Answer:** No", "answer - yes"; not "Answer: No doubt..." (a lowercase word follows).
+# "Answer: Yes", "**Answer:** No", 'Answer "Yes"', "answer - yes"; not "Answer: No doubt..." nor
+# "answer yes or no" (a lowercase word follows the verdict).
 _ANSWER_LINE = re.compile(
-    r"[*_#>]*\banswer[*_ \t]*[:\-][*_ \t]*(yes|no)\b(?![ \t]+(?-i:[a-z]))[*_]*", re.IGNORECASE
+    r"[*_#>]*\banswer[*_ \t]*(?:[:\-][*_ \t]*)?[\"'\u201c\u2018]?(yes|no)\b"
+    r"(?:[\"'\u201d\u2019]|(?![ \t]+(?-i:[a-z])))[*_]*[ \t]*[.;,!]?",
+    re.IGNORECASE,
 )
 # "Yes. ...", "**No**, ...", "Yes" alone on the first line; not "No comedy appears...".
 _LEADING_VERDICT = re.compile(
