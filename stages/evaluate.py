@@ -100,8 +100,10 @@ def main() -> None:
     evaluations = {}
     for name, frame in predictions.items():
         where = str(PREDICTIONS_DIR / f"{name}.parquet")
+        # a model with top-N rows only (row -1: e.g. the RDRec student) has no pointwise metrics
+        pointwise = pointwise_scores(frame, interactions, rows, where) if (frame["row"] >= 0).any() else None
         evaluations[name] = measure_model(
-            pointwise_scores(frame, interactions, rows, where), topn_scores(frame, candidates, where),
+            pointwise, topn_scores(frame, candidates, where),
             warm_users, resamples, params.ks, params.headline, params.roc_points)
     best_cf = choose_best_cf(params, predictions, interactions, subsets) if params.cf_models else None
 
@@ -117,10 +119,12 @@ def main() -> None:
         report = model_report(evaluation, comparisons, params.headline)
         write_json(report, Path("metrics") / f"{name}.json")
         roc = evaluation.roc
-        write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
-                   Path("plots/roc") / f"{name}.json")
+        if roc is not None:
+            write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
+                       Path("plots/roc") / f"{name}.json")
         print(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
-              f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}")
+              f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}, "
+              f"top-N {report.get('topn_users', 0)} users: HR@10 {_shown(report, 'topn_hr@10')}")
     if best_cf is not None:
         print(f"best CF model on {params.selection_subset}: {best_cf[0]} (AUC {best_cf[1]:.4f})")
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 from pydantic import Field
 
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
+from pipeline.llm.config import LLMConfig
 from pipeline.rationales.distill import distill_rationales, select_rationale_rows
 from pipeline.schemas import INTERACTIONS, ITEMS, RATIONALES
 from stages.params import load_section
@@ -28,7 +30,26 @@ class RationaleParams(TeacherParams):
     review_words: int = Field(100, ge=1)
     budgets: WordBudgets = WordBudgets()
     max_tokens: int = Field(40, ge=1)
+    answer_format: Literal["auto", "json_schema", "prefill", "plain"] = "auto"
     seed: int = 2026
+
+
+def answer_format(params: RationaleParams, backend: str) -> str:
+    """auto: structured output (json_schema) where the backend can constrain or validate it
+    (openai, vllm), a prefilled "User preference:" on the local backend, which cannot."""
+    if params.answer_format != "auto":
+        return params.answer_format
+    return "prefill" if backend == "local" else "json_schema"
+
+
+def parse_counts_by_kind(table) -> dict:
+    """input kind (review | metadata) -> rows, parsed, failures, failure_fraction."""
+    counts = {}
+    for kind, group in table.groupby("input_kind", sort=True):
+        failures = int((group["source"] == "fallback").sum())
+        counts[str(kind)] = {"rows": len(group), "parsed": len(group) - failures, "failures": failures,
+                             "failure_fraction": failures / len(group)}
+    return counts
 
 
 def main() -> None:
@@ -40,14 +61,18 @@ def main() -> None:
     rows, kind = select_rationale_rows(train, params.count, params.seed)
 
     client, sampling = teacher_chat(params)
-    result = distill_rationales(rows, kind, items, client, sampling, params.budgets, params.review_words)
+    fmt = answer_format(params, load_section("llm", LLMConfig).backend)
+    result = distill_rationales(rows, kind, items, client, sampling, params.budgets, params.review_words, fmt)
     write_frame(result.table, OUTPUT, RATIONALES)
     n = len(result.table)
     metrics = {
         "rows": n,
         "input_kind": kind,
+        "answer_format": fmt,
         "parse_failures": result.parse_failures,
         "parse_failure_fraction": result.parse_failures / n if n else 0.0,
+        "by_input_kind": parse_counts_by_kind(result.table),
+        "answer_forms": result.forms,
         **llm_stage_metrics(client, started, result),
     }
     write_json(metrics, METRICS)

@@ -209,3 +209,33 @@ def test_dvc_yaml_evaluate_stage_covers_every_model_of_params():
     for model in models:
         assert f"data/predictions/{model}.parquet" in stage["deps"]
         assert f"metrics/{model}.json" in metrics
+
+
+def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(project):
+    """The RDRec student writes top-N candidate rows only: no pointwise metrics (null), no ROC file,
+    top-N HR/NDCG with intervals, and its ablation's paired difference."""
+    directory, _ = project
+    candidates = pd.read_parquet(directory / "data/ingest/topn_candidates.parquet")
+    student = candidates.assign(score=topn_scores_ranked_by_user(candidates))  # rank = user % 3
+    ablated = candidates.assign(score=noisy_scores(candidates["positive"].to_numpy(), 3.0, 8))
+    for name, frame in (("student", student), ("student_ablated", ablated)):
+        write_predictions(directory, name, frame.iloc[:0].assign(row=0), frame)
+    params = {"evaluate": {**PARAMS["evaluate"], "models": PARAMS["evaluate"]["models"] + ["student", "student_ablated"],
+                           "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@5", "topn_ndcg@5", "topn_ndcg@10"],
+                           "ablations": {"student": ["student_ablated"]}}}
+    (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run(directory, "stages.evaluate")
+    assert result.returncode == 0, result.stderr
+    metrics, other = metrics_of(directory, "student"), metrics_of(directory, "student_ablated")
+    ranks = candidates["user"].drop_duplicates() % 3
+    assert metrics["topn_hr@1"] == pytest.approx((ranks == 0).mean())
+    assert metrics["topn_hr@5"] == 1.0 and metrics["topn_users"] == len(ranks)
+    assert metrics["topn_ndcg@5"] == pytest.approx((1 / np.log2(ranks + 2)).mean())
+    assert metrics["topn_hr@1_low"] <= metrics["topn_hr@1"] <= metrics["topn_hr@1_high"]
+    assert "auc" not in metrics and "uauc" not in metrics and metrics["n_rows"] == 0 and metrics["ties"] is None
+    assert not (directory / "plots/roc/student.json").exists()
+    assert metrics["vs_student_ablated"]["topn_ndcg@10"] == pytest.approx(metrics["topn_ndcg@10"] - other["topn_ndcg@10"])
+    assert "auc" not in metrics["vs_student_ablated"] and "auc" not in metrics["vs_best_cf"]
+    table = run(directory, "stages.results_table")
+    assert table.returncode == 0, table.stderr
+    assert f"| student | 0 | 0 | — | — | {metrics['topn_hr@1']:.3f} [" in table.stdout

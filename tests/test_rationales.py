@@ -81,7 +81,8 @@ def test_rationales_stage_cli(tmp_path, monkeypatch, reviews):
     monkeypatch.chdir(tmp_path)
 
     def answer(request):  # unparseable for odd item ids
-        item = int(re.search(r"[Ff]ilm (?:Number )?(\d+)", request.messages[-1].content).group(1))
+        asked = [m.content for m in request.messages if m.role == "user"][-1]
+        item = int(re.search(r"[Ff]ilm (?:Number )?(\d+)", asked).group(1))
         return "no idea" if item % 2 else "User preference: x.\nItem attributes: y."
 
     monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend(answer))
@@ -93,6 +94,12 @@ def test_rationales_stage_cli(tmp_path, monkeypatch, reviews):
     items = interactions.set_index("row").loc[table["row"], "item"].to_numpy()
     assert (table["source"] == "fallback").tolist() == (items % 2 == 1).tolist()
     assert metrics["parse_failures"] == int((items % 2).sum())
+    kind = "review" if reviews else "metadata"
+    assert metrics["answer_format"] == "prefill"  # auto on the local backend
+    assert metrics["by_input_kind"] == {kind: {
+        "rows": 8, "parsed": 8 - metrics["parse_failures"], "failures": metrics["parse_failures"],
+        "failure_fraction": metrics["parse_failures"] / 8}}
+    assert metrics["answer_forms"] == {"fallback": metrics["parse_failures"], "lines": 8 - metrics["parse_failures"]}
     if reviews:  # the fallback is the review, cut to review_words
         fallback = table[table["source"] == "fallback"]
         assert fallback["user_preference"].str.fullmatch(r"I watched film \d+ and").all()
@@ -102,3 +109,42 @@ def test_rationales_stage_cli(tmp_path, monkeypatch, reviews):
     rerun = json.loads((tmp_path / stages.rationales.METRICS).read_text())
     assert rerun["llm"]["hit_rate"] == 1.0 and rerun["teacher"] == metrics["teacher"]
     assert metrics["teacher"]["requests"] == 8
+
+
+def test_prefill_request_ends_in_the_assistant_turn_and_its_continuation_is_parsed(tmp_path):
+    from pipeline.llm.local_backend import LocalBackend
+    from pipeline.rationales.prompt import PREFILL, rationale_request
+    from rec_tiny import write_tiny_model
+
+    request = rationale_request("A user bought an item and said: \"nice\"", "review", SamplingParams(), "prefill")
+    assert request.messages[-1].role == "assistant" and request.messages[-1].content == PREFILL
+    backend = LocalBackend.__new__(LocalBackend)  # only render() is used: the tokenizer's chat template
+    from transformers import AutoTokenizer
+    backend.tokenizer = AutoTokenizer.from_pretrained(write_tiny_model(tmp_path / "model"))
+    rendered = backend.render(request)
+    assert rendered.endswith(f"<|im_start|>assistant\n{PREFILL}") and "<|im_end|>\n<|im_start|>assistant\n<|im_start|>" not in rendered
+    rows, kind = select_rationale_rows(tiny_interactions().iloc[:2], 2, seed=0)
+    backend = ScriptedBackend([" likes calm films.\nItem attributes: a calm film.", "PREFERENCE: likes noise. Loud film here."])
+    result = distill_rationales(rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48),
+                                WordBudgets(), 100, "prefill")
+    assert result.table["user_preference"].tolist() == ["likes calm films.", "PREFERENCE: likes noise."]
+    assert result.table["item_attributes"].tolist() == ["a calm film.", "Loud film here."]
+    assert result.forms == {"lines": 1, "sentences": 1} and result.parse_failures == 0
+
+
+def test_json_schema_answers_are_validated_and_invalid_ones_fall_back(tmp_path):
+    from pipeline.rationales.prompt import RationaleAnswer
+
+    rows, kind = select_rationale_rows(tiny_interactions().iloc[:3], 3, seed=0)
+    backend = ScriptedBackend([
+        '{"user_preference": "likes  calm films.", "item_attributes": "a calm film."}',
+        '{"user_preference": "x"}',  # invalid JSON for the schema: read as text, one sentence -> fallback
+        "User preference: likes noir.\nItem attributes: a dark film.",  # not JSON, but labelled lines
+    ])
+    result = distill_rationales(rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48),
+                                WordBudgets(), 100, "json_schema")
+    assert backend.requests[0].response_schema == RationaleAnswer.model_json_schema()
+    assert '"user_preference"' in backend.requests[0].messages[2].content  # the worked example is JSON too
+    assert result.table["source"].tolist() == ["llm", "fallback", "llm"]
+    assert result.table.loc[0, "user_preference"] == "likes calm films."
+    assert result.forms == {"fallback": 1, "json": 1, "lines": 1}

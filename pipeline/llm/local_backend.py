@@ -50,10 +50,13 @@ class LocalBackend:
         )
 
     def render(self, request: ChatRequest) -> str:
-        """The prompt text: the model's chat template, ending where the assistant's turn starts."""
+        """The prompt text: the model's chat template, ending where the assistant's turn starts; a
+        request whose last message is the assistant's is a prefill: the answer continues that
+        message (its text is not repeated in the response)."""
         messages = [message.model_dump() for message in request.messages]
+        prefill = messages[-1]["role"] == "assistant"
         return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
+            messages, add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
         )
 
     def complete(

@@ -38,8 +38,8 @@ class GroupResult:
 @dataclass(frozen=True)
 class ModelEvaluation:
     groups: dict[str, GroupResult]  # GROUPS -> result
-    ties: dict[str, int]
-    roc: dict[str, list[float]]
+    ties: dict[str, int] | None  # None: no pointwise rows (a top-N-only model)
+    roc: dict[str, list[float]] | None
 
 
 def metric_ks(names: list[str]) -> list[int]:
@@ -51,7 +51,7 @@ def metric_ks(names: list[str]) -> list[int]:
 
 
 def measure_model(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | None,
     topn: pd.DataFrame | None,
     warm_users: np.ndarray,
     resamples: Resamples,
@@ -59,12 +59,17 @@ def measure_model(
     headline: list[str],
     max_roc_points: int,
 ) -> ModelEvaluation:
-    """Metrics of `scores` (row, user, label, score) and of the top-N candidates (None: not scored)."""
+    """Metrics of `scores` (row, user, label, score) and of the top-N candidates; either may be
+    None (not scored): a top-N-only model has no pointwise metrics, ties or ROC."""
+    if scores is None and topn is None:
+        raise ValueError("a model needs pointwise scores or top-N scores")
     ks = sorted(set(ks) | set(metric_ks(headline)))
-    users = scores["user"].to_numpy()
-    labels = scores["label"].to_numpy()
-    values = scores["score"].to_numpy(dtype=np.float64)
-    tables = {"pointwise": pointwise_table(users, labels, values, ks)}
+    tables = {}
+    if scores is not None:
+        users = scores["user"].to_numpy()
+        labels = scores["label"].to_numpy()
+        values = scores["score"].to_numpy(dtype=np.float64)
+        tables["pointwise"] = pointwise_table(users, labels, values, ks)
     if topn is not None:
         tables["topn"] = topn_table(topn["user"].to_numpy(), topn["positive"].to_numpy(),
                                     topn["score"].to_numpy(), ks)
@@ -73,6 +78,8 @@ def measure_model(
         if draws[kind].shape[1] != table.users.size:
             raise ValueError(f"{kind} resamples cover {draws[kind].shape[1]} users, the model's rows {table.users.size}")
     groups = {group: _measure_group(tables, draws, warm_users, group, headline) for group in GROUPS}
+    if scores is None:
+        return ModelEvaluation(groups=groups, ties=None, roc=None)
     return ModelEvaluation(groups=groups, ties=tied_pairs(users, values),
                            roc=roc_points(labels, values, max_roc_points))
 
@@ -82,6 +89,8 @@ def _measure_group(tables: dict[str, UserTable], draws: dict[str, np.ndarray], w
     point: dict[str, float] = {}
     resampled: dict[str, np.ndarray] = {}
     counts: dict[str, float] = {}
+    if "pointwise" not in tables:  # a top-N-only model: no evaluation rows
+        counts.update(n_rows=0, n_users=0, n_uauc_users=0, positive_rate=math.nan)
     for kind, table in tables.items():
         warm = np.isin(table.users, warm_users)
         mask = {"all": np.ones_like(warm), "warm": warm, "cold": ~warm}[group].astype(np.float64)

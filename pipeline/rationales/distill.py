@@ -8,7 +8,15 @@ import pandas as pd
 
 from pipeline.keywords.item_text import WordBudgets, item_text
 from pipeline.llm.chat import SamplingParams
-from pipeline.rationales.prompt import metadata_input, parse_rationale, rationale_request, review_input
+from pipeline.rationales.prompt import (
+    AnswerFormat,
+    RationaleAnswer,
+    answer_text,
+    metadata_input,
+    parse_rationale,
+    rationale_request,
+    review_input,
+)
 
 REVIEW, METADATA = "review", "metadata"
 
@@ -33,6 +41,7 @@ class RationaleResult:
     table: pd.DataFrame  # rows of schemas.RATIONALES, in row order
     parse_failures: int  # answers that could not be parsed (fallback text used)
     input_kind: str
+    forms: dict[str, int]  # how answers were read: json | lines | sentences | fallback -> count
     requests: int = 0  # teacher requests (cached or not): the stage's cost with an empty cache
     tokens_in: int = 0
     tokens_out: int = 0
@@ -46,8 +55,10 @@ def distill_rationales(
     sampling: SamplingParams,
     budgets: WordBudgets,
     review_words: int,
+    answer_format: AnswerFormat = "plain",
 ) -> RationaleResult:
-    """Ask the teacher for every row of `rows` (row, item, rating, label, review)."""
+    """Ask the teacher for every row of `rows` (row, item, rating, label, review), in
+    `answer_format` (prompt.py); json_schema answers are validated as RationaleAnswer."""
     if kind == REVIEW:
         inputs = [review_input(r, review_words) for r in rows["review"]]
         fallbacks = [" ".join(str(r).split()[:review_words]) for r in rows["review"]]
@@ -61,11 +72,15 @@ def distill_rationales(
             for r in rows.itertuples(index=False)
         ]
         fallbacks = inputs
-    responses = client.complete([rationale_request(t, kind, sampling) for t in inputs], desc="rationales")
-    records, failures = [], 0
+    requests = [rationale_request(t, kind, sampling, answer_format) for t in inputs]
+    schema = RationaleAnswer if answer_format == "json_schema" else None
+    responses = client.complete(requests, desc="rationales", response_model=schema)
+    records, failures, forms = [], 0, {}
     for row, response, fallback in zip(rows["row"], responses, fallbacks):
-        parsed = parse_rationale(response.text, fallback)
+        structured = response.parsed if schema is not None else None
+        parsed = parse_rationale(answer_text(response.text, answer_format), fallback, structured)
         failures += not parsed.parsed
+        forms[parsed.form] = forms.get(parsed.form, 0) + 1
         records.append({
             "row": int(row),
             "user_preference": parsed.user_preference,
@@ -75,6 +90,6 @@ def distill_rationales(
         })
     columns = ["row", "user_preference", "item_attributes", "source", "input_kind"]
     return RationaleResult(
-        pd.DataFrame(records, columns=columns), failures, kind, len(responses),
+        pd.DataFrame(records, columns=columns), failures, kind, dict(sorted(forms.items())), len(responses),
         sum(r.tokens_in for r in responses), sum(r.tokens_out for r in responses),
     )
