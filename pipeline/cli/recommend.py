@@ -1,0 +1,111 @@
+"""`thinkrec recommend --user <raw id>`: top-K items for one user, CF candidates re-ranked by a
+trained LLM recommender, with the model's reasoning for the first few.
+
+Reads params.yaml (recommend, rec, cf.model, explain) and data/ingest, data/cf/<cf.model>,
+data/rec/<model>, data/keywords (variants with keywords) and the backbone."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from pipeline import schemas
+from pipeline.artifacts import read_frame
+from pipeline.cli.stage_of import require
+from pipeline.rec.examples import dense_vectors
+from pipeline.rec.params import RecParams
+from pipeline.rec.variants import get_variant
+from pipeline.recommend.candidates import user_id
+from pipeline.recommend.params import RecommendParams
+from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
+from pipeline.recommend.rerank import load_recommender
+from stages.explain import ExplainParams
+from stages.params import CFChoice, load_section
+from stages.rec_stage import INGEST, REC_DIR, rec_inputs
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--user", required=True, help="the dataset's own user id (e.g. 196 for ML-100k)")
+    parser.add_argument("-k", type=int, default=None, help="recommendations shown (default: params recommend.k)")
+    parser.add_argument("--explain", type=int, default=None,
+                        help="top recommendations explained (default: params recommend.explain)")
+    parser.add_argument("--model", default=None, help="trained LLM recommender (default: params recommend.model)")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="CF candidates re-ranked (default: params recommend.candidates)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args) -> int:
+    params = load_section("recommend", RecommendParams)
+    overrides = {"model": args.model, "k": args.k, "explain": args.explain, "candidates": args.candidates}
+    params = RecommendParams.model_validate({**params.model_dump(),
+                                             **{k: v for k, v in overrides.items() if v is not None}})
+    rec_params = load_section("rec", RecParams)
+    explain = load_section("explain", ExplainParams)
+    torch.set_num_threads(params.threads)
+    started = time.perf_counter()
+
+    spec = get_variant(params.model)
+    inputs = replace(rec_inputs(spec), topn_candidates=None, row_user_vectors=None)
+    cf_dir = Path("data/cf") / load_section("cf", CFChoice).model
+    model_dir = REC_DIR / spec.name
+    backbone = [Path(rec_params.backbone)] if Path(rec_params.backbone).parts[0] == "data" else []
+    require([INGEST / "users.parquet", inputs.interactions, inputs.items, inputs.subsets,
+             cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet",
+             *(p for p in (inputs.keywords,) if p is not None), model_dir / "model.json", *backbone],
+            rec_params.backbone)
+
+    users = read_frame(INGEST / "users.parquet", schemas.USERS)
+    user = user_id(users, args.user)
+    recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt)
+    cf_users = dense_vectors(read_frame(cf_dir / "user_vectors.parquet", schemas.USER_VECTORS), "user",
+                             str(cf_dir / "user_vectors.parquet"))
+    cf_items = dense_vectors(read_frame(cf_dir / "item_vectors.parquet", schemas.ITEM_VECTORS), "item",
+                             str(cf_dir / "item_vectors.parquet"))
+    train = rec_params.stage1 if spec.stage == 1 else rec_params.stage2
+    result = recommend_items(
+        recommender, recommender.data.interactions, user, args.user, cf_users, cf_items,
+        params.candidates, params.k, params.explain, rec_params.scoring.topn_batch_size, train.dtype,
+        GenerationSettings(explain.batch_size, explain.max_new_tokens, explain.min_new_tokens),
+    )
+    seconds = time.perf_counter() - started
+    items = recommender.data.items.set_index("item")
+    if args.json:
+        print(json.dumps(as_json(result, args.user, params, cf_dir.name, items), indent=2))
+    else:
+        print(as_text(result, args.user, params, cf_dir.name, items, seconds))
+    return 0
+
+
+def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items) -> dict:
+    history_items, history_labels = result.history
+    return {
+        "user": raw_user, "model": params.model, "cf_model": cf_model, "candidates": params.candidates,
+        "history": [{"item": items.at[i, "raw_id"], "title": items.at[i, "title"], "liked": bool(v)}
+                    for i, v in zip(history_items, history_labels)],
+        "recommendations": [
+            {"rank": rank, "item": items.at[int(r.item), "raw_id"], "title": items.at[int(r.item), "title"],
+             "score": round(float(r.score), 4), "cf_score": round(float(r.cf_score), 4), "cf_rank": int(r.cf_rank),
+             **({"reasoning": r.reasoning} if r.reasoning else {})}
+            for rank, r in enumerate(result.ranked.itertuples(index=False), 1)
+        ],
+    }
+
+
+def as_text(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items,
+            seconds: float) -> str:
+    history_items, history_labels = result.history
+    lines = [f"user {raw_user}: {params.model} re-ranked the top {params.candidates} unseen items of {cf_model} "
+             f"({seconds:.1f} s)",
+             "history (latest, oldest first): " + "; ".join(
+                 f"{items.at[i, 'title']} ({'liked' if v else 'not liked'})" for i, v in zip(history_items, history_labels)),
+             f"{'rank':>4}  {'item':>6}  {'score':>7}  {'CF rank':>7}  title"]
+    for rank, r in enumerate(result.ranked.itertuples(index=False), 1):
+        lines.append(f"{rank:>4}  {items.at[int(r.item), 'raw_id']:>6}  {r.score:>7.3f}  {int(r.cf_rank):>7}  "
+                     f"{items.at[int(r.item), 'title']}")
+        if r.reasoning:
+            lines.append(f"{'':>6}why: {' '.join(r.reasoning.split())}")
+    return "\n".join(lines)

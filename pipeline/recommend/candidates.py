@@ -1,0 +1,47 @@
+"""What a recommendation for a user starts from: the user's history as of the end of their data,
+and the items they never interacted with, ranked by the CF model's score."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class UnknownUser(LookupError):
+    """The raw user id is not in the dataset, or the user has no interactions."""
+
+
+def user_id(users: pd.DataFrame, raw_id: str) -> int:
+    """The contiguous id of the dataset's user `raw_id` (USERS frame)."""
+    found = users.loc[users["raw_id"] == str(raw_id), "user"]
+    if found.empty:
+        examples = ", ".join(users["raw_id"].head(3).tolist())
+        raise UnknownUser(f"user '{raw_id}' is not in the dataset ({len(users)} users, e.g. {examples})")
+    return int(found.iloc[0])
+
+
+def latest_history(interactions: pd.DataFrame, user: int, raw_id: str, length: int) -> tuple[list[int], list[int]]:
+    """(items, labels) of the user's last `length` interactions, oldest first: the history of the
+    user's last row plus that row itself (every split: the state after all their data)."""
+    rows = interactions[interactions["user"] == user]
+    if rows.empty:
+        raise UnknownUser(f"user '{raw_id}' has no interactions: nothing to base a recommendation on")
+    last = rows.loc[rows["row"].idxmax()]
+    items = [int(i) for i in last["history_items"]] + [int(last["item"])]
+    labels = [int(v) for v in last["history_labels"]] + [int(last["label"])]
+    return items[-length:], labels[-length:]
+
+
+def unseen_by_cf(
+    interactions: pd.DataFrame, user: int, user_vector: np.ndarray, item_vectors: np.ndarray, count: int
+) -> pd.DataFrame:
+    """The `count` items `user` never interacted with that score highest under the CF model
+    (<user vector, item vector>, a logit): columns item, cf_score, cf_rank (1 = best); ties broken
+    by item id so the list is deterministic."""
+    seen = np.zeros(len(item_vectors), dtype=bool)
+    seen[interactions.loc[interactions["user"] == user, "item"].to_numpy()] = True
+    scores = item_vectors @ user_vector  # (n_items,)
+    items = np.flatnonzero(~seen)
+    order = np.lexsort((items, -scores[items]))[:count]
+    chosen = items[order]
+    return pd.DataFrame({"item": chosen.astype(np.int32), "cf_score": scores[chosen].astype(np.float32),
+                         "cf_rank": np.arange(1, len(chosen) + 1)})

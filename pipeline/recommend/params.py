@@ -1,0 +1,13 @@
+"""params.yaml's `recommend` section (the `thinkrec recommend` command; no stage reads it)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RecommendParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str  # trained LLM recommender (data/rec/<model>/)
+    candidates: int = Field(ge=1)  # unseen items the CF model proposes for re-ranking
+    k: int = Field(ge=1)  # recommendations shown
+    explain: int = Field(ge=0)  # top recommendations the model writes its reasoning for
+    threads: int = Field(ge=1)  # torch CPU threads

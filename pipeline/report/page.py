@@ -1,0 +1,212 @@
+"""The report page: one HTML string with inline CSS and SVG, built from ReportInputs."""
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+from pipeline.report.collect import ReportInputs
+from pipeline.report.svg import box_plot, interval_chart, line_chart
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1240px;color:#222;padding:0 16px}
+h1{font-size:24px}h2{font-size:19px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.name,th.name{text-align:left}td.text{text-align:left;min-width:240px;max-width:380px;white-space:normal;vertical-align:top}
+.scroll{overflow-x:auto}
+.best{font-weight:700}.note{color:#666;font-size:12px}
+svg.chart{font:11px sans-serif;margin:6px 16px 6px 0}svg .area{fill:#fafafa;stroke:#999}
+svg .grid{stroke:#e4e4e4}svg .chance{stroke:#aaa;stroke-dasharray:4 3}.charts{display:flex;flex-wrap:wrap}
+"""
+
+
+def interval(group: dict, name: str, signed: bool = False) -> str:
+    """`value [low, high]` of `name` in `group` ("—" when absent)."""
+    value, low, high = (group.get(key) for key in (name, f"{name}_low", f"{name}_high"))
+    form = "{:+.3f}" if signed else "{:.3f}"
+    if not isinstance(value, (int, float)):
+        return "—"
+    shown = form.format(value)
+    return shown if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) else \
+        f"{shown} [{form.format(low)}, {form.format(high)}]"
+
+
+def headline(models: dict[str, dict], preferred: list[str] | None = None) -> list[str]:
+    """Metrics with an interval at the top level of the first model's file: `preferred` ones in
+    that order, then the others in file order."""
+    first = next(iter(models.values()), {})
+    found = [k for k, v in first.items() if isinstance(v, (int, float)) and f"{k}_low" in first and f"{k}_high" in first]
+    return [k for k in preferred or [] if k in found] + [k for k in found if k not in (preferred or [])]
+
+
+def table(header: list[str], rows: list[list[str]], classes: list[str] | None = None, id_: str = "") -> str:
+    classes = classes or ["name"] + [""] * (len(header) - 1)
+    attribute = [f' class="{c}"' if c else "" for c in classes]
+    head = "".join(f"<th{a}>{escape(h)}</th>" for h, a in zip(header, attribute))
+    body = "".join("<tr>" + "".join(f"<td{a}>{cell}</td>" for cell, a in zip(row, attribute)) + "</tr>"
+                   for row in rows)
+    id_attribute = f' id="{id_}"' if id_ else ""
+    return f'<div class=scroll><table{id_attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def results_section(models: dict[str, dict], preferred: list[str]) -> str:
+    names = headline(models, preferred)
+    best = {n: max((m.get(n) for m in models.values() if isinstance(m.get(n), (int, float))), default=None)
+            for n in names}
+    rows = [[escape(model), str(m.get("n_rows", "—")), str(m.get("n_users", "—")),
+             *(f'<span class="{"best" if m.get(n) == best[n] else ""}">{interval(m, n)}</span>' for n in names)]
+            for model, m in models.items()]
+    return ("<h2>Results</h2><p class=note>value [95% interval] from user-level bootstrap resamples; "
+            "bold = best value of the column.</p>" + table(["model", "rows", "users", *names], rows, id_="results"))
+
+
+def groups_section(models: dict[str, dict], preferred: list[str]) -> str:
+    names = [n for n in headline(models, preferred) if not n.startswith("topn")]
+    rows, points = [], []
+    for model, m in models.items():
+        for group in ("warm", "cold"):
+            g = m.get(group)
+            if isinstance(g, dict):
+                rows.append([f"{escape(model)} ({group})", str(g.get("n_users", "—")), str(g.get("n_rows", "—")),
+                             *(interval(g, n) for n in names)])
+                points.append((f"{model} {group}", g.get("auc"), g.get("auc_low"), g.get("auc_high")))
+    if not rows:
+        return ""
+    return ("<h2>Warm and cold users</h2><p class=note>warm: users with train interactions; cold: without.</p>"
+            + table(["model (users)", "users", "rows", *names], rows, id_="groups")
+            + interval_chart(points, "AUC of warm and cold users", "AUC", groups=2))
+
+
+def comparisons_section(models: dict[str, dict], preferred: list[str]) -> str:
+    names = headline(models, preferred)
+    rows = []
+    for model, m in models.items():
+        for key in sorted(k for k in m if k.startswith("vs_") and isinstance(m[k], dict)):
+            c = m[key]
+            if c.get("model") == model:
+                continue
+            reference = f"best CF: {c['model']}" if key == "vs_best_cf" else key[3:]
+            rows.append([escape(model), escape(reference), *(interval(c, n, signed=True) for n in names)])
+    if not rows:
+        return ""
+    return ("<h2>Paired differences</h2><p class=note>model minus reference on the same users and "
+            "resamples; an interval excluding 0 is a difference the data supports.</p>"
+            + table(["model", "minus", *names], rows, id_="paired"))
+
+
+def clusters_section(models: dict[str, dict]) -> str:
+    """Per-cluster metrics (a "clusters" section: cluster -> {auc, uauc, users, rows, ...}), and
+    per-cluster differences inside vs_ comparisons, whatever fields are present."""
+    blocks = []
+    for model, m in models.items():
+        sources = [(model, m.get("clusters"))] + [
+            (f"{model} minus {key[3:]}", c.get("clusters")) for key, c in sorted(m.items())
+            if key.startswith("vs_") and isinstance(c, dict)]
+        for label, clusters in sources:
+            if not isinstance(clusters, dict) or not clusters:
+                continue
+            fields = [f for f in next(iter(clusters.values())) if not f.endswith(("_low", "_high"))]
+            signed = " minus " in label
+            rows = [[escape(str(k)), *(interval(v, f, signed) if isinstance(v.get(f), float) else escape(str(v.get(f, "—")))
+                                       for f in fields)] for k, v in clusters.items() if isinstance(v, dict)]
+            blocks.append(f"<h3>{escape(label)}</h3>" + table(["cluster", *fields], rows))
+    return "<h2>Per-cluster results</h2>" + "".join(blocks) if blocks else ""
+
+
+SMOOTHING = 8  # steps averaged in the LLM loss curves (one batch of 8 rows is a noisy estimate)
+
+
+def moving_average(xs: list, ys: list, window: int) -> tuple[list, list]:
+    """(xs, trailing means of ys over `window` points), from the window-th point on."""
+    values = np.convolve(np.asarray(ys, float), np.ones(window) / window, mode="valid")
+    return (list(xs[window - 1:]), list(values)) if len(ys) >= window else (list(xs), list(ys))
+
+
+def curves_section(inputs: ReportInputs) -> str:
+    charts = []
+    if inputs.rec_logs:
+        charts.append(line_chart({v: moving_average([s["step"] for s in steps], [s["loss"] for s in steps], SMOOTHING)
+                                  for v, steps in inputs.rec_logs.items()},
+                                 "LLM recommender training loss", "step",
+                                 f"loss, mean of the last {SMOOTHING} steps"))
+    if inputs.cf_logs:
+        charts.append(line_chart({m: ([e["epoch"] for e in epochs], [e["loss"] for e in epochs])
+                                 for m, epochs in inputs.cf_logs.items()}, "CF training loss", "epoch", "loss"))
+        charts.append(line_chart({m: ([e["epoch"] for e in epochs], [e["valid_auc"] for e in epochs])
+                                  for m, epochs in inputs.cf_logs.items() if "valid_auc" in epochs[0]},
+                                 "CF validation AUC", "epoch", "valid AUC"))
+    return "<h2>Training curves</h2><div class=charts>" + "".join(charts) + "</div>" if charts else ""
+
+
+def llm_section(usage: dict[str, dict]) -> str:
+    if not usage:
+        return ""
+    keys = ["calls", "cache_hits", "hit_rate", "tokens_in", "tokens_out", "wall_seconds", "stage_seconds"]
+    rows = [[escape(stage), *(_number(u.get(k)) for k in keys)] for stage, u in usage.items()]
+    return "<h2>LLM calls per stage</h2>" + table(["stage", *keys], rows, id_="llm")
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else "—"
+
+
+def explanations_section(inputs: ReportInputs, examples: int) -> str:
+    parts = []
+    if inputs.explanation_metrics:
+        keys = ["bleu4", "rouge_l", "meteor", "bertscore_f1", "n_rows", "mean_new_words"]
+        parts.append(table(["model", *keys], [[escape(m), *(_number(v.get(k)) for k in keys)]
+                                             for m, v in inputs.explanation_metrics.items()]))
+    frame = inputs.explanations
+    if frame is not None and len(frame):
+        rows = frame["row"].drop_duplicates().head(examples)
+        models = list(dict.fromkeys(frame["model"]))
+        body = []
+        for row in rows:
+            part = frame[frame["row"] == row]
+            reference = part["reference"].iloc[0]
+            texts = [escape(str(part.loc[part["model"] == m, "explanation"].iloc[0])) if (part["model"] == m).any()
+                     else "—" for m in models]
+            body.append([str(int(row)), escape(str(reference)), *texts])
+        parts.append(table(["row", "teacher's reference", *models], body, ["name"] + ["text"] * (len(models) + 1),
+                           id_="explanations"))
+    return "<h2>Explanations</h2>" + "".join(parts) if parts else ""
+
+
+def experiments_section(inputs: ReportInputs) -> str:
+    records = [r for e in inputs.experiments for r in [e, *(e.get("experiments") or [])] if isinstance(r, dict)]
+    rows, models = [], list(inputs.models)
+    for record in records:
+        data = record.get("data") or {}
+        metrics = data.get("metrics") or {}
+        aucs = [(metrics.get(f"metrics/{m}.json") or {}).get("data", {}).get("auc") for m in models]
+        label = record.get("name") or str(record.get("rev", ""))[:7]
+        rows.append([escape(label), *(_number(a) for a in aucs)])
+    if not rows:
+        return ""
+    return ("<h2>Experiments (dvc exp show)</h2><p class=note>AUC of each model per workspace, commit and "
+            "experiment.</p>" + table(["experiment", *models], rows, id_="experiments"))
+
+
+def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int = 3) -> str:
+    sections = [f"<h1>{escape(title)}</h1>"]
+    if inputs.models:
+        sections.append(results_section(inputs.models, inputs.headline))
+    else:
+        sections.append("<p>No evaluated models yet: run <code>dvc repro evaluate</code>.</p>")
+    if inputs.roc:
+        sections.append("<h2>ROC curves</h2>" + line_chart(
+            inputs.roc, "ROC of every model", "false positive rate", "true positive rate",
+            width=420, height=420, diagonal=True, unit_square=True))
+    if inputs.user_auc:
+        sections.append(f"<h2>Per-user AUC ({escape(inputs.subset)})</h2><p class=note>users with liked and "
+                        "not-liked rows; box: quartiles, whiskers: 5th-95th percentile, diamond: mean.</p>"
+                        + box_plot(inputs.user_auc, "per-user AUC", "AUC of one user's rows"))
+    sections += [groups_section(inputs.models, inputs.headline), comparisons_section(inputs.models, inputs.headline), clusters_section(inputs.models),
+                 curves_section(inputs), llm_section(inputs.llm), explanations_section(inputs, examples),
+                 experiments_section(inputs)]
+    if inputs.skipped:
+        sections.append("<h2>Not shown</h2><ul>" + "".join(f"<li>{escape(s)}</li>" for s in inputs.skipped) + "</ul>")
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>" + escape(title) + "</title><style>"
+            + CSS + "</style></head><body>" + "".join(s for s in sections if s) + "</body></html>\n")

@@ -1,0 +1,62 @@
+"""A tiny project directory with every input `thinkrec report` reads: two models' metrics (with
+intervals, warm/cold, a paired comparison and per-cluster results), ROC points, predictions for
+per-user AUC, training logs, LLM usage and explanations."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+import tiny_ingest
+from pipeline import schemas
+from pipeline.artifacts import write_frame
+
+MODELS = {"mf": 0.812, "collm": 0.655}  # name -> AUC written to its metrics file
+
+
+def _metrics(auc: float) -> dict:
+    group = {"auc": auc, "auc_low": auc - 0.05, "auc_high": auc + 0.05, "uauc": auc - 0.1,
+             "uauc_low": auc - 0.15, "uauc_high": auc - 0.05, "n_users": 4, "n_rows": 20}
+    return {**group, "n_users": 8, "n_rows": 40, "warm": {**group, "auc": auc + 0.01},
+            "cold": {**group, "auc": auc - 0.02},
+            "clusters": {"0": {"auc": auc + 0.03, "uauc": auc, "users": 5, "rows": 25},
+                         "1": {"auc": auc - 0.04, "uauc": auc - 0.2, "users": 3, "rows": 15}}}
+
+
+def write_report_project(root: Path) -> Path:
+    interactions = tiny_ingest.write_tiny_ingest(root, n_users=6, per_user=12)
+    train_rows = set(interactions.loc[interactions["split"] == "train", "row"])
+    tiny_ingest.write_predictions(root, interactions, set(), "mf")
+    tiny_ingest.write_predictions(root, interactions, set(sorted(train_rows)[::3]), "collm")
+    (root / "metrics").mkdir()
+    (root / "plots/roc").mkdir(parents=True)
+    for name, auc in MODELS.items():
+        metrics = _metrics(auc)
+        if name == "collm":
+            metrics["vs_mf"] = {"auc": auc - 0.812, "auc_low": auc - 0.86, "auc_high": auc - 0.76,
+                                "clusters": {"0": {"auc": -0.1, "auc_low": -0.2, "auc_high": 0.0}}}
+        (root / f"metrics/{name}.json").write_text(json.dumps(metrics))
+        points = [{"fpr": x / 10, "tpr": min(1.0, (x / 10) ** (1 - auc + 0.3))} for x in range(11)]
+        (root / f"plots/roc/{name}.json").write_text(json.dumps({"roc": points}))
+    (root / "metrics/keywords.json").write_text(json.dumps({"llm": {
+        "calls": 1291, "cache_hits": 9, "hit_rate": 0.0069, "tokens_in": 212467, "tokens_out": 30033,
+        "wall_seconds": 199.3}, "stage_seconds": 206.2}))
+    for variant in ("collm", "tallrec"):
+        steps = [{"step": s, "loss": 1.0 / s + 0.1 * (variant == "tallrec")} for s in range(1, 21)]
+        (root / f"data/rec/{variant}").mkdir(parents=True)
+        (root / f"data/rec/{variant}/train_log.json").write_text(json.dumps({"steps": steps}))
+    (root / "data/cf/mf").mkdir(parents=True)
+    (root / "data/cf/mf/train_log.json").write_text(json.dumps({"epochs": [
+        {"epoch": e, "loss": 0.7 - 0.02 * e, "valid_auc": 0.6 + 0.01 * e} for e in range(1, 9)]}))
+    write_frame(pd.DataFrame({
+        "row": [3, 3, 5, 5], "model": ["collm", "tallrec"] * 2,
+        "explanation": ["Yes. Likes comedies.", "Yes.", "No. Too dark.", "No."],
+        "reference": ["Yes. The user enjoys comedy films.", "Yes. The user enjoys comedy films.",
+                      "No. The user avoids horror.", "No. The user avoids horror."],
+        "bleu4": 0.1, "rouge_l": 0.2, "meteor": 0.3, "bertscore_f1": 0.4,
+    }), root / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)
+    (root / "params.yaml").write_text(yaml.safe_dump({"evaluate": {
+        "models": list(MODELS), "subset": "train", "headline": ["auc", "uauc"]}}))
+    return root

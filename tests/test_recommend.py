@@ -1,0 +1,130 @@
+"""`thinkrec recommend` on tiny artifacts: CF proposes unseen items, the LLM variant re-ranks them with
+the user's latest history (scores equal a full-prompt forward of the same prompts), the top one is
+explained; unknown users, users without history and missing artifacts name what to do."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import rec_tiny
+from pipeline import schemas
+from pipeline.artifacts import read_frame, write_frame
+from pipeline.cli.main import main
+from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
+from pipeline.rec.model import LoraParams, build_rec_model, load_rec_model, save_rec_model
+from pipeline.rec.prompts import get_template
+from pipeline.rec.scoring import score_examples
+
+NEW_TITLES = ["Story Alpha Movie", "Story Bravo Movie", "Story Charlie Movie", "Story Delta Movie",
+              "Story Echo Movie", "Story Golf Movie"]
+HISTORY = 3  # rec.prompt.history_items of tiny_params
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Tiny artifacts + 6 items nobody rated + a 7th user without interactions + an untrained collm."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("recommend")
+    rec_tiny.write_tiny_model(root / "tiny")
+    rec_tiny.write_tiny_artifacts(root)
+    items = read_frame(root / "data/ingest/items.parquet", schemas.ITEMS)
+    start = len(items)
+    new = pd.DataFrame({"item": range(start, start + len(NEW_TITLES)), "raw_id": [f"i{start + i}" for i in range(6)],
+                        "title": NEW_TITLES, "categories": [["drama"]] * 6, "description": "", "extra": ""})
+    write_frame(pd.concat([items, new], ignore_index=True), root / "data/ingest/items.parquet", schemas.ITEMS)
+    vectors = np.random.default_rng(1).normal(size=(len(NEW_TITLES), rec_tiny.CF_DIM)).astype(np.float32)
+    old = read_frame(root / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
+    write_frame(pd.concat([old, pd.DataFrame({"item": new["item"], "vector": list(vectors)})], ignore_index=True),
+                root / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
+    write_frame(pd.DataFrame({"user": range(7), "raw_id": [f"u{u}" for u in range(7)]}),
+                root / "data/ingest/users.parquet", schemas.USERS)
+    params = rec_tiny.tiny_params(root / "tiny")
+    params["recommend"] = {"model": "collm", "candidates": 4, "k": 3, "explain": 1, "threads": 1}
+    params["explain"] = {"models": ["collm"], "rows": 4, "max_new_tokens": 6, "min_new_tokens": 2,
+                         "batch_size": 2, "dtype": "float32", "threads": 1}
+    rec_tiny.write_params(root, params)
+    torch.manual_seed(0)
+    model = build_rec_model(str(root / "tiny"), LoraParams(r=2, alpha=4), cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
+    save_rec_model(model, root / "data/rec/collm")
+    return root
+
+
+def _run(monkeypatch, capsys, root, *args):
+    monkeypatch.chdir(root)
+    code = main(["recommend", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_reranks_unseen_cf_candidates_with_the_latest_history(project, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    interactions = read_frame(project / "data/ingest/interactions.parquet", schemas.INTERACTIONS)
+    items = read_frame(project / "data/ingest/items.parquet", schemas.ITEMS)
+    mine = interactions[interactions["user"] == 1].sort_values("row")
+    # history: the user's last HISTORY interactions (every split), oldest first
+    titles = dict(zip(items["item"], items["title"]))
+    assert [h["title"] for h in answer["history"]] == [titles[i] for i in mine["item"].tail(HISTORY)]
+    assert [h["liked"] for h in answer["history"]] == [bool(v) for v in mine["label"].tail(HISTORY)]
+    # candidates: the 4 unseen items with the highest CF score; 3 shown, by LLM score
+    users = dense_vectors(read_frame(project / "data/cf/mf/user_vectors.parquet"), "user", "u")
+    item_vecs = dense_vectors(read_frame(project / "data/cf/mf/item_vectors.parquet"), "item", "i")
+    unseen = [i for i in range(len(items)) if i not in set(mine["item"])]
+    cf_top = sorted(unseen, key=lambda i: -float(item_vecs[i] @ users[1]))[:4]
+    raw = dict(zip(items["raw_id"], items["item"]))
+    shown = [raw[r["item"]] for r in answer["recommendations"]]
+    assert len(shown) == 3 and set(shown) <= set(cf_top)
+    assert [r["cf_rank"] for r in answer["recommendations"]] == [cf_top.index(i) + 1 for i in shown]
+    scores = [r["score"] for r in answer["recommendations"]]
+    assert scores == sorted(scores, reverse=True)
+    # the scores are a plain full-prompt forward of the prompts built here from the raw tables
+    rec = load_rec_model(str(project / "tiny"), project / "data/rec/collm")
+    last = mine.iloc[-1]
+    history = (list(last["history_items"]) + [last["item"]], list(last["history_labels"]) + [last["label"]])
+    frame = pd.DataFrame({"row": -1, "user": 1, "item": cf_top, "label": 0,
+                          "history_items": [history[0]] * 4, "history_labels": [history[1]] * 4})
+    catalog = build_catalog(items, None, title_words=3, keywords_per_item=0)
+    examples = build_examples(frame, catalog, rec.tokenizer, get_template("v2"), HISTORY, CFVectors(users, item_vecs))
+    expected = dict(zip(cf_top, score_examples(rec, examples, 8, "float32")))
+    assert scores == pytest.approx([expected[i] for i in shown], abs=2e-4)
+    assert sorted(expected.values(), reverse=True)[:3] == pytest.approx(scores, abs=2e-4)
+    # --explain 1: only the first recommendation carries the model's text
+    assert "reasoning" in answer["recommendations"][0]
+    assert all("reasoning" not in r for r in answer["recommendations"][1:])
+
+
+def test_text_output_lists_k_rows(project, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, project, "--user", "u2", "-k", "2", "--explain", "0")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("user u2: collm re-ranked the top 4 unseen items of mf")
+    assert [line.split()[0] for line in lines[3:]] == ["1", "2"]
+    assert "why:" not in out
+
+
+@pytest.mark.parametrize("user, message", [
+    ("nobody", "user 'nobody' is not in the dataset"),
+    ("u6", "user 'u6' has no interactions"),
+])
+def test_unknown_user_and_user_without_history_fail_clearly(project, monkeypatch, capsys, user, message):
+    code, out, err = _run(monkeypatch, capsys, project, "--user", user)
+    assert code == 1 and out == ""
+    assert message in err
+
+
+def test_missing_artifacts_name_the_stage_to_run(project, monkeypatch, capsys):
+    code, _, err = _run(monkeypatch, capsys, project, "--user", "u1", "--model", "thinkrec")
+    assert code == 1
+    assert "data/rec/thinkrec/model.json is missing: run `dvc repro thinkrec`" in err
+    vectors = project / "data/cf/mf/user_vectors.parquet"
+    vectors.rename(vectors.with_suffix(".bak"))
+    try:
+        code, _, err = _run(monkeypatch, capsys, project, "--user", "u1")
+    finally:
+        vectors.with_suffix(".bak").rename(vectors)
+    assert code == 1 and "run `dvc repro cf@mf`" in err

@@ -1,0 +1,56 @@
+"""`thinkrec report` on a tiny project: one self-contained page (no script, no external
+reference) with the metrics table, one ROC chart of every model, per-user AUC boxes, warm/cold,
+per-cluster results, training curves, LLM usage and explanations; missing inputs are skipped."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pipeline.cli.main import main
+from report_fixture import MODELS, write_report_project
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    root = write_report_project(tmp_path_factory.mktemp("report"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert main(["report", "-o", "out/report.html"]) == 0  # not a DVC repo: exp show is skipped
+    return (root / "out/report.html").read_text()
+
+
+def test_page_is_self_contained(page):
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=""", page, re.I)
+    assert re.findall(r"https?://[^\s\"'<>]+", page) == ["http://www.w3.org/2000/svg"] * page.count("<svg")
+
+
+def test_metrics_table_has_every_model_with_intervals_in_headline_order(page):
+    table = re.search(r'<table id="results">(.*?)</table>', page).group(1)
+    header = re.findall(r"<th(?: [^>]*)?>(.*?)</th>", table)
+    assert header == ["model", "rows", "users", "auc", "uauc"]
+    rows = re.findall(r"<tr><td class=\"name\">(\w+)</td>", table)
+    assert rows == list(MODELS)
+    assert '<span class="best">0.812 [0.762, 0.862]</span>' in table
+
+
+def test_charts_and_sections(page):
+    roc = page.split("<h2>ROC curves</h2>")[1].split("</svg>")[0]
+    assert re.findall(r'data-series="(\w+)"', roc) == list(MODELS)
+    boxes = page.split("<h2>Per-user AUC (train)</h2>")[1].split("</svg>")[0]
+    assert re.findall(r'data-group="(\w+)"', boxes) == list(MODELS)
+    assert "mf (warm)" in page and "collm (cold)" in page
+    assert "<h3>mf</h3>" in page and "<h3>collm minus mf</h3>" in page  # per-cluster sections
+    assert "-0.100 [-0.200, +0.000]" in page  # a cluster's paired difference
+    assert page.count('data-series="') == len(MODELS) + 2 + 1 + 1  # ROC, LLM loss x2, CF loss, CF AUC
+    assert "<td>1,291</td>" in page  # keyword-stage LLM calls
+    assert "The user avoids horror." in page and "Likes comedies." in page
+    assert "dvc exp show: exit" in page  # listed under "Not shown"
+
+
+def test_missing_inputs_are_skipped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "-o", "r.html", "--no-experiments"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "run <code>dvc repro evaluate</code>" in page and "<svg" not in page
