@@ -1,0 +1,56 @@
+"""params.yaml's `rdrec` section as pydantic models (params.yaml holds every default)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TASKS = ("rank", "preference", "attributes")
+
+
+class StudentPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    history_items: int = Field(ge=0)  # last items shown in user prompts (title + liked / not liked)
+    title_words: int = Field(ge=1)
+    max_rationale_tokens: int = Field(ge=1)  # rationale answers cut to this many tokens
+
+
+class StudentTraining(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    rank_positives: int = Field(ge=1)  # liked train rows sampled as rank positives
+    negatives: int = Field(ge=1)  # never-interacted items sampled per positive (label 0)
+    rank_bce_weight: float = Field(ge=0, le=1)  # rank rows: BCE weight (LM on Yes/No gets 1 - this)
+    use_fallback_rationales: bool  # also learn rationales the teacher's answer did not give (fallback text)
+    dtype: Literal["bfloat16", "float32"]
+    seed: int
+
+
+class StudentScoring(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    topn_batch_size: int = Field(ge=1)
+
+
+class RDRecParams(BaseModel):
+    """params.yaml's `rdrec` section; `variants` maps a stage name to its task sampling weights."""
+
+    model_config = ConfigDict(extra="forbid")
+    variants: dict[str, dict[str, float]]
+    prompt: StudentPrompt
+    train: StudentTraining
+    scoring: StudentScoring
+
+    @field_validator("variants")
+    @classmethod
+    def _known_tasks(cls, variants: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, weights in variants.items():
+            unknown = sorted(set(weights) - set(TASKS))
+            if unknown:
+                raise ValueError(f"variant {name}: unknown tasks {unknown} (known: {list(TASKS)})")
+            if "rank" not in weights or any(w < 0 for w in weights.values()) or weights["rank"] <= 0:
+                raise ValueError(f"variant {name}: needs a positive 'rank' weight and no negative weights")
+        return variants

@@ -1,0 +1,148 @@
+"""One student run: build backbone + new LoRA + new CF projector, encode the task rows, train,
+score the top-N candidates, write the model directory, predictions and metrics."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline import schemas
+from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
+from pipeline.rec.examples import CFVectors, RecExample, build_catalog, load_cf_vectors, topn_frame
+from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model, use_precision
+from pipeline.rec.scoring import score_candidates
+from pipeline.rdrec.params import RDRecParams
+from pipeline.rdrec.tasks import TaskEncoder, rank_rows
+from pipeline.rdrec.training import train_student
+
+
+@dataclass(frozen=True)
+class StudentInputs:
+    interactions: Path
+    items: Path
+    topn_candidates: Path
+    user_vectors: Path
+    item_vectors: Path
+    row_user_vectors: Path | None  # sequential CF models: the user's state before each row
+    rationales: Path | None  # None: a variant without rationale tasks
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """What the student shares with pipeline/rec (params.yaml `rec`): backbone, LoRA and projector shape."""
+
+    path: str
+    lora: LoraParams
+    projector_expansion: int
+    match_embedding_norm: bool
+    answer_logit: str
+    threads: int
+
+
+def build_student(backbone: Backbone, vectors: CFVectors, seed: int) -> RecModel:
+    """Backbone + a new trainable LoRA + a new projector scaled to the token embeddings' norm."""
+    torch.manual_seed(seed)
+    rec = build_rec_model(backbone.path, backbone.lora, cf_dim=vectors.dim,
+                          projector_expansion=backbone.projector_expansion, answer_logit=backbone.answer_logit)
+    if backbone.match_embedding_norm:
+        rec.projector.calibrate(torch.from_numpy(vectors.items[:2048]), rec.llm.get_input_embeddings().weight)
+    rec.projector.requires_grad_(True)
+    return rec
+
+
+def task_pools(encoder: TaskEncoder, interactions: pd.DataFrame, item_ids: np.ndarray,
+               rationales: pd.DataFrame | None, params: RDRecParams) -> dict[str, list[RecExample]]:
+    """rank rows (liked train rows + sampled never-interacted negatives) and, with `rationales`,
+    one preference and one attributes row per rationale (fallback rationales only when allowed)."""
+    train = interactions[interactions["split"] == "train"]
+    t = params.train
+    ranked = rank_rows(train, item_ids, t.rank_positives, t.negatives, t.seed)
+    pools = {"rank": [encoder.rank(r.row, r.user, r.item, r.label, r.history_items, r.history_labels)
+                      for r in ranked.itertuples(index=False)]}
+    if rationales is not None:
+        usable = rationales if t.use_fallback_rationales else rationales[rationales["source"] == "llm"]
+        rows = usable.merge(interactions, on="row", how="left", validate="one_to_one")
+        if rows["user"].isna().any():
+            raise ValueError(f"rationales: row {int(rows.loc[rows['user'].isna(), 'row'].iloc[0])} is not in interactions")
+        pools["preference"] = [encoder.preference(r.row, r.user, r.item, r.history_items, r.history_labels,
+                                                  r.user_preference) for r in rows.itertuples(index=False)]
+        pools["attributes"] = [encoder.attributes(r.row, r.user, r.item, r.item_attributes)
+                               for r in rows.itertuples(index=False)]
+    return pools
+
+
+def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: StudentInputs, out_dir: Path,
+                predictions_path: Path, metrics_path: Path) -> dict:
+    """Train variant `name` (params.variants[name]: task weights) and write `out_dir` (adapter,
+    projector, train_log.json without timings), `predictions_path` (top-N candidates, row -1) and
+    `metrics_path` (timings, tokens/s, task counts). Returns the metrics."""
+    if name not in params.variants:
+        raise KeyError(f"rdrec.variants: no variant '{name}' (known: {sorted(params.variants)})")
+    torch.set_num_threads(backbone.threads)
+    started = time.perf_counter()
+    interactions = read_frame(inputs.interactions, schemas.INTERACTIONS)
+    items = read_frame(inputs.items, schemas.ITEMS)
+    candidates = read_frame(inputs.topn_candidates, schemas.TOPN_CANDIDATES)
+    vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, name, inputs.row_user_vectors)
+    weights = params.variants[name]
+    wants_rationales = any(weights.get(task, 0) > 0 for task in ("preference", "attributes"))
+    if wants_rationales and inputs.rationales is None:
+        raise ValueError(f"{name}: rationale tasks need data/rationales/rationales.parquet")
+    rationales = read_frame(inputs.rationales, schemas.RATIONALES) if wants_rationales else None
+
+    rec = build_student(backbone, vectors, params.train.seed)
+    use_precision(rec, params.train.dtype)
+    catalog = build_catalog(items, None, params.prompt.title_words, 0)
+    encoder = TaskEncoder(rec.tokenizer, catalog, vectors, params.prompt.history_items,
+                          params.prompt.max_rationale_tokens)
+    pools = task_pools(encoder, interactions, items["item"].to_numpy(), rationales, params)
+    log = train_student(rec, pools, weights, params.train)
+    train_seconds = log.pop("train_seconds")
+
+    frame = topn_frame(candidates, interactions)
+    topn = [encoder.rank(-1, r.user, r.item, r.label, r.history_items, r.history_labels, r.state_row)
+            for r in frame.itertuples(index=False)]
+    clock = time.perf_counter()
+    scores = score_candidates(rec, topn, params.scoring.topn_batch_size, params.train.dtype, f"{name} top-N")
+    topn_seconds = time.perf_counter() - clock
+
+    train_log = {
+        "variant": name, "weights": weights,
+        "pool_rows": {task: len(pool) for task, pool in sorted(pools.items())},
+        "rationales_cut": sum(e.answer_cut for task in ("preference", "attributes") for e in pools.get(task, [])),
+        "mean_prompt_tokens": {task: float(np.mean([len(e.prompt_ids) for e in pool])) if pool else 0.0
+                               for task, pool in sorted(pools.items())},
+        **log,
+    }
+    with atomic_directory(out_dir) as tmp:
+        save_rec_model(rec, tmp)
+        write_json(train_log, tmp / "train_log.json")
+    predictions = pd.DataFrame({
+        "row": np.full(len(topn), -1, dtype=np.int64),
+        "user": frame["user"].to_numpy(dtype=np.int32),
+        "item": frame["item"].to_numpy(dtype=np.int32),
+        "score": scores.astype(np.float32),
+    })
+    write_frame(predictions, predictions_path, schemas.PREDICTIONS)
+    train_tokens = sum(counts["tokens"] for counts in log["tasks"].values())
+    metrics = {
+        "variant": name,
+        "steps": len(log["steps"]),
+        "tasks": log["tasks"],
+        "task_probabilities": log["task_probabilities"],
+        "pool_rows": train_log["pool_rows"],
+        "train_tokens": train_tokens,
+        "train_seconds": train_seconds,
+        "train_tokens_per_second": train_tokens / max(train_seconds, 1e-9),
+        "topn_candidates": len(topn),
+        "topn_prompt_tokens": int(sum(len(e.prompt_ids) for e in topn)),
+        "topn_scoring_seconds": topn_seconds,
+        "topn_candidates_per_second": len(topn) / max(topn_seconds, 1e-9),
+        "total_seconds": time.perf_counter() - started,
+    }
+    write_json(metrics, metrics_path)
+    return metrics

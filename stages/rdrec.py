@@ -1,0 +1,56 @@
+"""Stages `rdrec` and `rdrec_no_rationales` (RDRec's student): `python -m stages.rdrec <variant>`.
+
+Reads params `rdrec` (variants: task weights; prompt; train; scoring), `rec` (backbone, lora,
+projector, answer_logit, threads: the student is the project's recommender with a new LoRA),
+`cf.model`; data/ingest/{interactions,items,topn_candidates}.parquet, data/cf/<cf.model>/ and,
+for variants with rationale tasks, data/rationales/rationales.parquet. Writes data/rdrec/<variant>/
+(adapter, projector, train_log.json), data/predictions/<variant>.parquet (top-N candidates,
+row = -1) and metrics/<variant>_train.json.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pipeline.rdrec.params import RDRecParams
+from pipeline.rdrec.student import Backbone, StudentInputs, run_student
+from pipeline.rec.params import RecParams
+from stages.params import CFChoice, load_section
+
+INGEST = Path("data/ingest")
+RATIONALES = Path("data/rationales/rationales.parquet")
+
+
+def main(variant: str) -> dict:
+    params = load_section("rdrec", RDRecParams)
+    rec = load_section("rec", RecParams)
+    cf_dir = Path("data/cf") / load_section("cf", CFChoice).model
+    row_states = cf_dir / "row_user_vectors.parquet"
+    weights = params.variants.get(variant, {})
+    inputs = StudentInputs(
+        interactions=INGEST / "interactions.parquet",
+        items=INGEST / "items.parquet",
+        topn_candidates=INGEST / "topn_candidates.parquet",
+        user_vectors=cf_dir / "user_vectors.parquet",
+        item_vectors=cf_dir / "item_vectors.parquet",
+        row_user_vectors=row_states if row_states.exists() else None,
+        rationales=RATIONALES if weights.get("preference", 0) > 0 or weights.get("attributes", 0) > 0 else None,
+    )
+    backbone = Backbone(rec.backbone, rec.lora, rec.projector.expansion, rec.projector.match_embedding_norm,
+                        rec.answer_logit, rec.threads)
+    out_dir = Path("data/rdrec") / variant
+    predictions = Path("data/predictions") / f"{variant}.parquet"
+    metrics_path = Path("metrics") / f"{variant}_train.json"
+    metrics = run_student(variant, params, backbone, inputs, out_dir, predictions, metrics_path)
+    tasks = ", ".join(f"{task} {c['batches']} batches" for task, c in metrics["tasks"].items())
+    print(f"{variant}: {metrics['steps']} steps ({tasks}), {metrics['train_tokens']} tokens at "
+          f"{metrics['train_tokens_per_second']:.0f} tokens/s, top-N {metrics['topn_candidates']} candidates in "
+          f"{metrics['topn_scoring_seconds']:.1f} s, {metrics['total_seconds']:.0f} s -> {out_dir}, {predictions}, "
+          f"{metrics_path}")
+    return metrics
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.rdrec <variant>  (a key of params.yaml rdrec.variants)")
+    main(sys.argv[1])
