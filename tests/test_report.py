@@ -8,6 +8,8 @@ import re
 import pytest
 
 from pipeline.cli.main import main
+from pipeline.report.collect import ReportInputs
+from pipeline.report.page import experiments_section
 from report_fixture import MODELS, write_report_project
 
 
@@ -54,3 +56,20 @@ def test_missing_inputs_are_skipped(tmp_path, monkeypatch):
     assert main(["report", "-o", "r.html", "--no-experiments"]) == 0
     page = (tmp_path / "r.html").read_text()
     assert "run <code>dvc repro evaluate</code>" in page and "<svg" not in page
+
+
+def test_experiments_table_shows_changed_params_and_each_records_auc():
+    def record(rev, seed, auc):
+        return {"rev": rev, "data": {"params": {"params.yaml": {"data": {"evaluate": {"bootstrap": {"seed": seed}},
+                                                                          "cf": {"model": "mf"}}}},
+                                      "metrics": {"metrics/mf.json": {"data": {"auc": auc, "auc_low": auc - 0.1,
+                                                                                "auc_high": auc + 0.1}}}}}
+    base = {**record("a" * 40, 2026, 0.7), "name": "main",
+            "experiments": [{"name": "seed7", "revs": [{**record("b" * 40, 7, 0.6), "name": "seed7"}]}]}
+    html = experiments_section(ReportInputs(models={"mf": {}}, experiments=[record("workspace", 7, 0.6), base]))
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in rows]
+    assert cells == [["experiment", "evaluate.bootstrap.seed", "mf AUC"],
+                     ["workspace", "7", "0.600 [0.500, 0.700]"],
+                     ["main", "2026", "0.700 [0.600, 0.800]"],
+                     ["seed7 (bbbbbbb)", "7", "0.600 [0.500, 0.700]"]]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 # a command's output is its answer: no progress bars or library chatter (set before the imports read them)
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes, not the user's concern
 
 from pipeline.cli import recommend, report  # noqa: E402
 from pipeline.cli.stage_of import MissingArtifact  # noqa: E402

@@ -8,7 +8,7 @@ import yaml
 
 from pipeline.artifacts import atomic_path
 from pipeline.report.collect import collect
-from pipeline.report.page import render
+from pipeline.report.page import experiment_records, render
 
 
 def add_arguments(parser) -> None:
@@ -26,6 +26,6 @@ def run(args) -> int:
     html = render(inputs, examples=args.examples)
     with atomic_path(args.output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
-    print(f"report: {len(inputs.models)} models, {len(inputs.roc)} ROC curves, {len(inputs.experiments)} dvc records"
+    print(f"report: {len(inputs.models)} models, {len(inputs.roc)} ROC curves, {len(experiment_records(inputs.experiments))} dvc exp show rows"
           f"{'; not shown: ' + '; '.join(inputs.skipped) if inputs.skipped else ''} -> {args.output}")
     return 0

@@ -12,7 +12,7 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1240px;color:#222;padding:0 16px}
 h1{font-size:24px}h2{font-size:19px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td.name,th.name{text-align:left}td.text{text-align:left;min-width:240px;max-width:380px;white-space:normal;vertical-align:top}
+th{background:#f3f3f3}td.name,th.name{text-align:left}td.text,th.text{text-align:left;min-width:240px;max-width:380px;white-space:normal;vertical-align:top}
 .scroll{overflow-x:auto}
 .best{font-weight:700}.note{color:#666;font-size:12px}
 svg.chart{font:11px sans-serif;margin:6px 16px 6px 0}svg .area{fill:#fafafa;stroke:#999}
@@ -174,19 +174,51 @@ def explanations_section(inputs: ReportInputs, examples: int) -> str:
     return "<h2>Explanations</h2>" + "".join(parts) if parts else ""
 
 
-def experiments_section(inputs: ReportInputs) -> str:
-    records = [r for e in inputs.experiments for r in [e, *(e.get("experiments") or [])] if isinstance(r, dict)]
-    rows, models = [], list(inputs.models)
-    for record in records:
-        data = record.get("data") or {}
-        metrics = data.get("metrics") or {}
-        aucs = [(metrics.get(f"metrics/{m}.json") or {}).get("data", {}).get("auc") for m in models]
-        label = record.get("name") or str(record.get("rev", ""))[:7]
-        rows.append([escape(label), *(_number(a) for a in aucs)])
-    if not rows:
+def experiment_records(experiments: list[dict]) -> list[tuple[str, dict]]:
+    """(label, data) of each workspace/commit record of `dvc exp show --json` and of the experiments
+    under it (their records sit in "experiments": [{"name", "revs": [...]}])."""
+    records = []
+    for entry in experiments:
+        if not isinstance(entry, dict):
+            continue
+        records.append((entry.get("name") or _short(str(entry.get("rev", ""))), entry.get("data") or {}))
+        for experiment in entry.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                label = f"{rev.get('name') or experiment.get('name')} ({_short(str(rev.get('rev', '')))})"
+                records.append((label, rev.get("data") or {}))
+    return records
+
+
+def _short(rev: str) -> str:
+    """A commit's sha cut to 7 characters; other revs ("workspace") as they are."""
+    return rev[:7] if len(rev) == 40 else rev
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def experiments_section(inputs: ReportInputs, max_params: int = 6) -> str:
+    records = experiment_records(inputs.experiments)
+    if not records:
         return ""
-    return ("<h2>Experiments (dvc exp show)</h2><p class=note>AUC of each model per workspace, commit and "
-            "experiment.</p>" + table(["experiment", *models], rows, id_="experiments"))
+    params = [_flat(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}) for _, data in records]
+    changed = sorted(k for k in set().union(*params) if len({repr(p.get(k)) for p in params}) > 1)[:max_params]
+    models = list(inputs.models)
+    rows = []
+    for (label, data), flat in zip(records, params):
+        metrics = data.get("metrics") or {}
+        aucs = [interval((metrics.get(f"metrics/{m}.json") or {}).get("data") or {}, "auc") for m in models]
+        rows.append([escape(label), *(escape(str(flat.get(k, "—"))) for k in changed), *aucs])
+    return ("<h2>Experiments (dvc exp show)</h2><p class=note>workspace, commits and experiments: the params "
+            "that differ between them, then each model's AUC [95% interval].</p>"
+            + table(["experiment", *changed, *(f"{m} AUC" for m in models)], rows, id_="experiments"))
 
 
 def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int = 3) -> str:
