@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.rec import distributed
 from pipeline.rec.data import RecInputs
 from pipeline.rec.params import RecParams
 from pipeline.rec.recipe import run_variant
@@ -35,15 +36,19 @@ def rec_inputs(spec: VariantSpec) -> RecInputs:
 
 
 def run_rec_stage(variant: str) -> dict:
-    """Read params.yaml's `rec` section, train (+ score) `variant`, print one line."""
+    """Read params.yaml's `rec` section, train (+ score) `variant`, print one line. Under
+    `torchrun --nproc_per_node N` the ranks train data-parallel (pipeline/rec/distributed.py)."""
     spec = get_variant(variant)
     params = load_section("rec", RecParams)
     out_dir = REC_DIR / spec.name
     predictions = PREDICTIONS_DIR / f"{spec.name}.parquet" if spec.reported else None
     metrics_path = METRICS_DIR / f"{spec.name}_train.json"
     lora_dir = REC_DIR / spec.lora_from if spec.lora_from else None
-    summary = run_variant(spec, params, rec_inputs(spec), lora_dir, out_dir, predictions, metrics_path)
+    with distributed.process_group():  # under torchrun (WORLD_SIZE > 1); else nothing
+        summary = run_variant(spec, params, rec_inputs(spec), lora_dir, out_dir, predictions, metrics_path)
     log, metrics = summary["log"], summary["metrics"]
+    if metrics is None:  # a rank > 0: rank 0 wrote the outputs
+        return summary
     valid = metrics["valid_small"]
     shown = f"valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, " if valid else ""
     print(

@@ -11,6 +11,7 @@ import torch
 
 from pipeline import schemas
 from pipeline.artifacts import atomic_directory, write_frame, write_json
+from pipeline.rec import distributed
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
 from pipeline.rec.model import RecModel, build_rec_model, save_rec_model, use_precision
@@ -30,7 +31,7 @@ def run_variant(
     `metrics_path` (timings, valid_small scores). A reported variant also scores valid_small,
     test_small and (rec.scoring.topn) the top-N candidates into `predictions_path`.
     Returns {"log": train_log.json's content, "metrics": metrics_path's content}."""
-    torch.set_num_threads(params.threads)
+    torch.set_num_threads(distributed.threads_per_process(params.threads))
     started = time.perf_counter()
     train_params = params.stage1 if spec.stage == 1 else params.stage2
     data = load_variant_data(spec, inputs)
@@ -52,7 +53,9 @@ def run_variant(
         return evals[-1]["selection"]
 
     log = train_rec_model(rec, train, reasoning, train_params, params.loss,
-                          validate if train_params.eval_every > 0 else None)
+                          validate if train_params.eval_every > 0 and distributed.is_main() else None)
+    if not distributed.is_main():  # under torchrun: rank 0 holds the same weights and writes everything
+        return {"log": log, "metrics": None}
     timings = {"train_seconds": log.pop("train_seconds")}
     if "best_eval" not in log and spec.reported and params.scoring.valid:
         validate()  # the final weights on valid_small, for the record (no selection)

@@ -11,6 +11,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from pipeline.rec import distributed
 from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.losses import LossParams, rec_loss
@@ -122,9 +123,11 @@ def _optimizer_step(rec, streams, params, loss_params, rng, trainable, optimizer
     """One optimizer step over `grad_accum` micro-batches, each drawn from the reasoning set with
     probability `reasoning_prob`. Returns the step's mean loss parts and its token count."""
     totals = {"loss": 0.0, "bce": 0.0, "lm": 0.0, "tokens": 0, "reasoning_batches": 0}
-    for _ in range(params.grad_accum):
+    for index in range(params.grad_accum):
         use_reasoning = "reasoning" in streams and rng.random() < params.reasoning_prob
         examples = streams["reasoning" if use_reasoning else "train"].next()
+        if not distributed.owns(index):  # under torchrun: another rank's micro-batch (same draws)
+            continue
         batch = collate(examples, rec.pad_id, with_answers=True)
         loss, parts = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
         (loss / params.grad_accum).backward()
@@ -133,7 +136,8 @@ def _optimizer_step(rec, streams, params, loss_params, rng, trainable, optimizer
         totals["lm"] += parts["lm"] / params.grad_accum
         totals["tokens"] += int(batch.attention_mask.sum())
         totals["reasoning_batches"] += int(use_reasoning)
+    distributed.sum_gradients(trainable)
     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return totals
+    return distributed.sum_over_ranks(totals)
