@@ -1,0 +1,65 @@
+"""Params profiles (profiles/*.yaml): each holds only the params.yaml keys a setting changes (a
+dataset, a model scale), nested as in params.yaml. They become `dvc exp run -S key=value` arguments,
+so DVC itself applies them and records them in the experiment; a key the profile names that
+params.yaml lacks is an error naming the profile and the key.
+
+Usage: eval dvc exp run $(python -m pipeline.profiles profiles/paper-gpu.yaml profiles/ml1m.yaml)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1, "c": [2]}} -> {"a.b": 1, "a.c": [2]}: mappings nest, anything else is a leaf."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def profile_sets(params: dict, profiles: list[Path]) -> dict[str, Any]:
+    """The `key: value` pairs `profiles` set (a later profile wins), each checked to exist in
+    `params` (the parsed params.yaml)."""
+    known = flatten(params)
+    sets: dict[str, Any] = {}
+    for path in profiles:
+        overlay = yaml.safe_load(Path(path).read_text())
+        if not isinstance(overlay, dict):
+            raise ValueError(f"{path}: a profile is a mapping of params.yaml sections")
+        for key, value in flatten(overlay).items():
+            if key not in known:
+                raise KeyError(f"{path}: '{key}' is not a key of params.yaml")
+            sets[key] = value
+    return sets
+
+
+def set_arguments(sets: dict[str, Any]) -> list[str]:
+    """`dvc exp run` arguments: -S key=value with the value as YAML flow text (DVC parses it so)."""
+    args: list[str] = []
+    for key, value in sets.items():
+        args += ["-S", f"{key}={json.dumps(value, separators=(',', ':'))}"]
+    return args
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print `dvc exp run -S` arguments for params profiles.")
+    parser.add_argument("profiles", nargs="+", type=Path)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    sets = profile_sets(yaml.safe_load(args.params.read_text()), args.profiles)
+    print(shlex.join(set_arguments(sets)))
+
+
+if __name__ == "__main__":
+    main()
