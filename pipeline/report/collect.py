@@ -121,7 +121,7 @@ def collect(root: Path, order: list[str], subset: str, headline: list[str], expe
     inputs.models = model_metrics(root, order)
     inputs.roc = roc_curves(root, list(inputs.models))
     try:
-        inputs.user_auc = per_user_auc(root, list(inputs.models), subset)
+        inputs.user_auc = per_user_auc(root, list(inputs.models), subset) if inputs.models else {}
     except (OSError, ValueError, KeyError) as err:
         inputs.skipped.append(f"per-user AUC: {err}")
     inputs.rec_logs = training_logs(root, "rec", "steps")
