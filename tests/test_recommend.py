@@ -128,3 +128,29 @@ def test_missing_artifacts_name_the_stage_to_run(project, monkeypatch, capsys):
     finally:
         vectors.with_suffix(".bak").rename(vectors)
     assert code == 1 and "run `dvc repro cf@mf`" in err
+
+
+def test_sequential_cf_state_is_reencoded_from_the_latest_history(tmp_path):
+    from pipeline.cf.config import MFConfig, SASRecConfig
+    from pipeline.cf.mf import MF
+    from pipeline.cf.sasrec import SASRec
+    from pipeline.recommend.cf_state import load_history_encoder
+    from stages.cf import checkpoint_bytes
+
+    torch.manual_seed(0)
+    config = SASRecConfig(hidden=8, blocks=1, heads=1, dropout=0.0, max_length=4, lr=0.001, weight_decay=0.0)
+    model = SASRec(10, config).eval()
+    path = tmp_path / "model.pt"
+    path.write_bytes(checkpoint_bytes({"model": "sasrec", "config": config.model_dump(), "n_users": 3,
+                                       "n_items": 10, "state_dict": model.state_dict()}))
+    encode = load_history_encoder(path)
+    items, labels = [1, 5, 2, 7, 3], [1, 0, 1, 1, 0]
+    state = encode(2, items, labels)
+    # the last max_length items (1-based ids, labels + 1), as the cf stage encodes a row's history
+    expected = model.encode(torch.tensor([[i + 1 for i in items[-4:]]]), torch.tensor([[v + 1 for v in labels[-4:]]]))
+    assert state == pytest.approx(expected[0].detach().numpy(), abs=1e-6)
+    assert np.abs(state - encode(2, items[:-1], labels[:-1])).max() > 1e-3  # the latest item counts
+    mf = tmp_path / "mf.pt"
+    mf.write_bytes(checkpoint_bytes({"model": "mf", "config": MFConfig(dim=4, lr=0.1, weight_decay=0.0).model_dump(),
+                                     "n_users": 3, "n_items": 10, "state_dict": MF(3, 10, MFConfig(dim=4, lr=0.1, weight_decay=0.0)).state_dict()}))
+    assert load_history_encoder(mf) is None and load_history_encoder(tmp_path / "missing.pt") is None

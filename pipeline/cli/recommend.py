@@ -19,6 +19,7 @@ from pipeline.rec.examples import dense_vectors
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
 from pipeline.recommend.candidates import user_id
+from pipeline.recommend.cf_state import load_history_encoder
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
 from pipeline.recommend.rerank import load_recommender
@@ -70,6 +71,7 @@ def run(args) -> int:
         recommender, recommender.data.interactions, user, args.user, cf_users, cf_items,
         params.candidates, params.k, params.explain, rec_params.scoring.topn_batch_size, train.dtype,
         GenerationSettings(explain.batch_size, explain.max_new_tokens, explain.min_new_tokens),
+        load_history_encoder(cf_dir / "model.pt"),
     )
     seconds = time.perf_counter() - started
     items = recommender.data.items.set_index("item")

@@ -19,16 +19,17 @@ def user_id(users: pd.DataFrame, raw_id: str) -> int:
     return int(found.iloc[0])
 
 
-def latest_history(interactions: pd.DataFrame, user: int, raw_id: str, length: int) -> tuple[list[int], list[int]]:
-    """(items, labels) of the user's last `length` interactions, oldest first: the history of the
-    user's last row plus that row itself (every split: the state after all their data)."""
+def latest_history(interactions: pd.DataFrame, user: int, raw_id: str) -> tuple[list[int], list[int]]:
+    """(items, labels) of the user's latest interactions, oldest first: the history of the user's
+    last row (ingest.history_length long) plus that row itself, in any split: the state after all
+    their data."""
     rows = interactions[interactions["user"] == user]
     if rows.empty:
         raise UnknownUser(f"user '{raw_id}' has no interactions: nothing to base a recommendation on")
     last = rows.loc[rows["row"].idxmax()]
     items = [int(i) for i in last["history_items"]] + [int(last["item"])]
     labels = [int(v) for v in last["history_labels"]] + [int(last["label"])]
-    return items[-length:], labels[-length:]
+    return items, labels
 
 
 def unseen_by_cf(

@@ -2,12 +2,13 @@
 top few get the model's reasoning."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from pipeline.recommend.candidates import latest_history, unseen_by_cf
+from pipeline.recommend.cf_state import HistoryEncoder
 from pipeline.recommend.rerank import Recommender, candidate_frame, reasons, rerank
 
 
@@ -28,12 +29,22 @@ class Recommendation:
 def recommend_items(
     recommender: Recommender, interactions: pd.DataFrame, user: int, raw_id: str,
     cf_users: np.ndarray, cf_items: np.ndarray, candidates: int, k: int, explain: int,
-    batch_size: int, dtype: str, generation: GenerationSettings,
+    batch_size: int, dtype: str, generation: GenerationSettings, encode_history: HistoryEncoder | None = None,
 ) -> Recommendation:
     """Top `k` of `candidates` CF-proposed unseen items by the LLM's answer score (ties: CF order),
-    reasoning for the first `explain`. `cf_users` (n_users, d), `cf_items` (n_items, d): CF tables."""
-    history = latest_history(interactions, user, raw_id, recommender.prompt.history_items)
-    proposed = unseen_by_cf(interactions, user, cf_users[user], cf_items, candidates)
+    reasoning for the first `explain`. `cf_users` (n_users, d), `cf_items` (n_items, d): CF tables;
+    with `encode_history` (a sequential CF model) the user's vector is its state after the latest
+    history instead, for the candidates and for the prompt's CF slot alike."""
+    items, labels = latest_history(interactions, user, raw_id)
+    keep = recommender.prompt.history_items
+    history = (items[-keep:], labels[-keep:]) if keep > 0 else ([], [])
+    cf_user = encode_history(user, items, labels) if encode_history is not None else cf_users[user]
+    vectors = recommender.data.vectors
+    if vectors is not None:  # the prompt's user slot shows the same state (state_row -1 reads `users`)
+        users = vectors.users.copy()
+        users[user] = cf_user
+        recommender.data.vectors = replace(vectors, users=users, row_users=None, rows=None)
+    proposed = unseen_by_cf(interactions, user, cf_user, cf_items, candidates)
     scores, examples = rerank(recommender, candidate_frame(user, proposed["item"].to_numpy(), history), batch_size, dtype)
     proposed["score"] = scores
     order = np.lexsort((proposed["cf_rank"].to_numpy(), -scores))[:k]
