@@ -213,3 +213,25 @@ def test_rdrec_amazon2014_profile_end_to_end(tmp_path, monkeypatch, tiny_model):
     for name in ("topn_hr@1", "topn_hr@5", "topn_ndcg@5", "topn_ndcg@10"):
         assert report[f"{name}_low"] <= report[name] <= report[f"{name}_high"]
     assert "auc" not in report and "topn_ndcg@10" in report["vs_rdrec_no_rationales"]
+
+
+def test_prompts_are_short_share_the_user_prefix_and_ignore_marker_text(tiny_model):
+    from transformers import AutoTokenizer
+
+    from pipeline.rdrec.tasks import TaskEncoder
+    from pipeline.rec.examples import CFVectors
+    from pipeline.rec.prompts import PromptItem
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    vectors = CFVectors(np.eye(2, 4, dtype=np.float32), np.arange(12, dtype=np.float32).reshape(3, 4))
+    catalog = {0: PromptItem("Alpha"), 1: PromptItem("Bravo <cf> <brk>"), 2: PromptItem("Charlie")}
+    encoder = TaskEncoder(tokenizer, catalog, vectors, history_items=1, max_rationale_tokens=4)
+    first, second = (encoder.rank(-1, 1, item, 0, [0, 1], [1, 0], state_row=5) for item in (0, 2))
+    assert first.prompt_ids[: first.target_start] == second.prompt_ids[: second.target_start]  # one prefix per user
+    history = tokenizer.decode(first.prompt_ids[: first.target_start])
+    assert "rated: Bravo (not liked). Will" in history and "Alpha" not in history  # last 1 history item only
+    assert len(first.slot_positions) == 2 and first.slot_vectors.tolist() == [[0, 1, 0, 0], [0, 1, 2, 3]]
+    assert tokenizer.decode(first.answer_ids[:-1]) == "No" and not first.reasoning
+    attributes = encoder.attributes(3, 1, 1, "a b c d e f g h")
+    assert attributes.reasoning and attributes.answer_cut and len(attributes.answer_ids) == 5  # 4 + eos
+    assert attributes.slot_vectors.tolist() == [[4, 5, 6, 7]] and "Item Bravo<|pad|>. What are its attributes?" in tokenizer.decode(attributes.prompt_ids)

@@ -36,7 +36,7 @@ class TaskEncoder:
     def user_part(self, items: Sequence[int], labels: Sequence[int]) -> str:
         """"User<cf> rated: A (liked); B (not liked)." with the last `history_items` of the history."""
         keep = self.history_items
-        shown = [f"{self.catalog[int(i)].title} ({VERDICTS[int(v)]})"
+        shown = [f"{self._title(i)} ({VERDICTS[int(v)]})"
                  for i, v in zip(list(items)[-keep:], list(labels)[-keep:])] if keep else []
         return f"User{SLOT} rated: {'; '.join(shown) if shown else 'nothing yet'}."
 
@@ -75,9 +75,10 @@ class TaskEncoder:
         )
 
     def _title(self, item: int) -> str:
+        """The item's short title, without marker text (a title holding "<cf>" would add a slot)."""
         if int(item) not in self.catalog:
             raise KeyError(f"item {item} not in items.parquet")
-        return self.catalog[int(item)].title
+        return " ".join(self.catalog[int(item)].title.replace(SLOT, " ").replace(BREAK, " ").split())
 
 
 def rank_rows(train: pd.DataFrame, item_ids: np.ndarray, positives: int, negatives: int, seed: int) -> pd.DataFrame:
