@@ -102,8 +102,11 @@ def main() -> None:
         where = str(PREDICTIONS_DIR / f"{name}.parquet")
         # a model with top-N rows only (row -1: e.g. the RDRec student) has no pointwise metrics
         pointwise = pointwise_scores(frame, interactions, rows, where) if (frame["row"] >= 0).any() else None
+        topn = topn_scores(frame, candidates, where)
+        if pointwise is None and topn is None:
+            raise ValueError(f"{where}: no scored rows (neither evaluation rows nor top-N candidates, row -1)")
         evaluations[name] = measure_model(
-            pointwise, topn_scores(frame, candidates, where),
+            pointwise, topn,
             warm_users, resamples, params.ks, params.headline, params.roc_points)
     best_cf = choose_best_cf(params, predictions, interactions, subsets) if params.cf_models else None
 

@@ -239,3 +239,10 @@ def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(
     table = run(directory, "stages.results_table")
     assert table.returncode == 0, table.stderr
     assert f"| student | 0 | 0 | — | — | {metrics['topn_hr@1']:.3f} [" in table.stdout
+
+
+def test_a_model_without_any_scored_rows_is_an_error_naming_its_file(project):
+    directory, interactions = project
+    write_predictions(directory, "llm", interactions.iloc[:0].assign(score=0.0))
+    result = run(directory, "stages.evaluate")
+    assert result.returncode != 0 and "data/predictions/llm.parquet: no scored rows" in result.stderr
