@@ -113,10 +113,17 @@ def replace_directory(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Put the fully written directory `tmp` at `dest`: an old `dest` is moved aside first and
     deleted only after the rename. A crash between the two renames leaves no `dest` (the old copy
     sits aside until the next write removes it), never a half-written or mixed one. `tmp` gets the
-    umask's directory mode (a tempfile.mkdtemp directory is owner-only)."""
+    umask's directory mode (a tempfile.mkdtemp directory is owner-only), and so does everything
+    inside it: some writers (safetensors, used by peft's save_pretrained) create owner-only files."""
     tmp, dest = Path(tmp), Path(dest)
     remove_stale_temporaries(dest)
-    os.chmod(tmp, 0o777 & ~_umask())
+    mask = _umask()
+    os.chmod(tmp, 0o777 & ~mask)
+    for root, dirs, files in os.walk(tmp):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
     old = None
     if dest.exists():
         old = dest.with_name(f".{dest.name}.{os.getpid()}.old")

@@ -115,3 +115,7 @@ EXPLANATIONS = pa.schema(
         ("bertscore_f1", pa.float32()),  # BERTScore F1 on all-MiniLM-L6-v2
     ]
 )
+
+# data/experts/clusters/user_clusters.parquet: the cluster of each user with train rows (others
+# are not clustered: experts.cold says where their rows go)
+USER_CLUSTERS = pa.schema([("user", pa.int32()), ("cluster", pa.int32())])

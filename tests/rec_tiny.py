@@ -23,8 +23,8 @@ TITLES = [f"Movie {name} Story" for name in ("Alpha", "Bravo", "Charlie", "Delta
 CF_DIM = 8
 
 
-def write_tiny_model(path: Path, seed: int = 0) -> Path:
-    """Save a 2-layer, 32-hidden Llama + tokenizer loadable by AutoModelForCausalLM/AutoTokenizer."""
+def write_tiny_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
+    """Save a `layers`-layer (default 2), 32-hidden Llama + tokenizer loadable by AutoModelForCausalLM/AutoTokenizer."""
     corpus = TITLES + ["You are a recommender. Answer Yes or No.", "User. Items rated before, oldest first:",
                        "liked not liked Target Will the user like the target? Yes No drama comedy action"]
     tok = Tokenizer(models.BPE())
@@ -38,7 +38,7 @@ def write_tiny_model(path: Path, seed: int = 0) -> Path:
                                         bos_token="<|im_start|>")
     tokenizer.chat_template = CHATML
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
         initializer_range=0.2,  # larger than the default 0.02 so soft tokens visibly move the output

@@ -25,9 +25,15 @@ def test_files_and_swapped_directories_get_the_umask_mode(tmp_path, umask_027):
     write_json({"a": 1}, tmp_path / "a.json")
     staging = tempfile.mkdtemp(dir=tmp_path)  # owner-only 0700
     write_json({"b": 2}, os.path.join(staging, "b.json"))
+    os.makedirs(os.path.join(staging, "adapter"), mode=0o700)
+    from safetensors.torch import save_file  # peft's adapter writer: it creates owner-only files
+    import torch
+
+    save_file({"w": torch.zeros(2)}, os.path.join(staging, "adapter", "weights.safetensors"))
     replace_directory(staging, tmp_path / "model")
     modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.rglob("*")}
-    assert modes == {"t.parquet": 0o640, "a.json": 0o640, "model": 0o750, "b.json": 0o640}
+    assert modes == {"t.parquet": 0o640, "a.json": 0o640, "model": 0o750, "b.json": 0o640, "adapter": 0o750,
+                     "weights.safetensors": 0o640}
 
 
 def test_only_dead_processes_leftovers_are_removed(tmp_path):

@@ -23,6 +23,7 @@ class RecBatch:
     slot_batch: torch.Tensor  # (N,) row of each CF slot
     slot_position: torch.Tensor  # (N,) position of each CF slot
     slot_vectors: torch.Tensor | None  # (N, d) float32, None for text-only prompts
+    expert_weights: torch.Tensor | None = None  # (B, E) per-row expert mixture (fused models), else None
 
 
 def collate(examples: Sequence[RecExample], pad_id: int, with_answers: bool) -> RecBatch:
@@ -47,6 +48,9 @@ def collate(examples: Sequence[RecExample], pad_id: int, with_answers: bool) -> 
         if has_vectors
         else None
     )
+    weights = [e.expert_weights for e in examples]
+    if any(w is not None for w in weights) and any(w is None for w in weights):
+        raise ValueError("a batch mixes rows with and without expert weights")
     return RecBatch(
         input_ids=input_ids,
         attention_mask=mask,
@@ -57,6 +61,7 @@ def collate(examples: Sequence[RecExample], pad_id: int, with_answers: bool) -> 
         slot_batch=torch.tensor(slot_batch, dtype=torch.long),
         slot_position=torch.tensor(slot_position, dtype=torch.long),
         slot_vectors=vectors,
+        expert_weights=torch.from_numpy(np.stack(weights)).float() if weights and weights[0] is not None else None,
     )
 
 

@@ -37,6 +37,8 @@ class RecExample:
     answer_cut: bool = False  # the trace was longer than the answer budget and was cut
     shared_len: int = 0  # prompt_ids[:shared_len]: the system part, the same for every row
     target_start: int = 0  # prompt_ids[:target_start]: everything before the target (user + history)
+    state_row: int = -1  # the interaction row whose user state the prompt shows (top-N: the positive's)
+    expert_weights: np.ndarray | None = None  # (E,) this row's expert mixture (fused models only)
 
     @property
     def length(self) -> int:
@@ -155,7 +157,7 @@ def build_examples(
             RecExample(int(row), int(user), int(item), int(label), prompt.ids, answer_ids[:max_answer_tokens] + eos,
                        prompt.slot_positions, slot_vectors, reasoning=bool(trace),
                        answer_cut=len(answer_ids) > max_answer_tokens,
-                       shared_len=prompt.breaks[0], target_start=prompt.breaks[1])
+                       shared_len=prompt.breaks[0], target_start=prompt.breaks[1], state_row=int(state_row))
         )
     return examples
 

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.rec.batching import RecBatch
+from pipeline.rec.fusion import routing
 from pipeline.rec.projector import CFProjector
 from pipeline.rec.prompts import answer_token_ids
 from pipeline.rec.soft_tokens import embed_with_soft_tokens
@@ -90,12 +91,17 @@ class RecModel(nn.Module):
                 logits = logits + self.lm_head.bias[ids].float()
         return logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
 
+    def run_body(self, batch: RecBatch, **kwargs):
+        """The body's output for `batch` (CF soft tokens written in; each row routed to its own
+        expert mixture when the model fuses experts, fusion.py). kwargs go to the body
+        (attention_mask defaults to the batch's)."""
+        kwargs.setdefault("attention_mask", batch.attention_mask)
+        with routing(self.body, batch.expert_weights):
+            return self.body(inputs_embeds=self.input_embeddings(batch), **kwargs)
+
     def hidden_states(self, batch: RecBatch) -> torch.Tensor:
         """(B, T, H) last hidden states of the body; no logits are computed here."""
-        out = self.body(
-            inputs_embeds=self.input_embeddings(batch), attention_mask=batch.attention_mask, use_cache=False
-        )
-        return out.last_hidden_state
+        return self.run_body(batch, use_cache=False).last_hidden_state
 
 
 def use_precision(rec: RecModel, dtype: str) -> None:

@@ -43,26 +43,27 @@ def split_example(example: RecExample, at: int) -> tuple[RecExample, RecExample]
 def prefix_kv(rec: RecModel, prefix: RecExample) -> KV:
     """The KV cache of one prefix (batch 1): per layer (keys, values)."""
     batch = collate([prefix], rec.pad_id, with_answers=False)
-    out = rec.body(inputs_embeds=rec.input_embeddings(batch), use_cache=True)
-    cache = out.past_key_values
+    cache = rec.run_body(batch, use_cache=True).past_key_values
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def suffix_scores(rec: RecModel, kv: KV, suffixes: Sequence[RecExample]) -> torch.Tensor:
-    """(B,) answer scores of `suffixes` continuing the cached prefix `kv`; suffixes are
-    right-padded, so each row's answer position is its own last token."""
+def suffix_scores(rec: RecModel, kv: KV | None, suffixes: Sequence[RecExample]) -> torch.Tensor:
+    """(B,) answer scores of `suffixes` continuing the cached prefix `kv` (None: no prefix, whole
+    prompts); suffixes are right-padded, so each row's answer position is its own last token."""
     batch = collate(suffixes, rec.pad_id, with_answers=False)
     rows, width = batch.input_ids.shape
-    prefix_len = kv[0][0].shape[2]
-    cache = DynamicCache()
-    for layer, (keys, values) in enumerate(kv):
-        cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
-    mask = torch.cat([torch.ones(rows, prefix_len, dtype=torch.long), batch.attention_mask], dim=1)
-    positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(rows, -1)
-    hidden = rec.body(
-        inputs_embeds=rec.input_embeddings(batch), attention_mask=mask, position_ids=positions,
-        past_key_values=cache, use_cache=True,
-    ).last_hidden_state  # (B, T, H)
+    if kv is None:
+        hidden = rec.run_body(batch, use_cache=False).last_hidden_state
+    else:
+        prefix_len = kv[0][0].shape[2]
+        cache = DynamicCache()
+        for layer, (keys, values) in enumerate(kv):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
+        mask = torch.cat([torch.ones(rows, prefix_len, dtype=torch.long), batch.attention_mask], dim=1)
+        positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(rows, -1)
+        hidden = rec.run_body(
+            batch, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        ).last_hidden_state  # (B, T, H)
     last = hidden[torch.arange(rows), batch.prompt_lengths - 1]
     return rec.answer_logit(last)
 
@@ -78,10 +79,12 @@ def score_shared_prefix(
     for example in examples:
         if example.prompt_ids[:cut] != head:
             raise ValueError(f"row {example.row} (user {example.user}) does not share the {cut}-token prefix")
+    if cut and not same_expert_weights(examples):
+        raise ValueError("rows sharing a prefix must share their expert weights (the prefix's KV depends on them)")
     prefix, _ = split_example(examples[0], cut)
     if prefix.slot_positions:
         _check_prefix_slots(examples, cut)
-    kv = prefix_kv(rec, prefix)
+    kv = prefix_kv(rec, prefix) if cut else None
     suffixes = [split_example(e, cut)[1] for e in examples]
     scores = np.zeros(len(examples), dtype=np.float32)
     for index in length_buckets([len(s.prompt_ids) for s in suffixes], batch_size):
@@ -89,6 +92,16 @@ def score_shared_prefix(
         if desc_progress is not None:
             desc_progress.update(len(index))
     return scores
+
+
+def same_expert_weights(examples: Sequence[RecExample]) -> bool:
+    """True when every row has the same expert weights (or none has any)."""
+    first = examples[0].expert_weights
+    return all(
+        (e.expert_weights is None and first is None)
+        or (e.expert_weights is not None and first is not None and np.array_equal(e.expert_weights, first))
+        for e in examples
+    )
 
 
 def _check_prefix_slots(examples: Sequence[RecExample], cut: int) -> None:

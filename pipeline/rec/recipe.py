@@ -120,7 +120,7 @@ def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_s
     test_scores = score_examples(rec, test, params.scoring.batch_size, dtype, "test_small")
     timings["test_scoring_seconds"] = time.perf_counter() - clock
     timings["test_rows_per_second"] = len(test) / max(timings["test_scoring_seconds"], 1e-9)
-    parts = [_predictions(valid, valid_scores), _predictions(test, test_scores)]
+    parts = [predictions_frame(valid, valid_scores), predictions_frame(test, test_scores)]
     if spec.name in params.scoring.topn:
         if data.topn_candidates is None:
             raise ValueError(f"{spec.name}: rec.scoring.topn needs topn_candidates.parquet")
@@ -129,11 +129,12 @@ def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_s
         scores = score_candidates(rec, candidates, params.scoring.topn_batch_size, dtype, "top-N")
         timings["topn_scoring_seconds"] = time.perf_counter() - clock
         timings["topn_candidates_per_second"] = len(candidates) / max(timings["topn_scoring_seconds"], 1e-9)
-        parts.append(_predictions(candidates, scores))
+        parts.append(predictions_frame(candidates, scores))
     return pd.concat(parts, ignore_index=True).drop_duplicates(["row", "user", "item"])
 
 
-def _predictions(examples: list[RecExample], scores: np.ndarray) -> pd.DataFrame:
+def predictions_frame(examples: list[RecExample], scores: np.ndarray) -> pd.DataFrame:
+    """PREDICTIONS rows (row, user, item, score) of scored examples."""
     return pd.DataFrame({
         "row": np.array([e.row for e in examples], dtype=np.int64),
         "user": np.array([e.user for e in examples], dtype=np.int32),

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from pipeline.rec.batching import RecBatch, collate
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel, use_precision
-from pipeline.rec.prefix import score_shared_prefix
+from pipeline.rec.prefix import same_expert_weights, score_shared_prefix
 
 
 def yes_logits(rec: RecModel, batch: RecBatch) -> torch.Tensor:
@@ -34,13 +34,15 @@ def score_examples(
 ) -> np.ndarray:
     """Answer scores (see yes_logits) of `examples` (prompts only), in their order, with the frozen
     weights in `dtype` (use_precision). The system part they all share runs once; the rest in
-    length-bucketed batches."""
+    length-bucketed batches. Rows routed to different expert mixtures share nothing (the system
+    part's keys and values depend on each row's mixture)."""
     cuts = {e.shared_len for e in examples}
     if len(cuts) > 1:
         raise ValueError(f"rows disagree on the length of the shared system prompt: {sorted(cuts)[:3]}")
+    cut = cuts.pop() if cuts and same_expert_weights(examples) else 0
     use_precision(rec, dtype)
     with _scoring_mode(rec), tqdm(total=len(examples), desc=desc, leave=False) as bar:
-        return score_shared_prefix(rec, examples, cuts.pop() if cuts else 0, batch_size, bar)
+        return score_shared_prefix(rec, examples, cut, batch_size, bar)
 
 
 @torch.no_grad()

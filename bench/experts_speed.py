@@ -1,0 +1,131 @@
+"""Benchmark of expert fusion, each a ratio measured in one run on the same rows:
+
+- scoring: batched per-row fusion (one forward over a batch of mixed users, every row with its own
+  expert weights) vs the reference's way, one peft adapter merged per user with
+  add_weighted_adapter(..., combination_type="cat") and that user's rows scored with it (samples/s);
+- expert training: the top layers trained on the lower layers' output computed once per row vs a
+  full forward (and backward) per step (tokens/s).
+
+Needs the pipeline's artifacts (after `dvc repro thinkrec_experts`): ThinkRec (data/rec/thinkrec),
+the experts (data/experts/expert_<k>) and the gate. Run from the project root on a quiet machine:
+`python bench/experts_speed.py` (writes bench/results/experts_speed.json).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from peft import PeftModel  # noqa: E402
+
+from pipeline.artifacts import write_json  # noqa: E402
+from pipeline.experts.assign import assign_weights  # noqa: E402
+from pipeline.experts.training import train_expert  # noqa: E402
+from pipeline.rec.model import ADAPTER_DIR, RecModel, load_backbone, load_rec_model, use_precision  # noqa: E402
+from pipeline.rec.params import RecParams  # noqa: E402
+from pipeline.rec.scoring import score_examples  # noqa: E402
+from stages.experts_common import BASE_VARIANT, load_fused_setup, used_expert_dirs  # noqa: E402
+from stages.rec_stage import REC_DIR  # noqa: E402
+
+RESULTS = Path("bench/results/experts_speed.json")
+
+
+def merged_per_user_scores(params: RecParams, expert_dirs, examples, dtype: str) -> np.ndarray:
+    """The reference's way: per user, merge the experts' whole adapters for that user's weights
+    (exact "cat" combination), then score the user's rows with the merged adapter."""
+    model, tokenizer = load_backbone(params.backbone)
+    names = [f"e{k}" for k in range(len(expert_dirs))] + ["global"]
+    llm = PeftModel.from_pretrained(model, Path(expert_dirs[0]) / ADAPTER_DIR, adapter_name=names[0])
+    for name, path in zip(names[1:-1], expert_dirs[1:]):
+        llm.load_adapter(Path(path) / ADAPTER_DIR, adapter_name=name)
+    llm.load_adapter(REC_DIR / BASE_VARIANT / ADAPTER_DIR, adapter_name="global")
+    rec = RecModel(llm, tokenizer, load_rec_model(params.backbone, REC_DIR / BASE_VARIANT).projector).eval()
+    rec.requires_grad_(False)
+    scores = np.zeros(len(examples), dtype=np.float32)
+    order = sorted(range(len(examples)), key=lambda i: examples[i].user)
+    start = 0
+    while start < len(order):
+        user = examples[order[start]].user
+        group = [i for i in order[start:] if examples[i].user == user]
+        weights = examples[group[0]].expert_weights
+        llm.add_weighted_adapter(names, [float(w) for w in weights], "user", combination_type="cat")
+        llm.set_adapter("user")
+        rows = [examples[i] for i in group]
+        for row in rows:
+            row.expert_weights = None  # the merged adapter is a plain peft model
+        scores[group] = score_examples(rec, rows, params.scoring.batch_size, dtype, "merged")
+        for row, i in zip(rows, group):
+            row.expert_weights = weights
+        llm.set_adapter("global")
+        llm.delete_adapter("user")
+        start += len(group)
+    return scores
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        clock = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - clock)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=64, help="warm test_small rows scored (mixed users)")
+    parser.add_argument("--steps", type=int, default=8, help="expert training steps per timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    setup = load_fused_setup()
+    params, experts, data, warm, gate = setup.rec_params, setup.experts, setup.data, setup.warm, setup.gate
+    fused, encode, dirs = setup.rec, setup.encode, used_expert_dirs(setup.clustering)
+    test = data.subset("test_small")
+    test = test[test["user"].isin(warm)].head(args.rows)
+    examples = encode(test, None, "encode")
+    weights = assign_weights(examples, gate, data.vectors, warm)
+    dtype = experts.train.dtype
+    fused_s, fused_scores = timed(lambda: score_examples(fused, examples, params.scoring.batch_size, dtype), args.repeats)
+    merged_s, merged_scores = timed(lambda: merged_per_user_scores(params, dirs, examples, dtype), args.repeats)
+    scoring = {
+        "rows": len(examples), "users": int(test["user"].nunique()),
+        "fused_samples_per_second": len(examples) / fused_s, "merged_samples_per_second": len(examples) / merged_s,
+        "ratio": merged_s / fused_s, "max_abs_difference": float(np.abs(fused_scores - merged_scores).max()),
+        "mixture_rows": int((weights.max(axis=1) < 1).sum()),
+    }
+    print(f"scoring {len(examples)} rows of {scoring['users']} users: fused per row "
+          f"{scoring['fused_samples_per_second']:.1f} samples/s, merge per user "
+          f"{scoring['merged_samples_per_second']:.1f} samples/s, ratio {scoring['ratio']:.2f}x "
+          f"(max |difference| {scoring['max_abs_difference']:.2e})")
+
+    train_params = experts.train.model_copy(update={"steps": args.steps})
+    train = encode(data.interactions[data.interactions["split"] == "train"].head(args.steps * train_params.batch_size),
+                   None, "encode train")
+    results = {}
+    for cached in (True, False):
+        def run():
+            rec = load_rec_model(params.backbone, REC_DIR / BASE_VARIANT)
+            use_precision(rec, dtype)
+            log = train_expert(rec, train, [], train_params, params.loss, cached=cached)
+            return sum(s["tokens"] for s in log["steps"]), log["train_seconds"]
+        runs = [run() for _ in range(args.repeats)]
+        seconds = statistics.median(s for _, s in runs)
+        results["cached" if cached else "full"] = {"tokens_per_second": runs[0][0] / seconds, "seconds": seconds}
+    training = {**results, "ratio": results["cached"]["tokens_per_second"] / results["full"]["tokens_per_second"],
+                "steps": args.steps, "upper_layers": train_params.upper_layers,
+                "note": "cached includes computing the lower layers once per row"}
+    print(f"expert training, top {train_params.upper_layers} layers: cached lower layers "
+          f"{results['cached']['tokens_per_second']:.0f} tokens/s vs full forward per step "
+          f"{results['full']['tokens_per_second']:.0f} tokens/s, ratio {training['ratio']:.2f}x")
+    write_json({"scoring": scoring, "training": training, "repeats": args.repeats, "threads": params.threads}, RESULTS)
+    print(f"-> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

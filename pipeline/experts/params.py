@@ -1,0 +1,57 @@
+"""params.yaml's `experts` and `gate` sections as pydantic models (params.yaml holds every default;
+these only validate). Torch-free, so a stage that only reads them starts fast."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExpertTrainParams(BaseModel):
+    """params.yaml experts.train."""
+
+    model_config = ConfigDict(extra="forbid")
+    upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (reference: 8 of 32)
+    train_rows: int = Field(ge=1)  # rows sampled from the cluster's train rows
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    reasoning_prob: float = Field(ge=0, le=1)
+    dtype: Literal["bfloat16", "float32"]
+    seed: int
+
+
+class GateTrainParams(BaseModel):
+    """params.yaml gate.train (read when gate.kind is "trained")."""
+
+    model_config = ConfigDict(extra="forbid")
+    hidden: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    seed: int
+
+
+class ExpertsParams(BaseModel):
+    """params.yaml `experts`."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int | None = Field(ge=2)
+    slots: list[int]
+    method: Literal["kmeans", "ward"]
+    seed: int
+    cold: Literal["global", "gate"]
+    topn: bool
+    train: ExpertTrainParams
+
+
+class GateParams(BaseModel):
+    """params.yaml `gate`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["reference", "trained"]
+    temperature: float = Field(gt=0)
+    subset: str
+    train: GateTrainParams

@@ -1,0 +1,81 @@
+"""Stage `expert@<slot>`: the LoRA expert of user cluster <slot>, started from ThinkRec's stage-1
+LoRA (with ThinkRec's projector, both frozen), training only the LoRA of the top
+`experts.train.upper_layers` layers on the cluster's train rows and traces, the lower layers' output
+computed once per row.
+
+dvc.yaml generates one stage per entry of `experts.slots` (DVC has no range(n)); a slot at or past
+the cluster count writes a marker and loads nothing, so `dvc exp run -S experts.n=3` just works.
+
+Usage: python -m stages.expert <slot>
+Writes data/experts/expert_<slot>/ (adapter/: a whole peft adapter, loadable alone by an engine
+that serves one LoRA per request; expert.json; train_log.json) and metrics/experts/expert_<slot>.json.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from pipeline.artifacts import atomic_directory, write_json
+from stages.experts_common import BASE_VARIANT, ExpertsParams, expert_dir, read_clustering
+from stages.params import load_section
+
+
+def main(slot: int) -> None:
+    params = load_section("experts", ExpertsParams)
+    clustering, user_clusters = read_clustering()
+    metrics_path = f"metrics/experts/expert_{slot}.json"
+    if slot >= clustering["n"]:
+        with atomic_directory(expert_dir(slot)) as tmp:
+            write_json({"slot": slot, "used": False, "clusters": clustering["n"]}, tmp / "expert.json")
+        write_json({"slot": slot, "used": False}, metrics_path)
+        print(f"expert@{slot}: unused ({clustering['n']} clusters)")
+        return
+    train_slot(slot, params, clustering, user_clusters, metrics_path)
+
+
+def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters, metrics_path: str) -> None:
+    import torch
+
+    from pipeline.experts.training import train_expert
+    from pipeline.rec.data import load_variant_data, variant_encoder
+    from pipeline.rec.model import ADAPTER_DIR, load_rec_model
+    from pipeline.rec.params import RecParams
+    from pipeline.rec.variants import get_variant
+    from stages.rec_stage import REC_DIR, rec_inputs
+
+    started = time.perf_counter()
+    rec_params = load_section("rec", RecParams)
+    torch.set_num_threads(rec_params.threads)
+    spec = get_variant(BASE_VARIANT)
+    data = load_variant_data(spec, rec_inputs(spec))
+    users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
+    frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
+    train_params = params.train
+    sample = frame.sample(n=min(train_params.train_rows, len(frame)), random_state=train_params.seed)
+    rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT)
+    encode = variant_encoder(spec, rec_params.prompt, rec.tokenizer, data)
+    train = encode(sample, None, f"encode cluster {slot}")
+    traced = frame[frame["row"].isin(data.traces)]
+    reasoning = encode(traced, data.traces, f"encode cluster {slot} traces")
+    log = train_expert(rec, train, reasoning, train_params, rec_params.loss)
+    timings = {k: log.pop(k) for k in ("cache_seconds", "train_seconds")}
+    description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(train),
+                   "traces": len(reasoning), "upper_layers": train_params.upper_layers, "from": BASE_VARIANT}
+    with atomic_directory(expert_dir(slot)) as tmp:
+        rec.llm.save_pretrained(tmp / ADAPTER_DIR)
+        write_json(description, tmp / "expert.json")
+        write_json(log, tmp / "train_log.json")
+    tokens = sum(s["tokens"] for s in log["steps"])
+    steps = log["steps"]
+    write_json({**description, **timings, "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
+                "loss_first": steps[0]["loss"], "loss_last": steps[-1]["loss"],
+                "total_seconds": time.perf_counter() - started}, metrics_path)
+    print(f"expert@{slot}: {len(users)} users, {len(train)} rows, {len(reasoning)} traces, {len(steps)} steps on the "
+          f"top {train_params.upper_layers} layers, loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f}, "
+          f"{time.perf_counter() - started:.0f} s -> {expert_dir(slot)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        raise SystemExit("usage: python -m stages.expert <slot>")
+    main(int(sys.argv[1]))

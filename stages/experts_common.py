@@ -1,0 +1,103 @@
+"""What the expert stages (clusters, expert@<slot>, gate, thinkrec_experts) share: params models,
+artifact paths, and ThinkRec's model and prompts, which the experts start from."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas
+from pipeline.artifacts import read_frame
+from pipeline.experts.params import ExpertsParams, GateParams
+from stages.params import load_section
+
+EXPERTS_DIR = Path("data/experts")
+CLUSTERS_DIR = EXPERTS_DIR / "clusters"
+GATE_DIR = EXPERTS_DIR / "gate"
+BASE_VARIANT = "thinkrec"  # the experts start from its stage-1 LoRA (and keep its projector)
+
+
+def expert_dir(slot: int) -> Path:
+    return EXPERTS_DIR / f"expert_{slot}"
+
+
+def read_clustering() -> tuple[dict, pd.DataFrame]:
+    """(clustering.json, user_clusters frame) written by the clusters stage."""
+    path = CLUSTERS_DIR / "clustering.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro clusters`")
+    return json.loads(path.read_text()), read_frame(CLUSTERS_DIR / "user_clusters.parquet", schemas.USER_CLUSTERS)
+
+
+def used_expert_dirs(clustering: dict) -> list[Path]:
+    return [expert_dir(k) for k in range(clustering["n"])]
+
+
+def read_gate():
+    """The gate the gate stage saved (pipeline.experts.gate.Gate)."""
+    import torch
+
+    from pipeline.experts.gate import Gate
+
+    state = json.loads((GATE_DIR / "gate.json").read_text())
+    network = GATE_DIR / "gate.pt"
+    return Gate.from_state(state, torch.load(network, weights_only=True) if network.exists() else None)
+
+
+def reference_gate(clustering: dict, params: GateParams, experts: ExpertsParams, kind: str | None = None):
+    """The gate described by the clusters' centroids (a trained gate gets a fresh network)."""
+    from pipeline.experts.gate import Gate, TrainedGate
+
+    kind = kind or params.kind
+    raw = np.asarray(clustering["raw_centroids"], np.float32)
+    network = None
+    if kind == "trained":
+        import torch
+
+        torch.manual_seed(params.train.seed)
+        network = TrainedGate(raw.shape[1], params.train.hidden, len(raw) + 1)
+    return Gate(kind, raw, np.asarray(clustering["mean"], np.float32), np.asarray(clustering["scale"], np.float32),
+                params.temperature, experts.cold, network)
+
+
+@dataclass
+class FusedSetup:
+    """Everything that scores with ThinkRec + experts: params, clusters, gate, ThinkRec's data and
+    prompt encoder, and the fused model."""
+
+    experts: ExpertsParams
+    rec_params: object  # pipeline.rec.params.RecParams
+    clustering: dict
+    user_clusters: pd.DataFrame
+    gate: object  # pipeline.experts.gate.Gate
+    data: object  # pipeline.rec.data.VariantData
+    warm: set[int]
+    rec: object  # pipeline.rec.model.RecModel with fused experts
+    encode: object  # pipeline.rec.data.Encoder
+
+
+def load_fused_setup() -> FusedSetup:
+    """Read params.yaml, the clusters, the gate and ThinkRec's artifacts; build the fused model."""
+    import torch
+
+    from pipeline.experts.fused import load_fused
+    from pipeline.rec.data import load_variant_data, variant_encoder
+    from pipeline.rec.params import RecParams
+    from pipeline.rec.variants import get_variant
+    from stages.rec_stage import REC_DIR, rec_inputs
+
+    experts = load_section("experts", ExpertsParams)
+    rec_params = load_section("rec", RecParams)
+    torch.set_num_threads(rec_params.threads)
+    clustering, user_clusters = read_clustering()
+    gate = read_gate()
+    spec = get_variant(BASE_VARIANT)
+    data = load_variant_data(spec, rec_inputs(spec))
+    rec = load_fused(rec_params.backbone, REC_DIR / BASE_VARIANT, used_expert_dirs(clustering),
+                     experts.train.upper_layers)
+    return FusedSetup(experts, rec_params, clustering, user_clusters, gate, data,
+                      set(user_clusters["user"].astype(int)), rec,
+                      variant_encoder(spec, rec_params.prompt, rec.tokenizer, data))

@@ -1,0 +1,88 @@
+"""Stage `thinkrec_experts`: ThinkRec with its cluster experts fused per row by the gate, scored on
+test_small (and, with experts.topn, the top-N candidates) in mixed batches.
+
+Usage: python -m stages.thinkrec_experts
+Writes data/predictions/thinkrec_experts.parquet and metrics/thinkrec_experts_train.json (timings,
+routing, and per-cluster AUC/UAUC beside ThinkRec without experts on the same rows).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from pipeline import schemas
+from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.experts.assign import assign_weights, scores_with_reuse
+from pipeline.experts.gate import route_kinds
+from pipeline.experts.per_cluster import per_cluster
+from pipeline.metrics.report import json_safe
+from pipeline.rec.examples import topn_frame
+from pipeline.rec.recipe import predictions_frame
+from pipeline.rec.scoring import score_candidates, score_examples
+from stages.experts_common import BASE_VARIANT, load_fused_setup
+from stages.rec_stage import PREDICTIONS_DIR
+
+NAME = "thinkrec_experts"
+
+
+def main() -> None:
+    started = time.perf_counter()
+    setup = load_fused_setup()
+    experts, rec_params, rec, encode, data = setup.experts, setup.rec_params, setup.rec, setup.encode, setup.data
+    gate, warm, user_clusters = setup.gate, setup.warm, setup.user_clusters
+    dtype = experts.train.dtype
+    reference = read_frame(PREDICTIONS_DIR / f"{BASE_VARIANT}.parquet", schemas.PREDICTIONS)
+    test = encode(data.subset("test_small"), None, "encode test_small")
+    weights = assign_weights(test, gate, data.vectors, warm)
+    clock = time.perf_counter()
+    scores, fused_rows = scores_with_reuse(
+        test, _reference_scores(reference, test, pointwise=True),
+        lambda rows: score_examples(rec, rows, rec_params.scoring.batch_size, dtype, "test_small"))
+    timings = {"test_scoring_seconds": time.perf_counter() - clock}
+    routed = {"test_small": {"rows": len(test), "scored_fused": fused_rows}}
+    parts = [predictions_frame(test, scores)]
+    if experts.topn:
+        candidates = encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
+        assign_weights(candidates, gate, data.vectors, warm)
+        clock = time.perf_counter()
+        topn, fused_rows = scores_with_reuse(
+            candidates, _reference_scores(reference, candidates, pointwise=False),
+            lambda rows: score_candidates(rec, rows, rec_params.scoring.topn_batch_size, dtype, "top-N"))
+        parts.append(predictions_frame(candidates, topn))
+        timings["topn_scoring_seconds"] = time.perf_counter() - clock
+        routed["topn"] = {"rows": len(candidates), "scored_fused": fused_rows}
+    predictions = pd.concat(parts, ignore_index=True)
+    write_frame(predictions, PREDICTIONS_DIR / f"{NAME}.parquet", schemas.PREDICTIONS)
+    rows = pd.DataFrame({"row": [e.row for e in test], "user": [e.user for e in test],
+                         "label": [e.label for e in test], "score": scores,
+                         "reference": _reference_scores(reference, test, pointwise=True)})
+    clusters = per_cluster(rows, user_clusters)
+    write_json(json_safe({
+        "variant": NAME, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights), "scored": routed,
+        "clusters": clusters,
+        **timings, "total_seconds": time.perf_counter() - started,
+    }), f"metrics/{NAME}_train.json")
+    gains = ", ".join(f"{g}: {c['auc_gain']:+.4f}" if c["auc_gain"] is not None else f"{g}: n/a"
+                      for g, c in clusters.items())
+    print(f"{NAME}: {len(test)} test_small rows routed {route_kinds(weights)}; AUC gain over {BASE_VARIANT} by "
+          f"cluster {gains}; {time.perf_counter() - started:.0f} s")
+
+
+def _reference_scores(reference: pd.DataFrame, examples, pointwise: bool) -> np.ndarray:
+    """ThinkRec's scores of `examples`, in order: by interaction row (pointwise rows) or by
+    (user, item) among its top-N candidate rows (row -1). A row it did not score is an error."""
+    keys = ["row"] if pointwise else ["user", "item"]
+    part = reference[reference["row"] >= 0] if pointwise else reference[reference["row"] == -1]
+    wanted = pd.DataFrame({"row": [e.row for e in examples], "user": [e.user for e in examples],
+                           "item": [e.item for e in examples]})
+    joined = wanted.merge(part[keys + ["score"]], on=keys, how="left", validate="many_to_one")
+    if joined["score"].isna().any():
+        missing = int(joined["score"].isna().sum())
+        raise ValueError(f"{PREDICTIONS_DIR / BASE_VARIANT}.parquet lacks {missing} of the rows scored here "
+                         f"({'test_small' if pointwise else 'top-N: is thinkrec in rec.scoring.topn?'})")
+    return joined["score"].to_numpy(np.float32)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The expert stages end to end on tiny data: ThinkRec (stage 1 + 2), clusters, one expert stage per
+slot (slots past the cluster count write a marker), the gate (reference and trained), and
+ThinkRec with experts scored per row; rows routed to the global expert keep ThinkRec's scores."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+import rec_tiny
+from pipeline import schemas
+from pipeline.artifacts import read_frame
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # eleven stage processes: about a minute on 2 quiet cores
+
+
+def _run(root: Path, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _experts_params(root: Path, gate_kind: str) -> dict:
+    params = rec_tiny.tiny_params(root / "tiny")
+    params["experts"] = {
+        "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cold": "global", "topn": True,
+        "train": {"upper_layers": 2, "train_rows": 12, "steps": 3, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
+                  "warmup_steps": 0, "reasoning_prob": 0.5, "dtype": "float32", "seed": 3},
+    }
+    params["gate"] = {"kind": gate_kind, "temperature": 0.1, "subset": "valid_small",
+                      "train": {"hidden": 4, "epochs": 2, "batch_size": 4, "lr": 0.05, "seed": 3}}
+    return params
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experts_project")
+    rec_tiny.write_tiny_model(root / "tiny", layers=4)
+    rec_tiny.write_tiny_artifacts(root)
+    rec_tiny.write_params(root, _experts_params(root, "reference"))
+    for variant in ("thinkrec_lora", "thinkrec"):
+        _run(root, "stages.train_rec", variant)
+    _run(root, "stages.clusters")
+    for slot in range(3):
+        _run(root, "stages.expert", str(slot))
+    return root
+
+
+def test_clusters_and_one_expert_per_used_slot(project):
+    clustering = json.loads((project / "data/experts/clusters/clustering.json").read_text())
+    assert clustering["n"] == 2 and sum(clustering["sizes"]) == 6
+    unused = json.loads((project / "data/experts/expert_2/expert.json").read_text())
+    assert unused == {"slot": 2, "used": False, "clusters": 2}
+    base = load_file(str(project / "data/rec/thinkrec/adapter/adapter_model.safetensors"))
+    for slot in (0, 1):
+        expert = load_file(str(project / f"data/experts/expert_{slot}/adapter/adapter_model.safetensors"))
+        assert expert.keys() == base.keys()  # a whole adapter, servable alone
+        changed = {k for k in base if not np.array_equal(base[k].numpy(), expert[k].numpy())}
+        assert changed and all(".layers.2." in k or ".layers.3." in k for k in changed)  # top 2 of 4 layers only
+
+
+def test_reference_gate_and_fused_scoring(project):
+    _run(project, "stages.gate")
+    out = _run(project, "stages.thinkrec_experts")
+    assert "thinkrec_experts:" in out
+    predictions = read_frame(project / "data/predictions/thinkrec_experts.parquet", schemas.PREDICTIONS)
+    reference = read_frame(project / "data/predictions/thinkrec.parquet", schemas.PREDICTIONS)
+    pointwise = predictions[predictions["row"] >= 0].set_index("row")
+    assert len(pointwise) == 9
+    metrics = json.loads((project / "metrics/thinkrec_experts_train.json").read_text())
+    routes = metrics["routes"]
+    assert sum(routes.values()) == 9
+    assert metrics["scored"]["test_small"]["scored_fused"] == 9 - routes["global"]
+    assert set(metrics["clusters"]) <= {"0", "1", "cold"}
+    assert sum(c["rows"] for c in metrics["clusters"].values()) == 9
+    # rows the gate sends to a cluster expert are scored by a different model than ThinkRec's
+    joined = pointwise.reset_index().merge(reference[reference["row"] >= 0], on="row", suffixes=("", "_thinkrec"))
+    same = np.isclose(joined["score"], joined["score_thinkrec"], atol=1e-6)
+    assert same.sum() >= routes["global"]
+    if metrics["scored"]["test_small"]["scored_fused"]:
+        assert (~same).any()
+    assert len(predictions[predictions["row"] == -1]) == len(read_frame(project / "data/ingest/topn_candidates.parquet"))
+
+
+def test_trained_gate_learns_on_validation_rows(project):
+    rec_tiny.write_params(project, _experts_params(project, "trained"))
+    _run(project, "stages.gate")
+    assert (project / "data/experts/gate/gate.pt").exists()
+    metrics = json.loads((project / "metrics/gate.json").read_text())
+    assert metrics["kind"] == "trained" and len(metrics["train"]["epochs"]) == 2
+    assert metrics["train"]["rows"] == 9  # valid_small, all users warm
+    _run(project, "stages.thinkrec_experts")
+    routes = json.loads((project / "metrics/thinkrec_experts_train.json").read_text())["routes"]
+    assert routes["mixture"] == 9  # a softmax gate mixes every row
