@@ -207,3 +207,20 @@ def test_routing_weights_cleared_after_the_pass(setup):
     with routing(rec.body, torch.ones(1, 3) / 3):
         assert all(layer.weights is not None for layer in fused_layers(rec.body))
     assert all(layer.weights is None for layer in fused_layers(rec.body))
+
+
+def test_global_only_rows_reuse_the_reference_scores_and_the_rest_are_scored():
+    from pipeline.experts.assign import scores_with_reuse
+    from pipeline.rec.examples import RecExample
+
+    weights = [[0, 0, 1], [1, 0, 0], [0.2, 0.3, 0.5], [0, 0, 1]]
+    examples = [RecExample(i, i, i, 1, [1], [2], expert_weights=np.array(w, np.float32)) for i, w in enumerate(weights)]
+    seen = []
+
+    def score(rows):
+        seen.extend(e.row for e in rows)
+        return np.array([10.0 + e.row for e in rows], dtype=np.float32)
+
+    scores, fused = scores_with_reuse(examples, np.array([0.5, 0.6, 0.7, 0.8]), score)
+    assert seen == [1, 2] and fused == 2
+    np.testing.assert_allclose(scores, [0.5, 11.0, 12.0, 0.8])
