@@ -3,6 +3,7 @@ params.yaml, the paper-scale settings validate against the stages' own params mo
 copy of the project `dvc repro --dry` and `dvc exp run --dry` walk every stage of the graph."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -77,8 +78,10 @@ def _project_copy(root: Path) -> Path:
 
 
 def _dvc(root: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # exp run may commit
     result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=root, capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
 

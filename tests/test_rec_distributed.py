@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def _train(root: Path, variant: str, nproc: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}  # loopback only
     launcher = [sys.executable, "-m", "stages.train_rec"] if nproc == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
         "-m", "stages.train_rec"]
