@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
 import rec_tiny
 from pipeline import schemas
-from pipeline.artifacts import read_frame
+from pipeline.artifacts import read_frame, write_frame
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # eleven stage processes: about a minute on 2 quiet cores
@@ -35,6 +36,9 @@ def _experts_params(root: Path, gate_kind: str) -> dict:
         "train": {"upper_layers": 2, "train_rows": 12, "steps": 3, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
                   "warmup_steps": 0, "reasoning_prob": 0.5, "dtype": "float32", "seed": 3},
     }
+    params["recommend"] = {"model": "thinkrec_experts", "candidates": 5, "k": 3, "explain": 1, "threads": 1}
+    params["explain"] = {"models": ["thinkrec"], "rows": 4, "max_new_tokens": 4, "min_new_tokens": 2,
+                         "batch_size": 2, "dtype": "float32", "threads": 1}
     params["gate"] = {"kind": gate_kind, "temperature": 0.1, "subset": "valid_small",
                       "train": {"hidden": 4, "epochs": 2, "batch_size": 4, "lr": 0.05, "seed": 3}}
     return params
@@ -46,6 +50,8 @@ def project(tmp_path_factory):
     rec_tiny.write_tiny_model(root / "tiny", layers=4)
     rec_tiny.write_tiny_artifacts(root)
     rec_tiny.write_params(root, _experts_params(root, "reference"))
+    write_frame(pd.DataFrame({"user": range(6), "raw_id": [f"u{u}" for u in range(6)]}),
+                root / "data/ingest/users.parquet", schemas.USERS)
     for variant in ("thinkrec_lora", "thinkrec"):
         _run(root, "stages.train_rec", variant)
     _run(root, "stages.clusters")
@@ -100,3 +106,25 @@ def test_trained_gate_learns_on_validation_rows(project):
     _run(project, "stages.thinkrec_experts")
     routes = json.loads((project / "metrics/thinkrec_experts_train.json").read_text())["routes"]
     assert routes["mixture"] == 9  # a softmax gate mixes every row
+
+
+def test_recommend_with_experts_routes_the_user_through_the_gate(project):
+    rec_tiny.write_params(project, _experts_params(project, "reference"))  # a test above trains a gate
+    _run(project, "stages.gate")
+    items = read_frame(project / "data/ingest/items.parquet", schemas.ITEMS)  # every user rated every item:
+    new = pd.DataFrame({"item": [len(items) + i for i in range(4)], "raw_id": [f"n{i}" for i in range(4)],
+                        "title": [f"Story New {i} Movie" for i in range(4)], "categories": [["drama"]] * 4,
+                        "description": "", "extra": ""})  # add 4 nobody rated, as candidates
+    write_frame(pd.concat([items, new], ignore_index=True), project / "data/ingest/items.parquet", schemas.ITEMS)
+    vectors = read_frame(project / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
+    extra = np.random.default_rng(0).normal(size=(4, rec_tiny.CF_DIM)).astype(np.float32)
+    write_frame(pd.concat([vectors, pd.DataFrame({"item": new["item"], "vector": list(extra)})], ignore_index=True),
+                project / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
+    code = "from pipeline.cli.main import main; raise SystemExit(main(['recommend', '--user', 'u1', '--json']))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout)
+    assert answer["model"] == "thinkrec_experts" and len(answer["recommendations"]) == 3
+    assert answer["recommendations"][0]["reasoning"]  # generation ran through the fused layers

@@ -22,10 +22,16 @@ from pipeline.recommend.candidates import user_id
 from pipeline.recommend.cf_state import load_history_encoder
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
-from pipeline.recommend.rerank import load_recommender
+from pipeline.recommend.rerank import attach_experts, load_recommender
+from stages.experts_common import (
+    BASE_VARIANT, CLUSTERS_DIR, GATE_DIR, ExpertsParams, read_clustering, read_gate, used_expert_dirs,
+)
 from stages.explain import ExplainParams
 from stages.params import CFChoice, load_section
 from stages.rec_stage import INGEST, REC_DIR, rec_inputs
+
+
+EXPERTS_MODEL = "thinkrec_experts"
 
 
 def add_arguments(parser) -> None:
@@ -33,7 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-k", type=int, default=None, help="recommendations shown (default: params recommend.k)")
     parser.add_argument("--explain", type=int, default=None,
                         help="top recommendations explained (default: params recommend.explain)")
-    parser.add_argument("--model", default=None, help="trained LLM recommender (default: params recommend.model)")
+    parser.add_argument("--model", default=None, help="trained LLM recommender: a variant of data/rec/, or "
+                        f"{EXPERTS_MODEL} (ThinkRec with its experts and gate) (default: params recommend.model)")
     parser.add_argument("--candidates", type=int, default=None,
                         help="CF candidates re-ranked (default: params recommend.candidates)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -49,19 +56,26 @@ def run(args) -> int:
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
 
-    spec = get_variant(params.model)
+    with_experts = params.model == EXPERTS_MODEL  # ThinkRec with its experts fused, weighed by the gate
+    spec = get_variant(BASE_VARIANT if with_experts else params.model)
     inputs = replace(rec_inputs(spec), topn_candidates=None, row_user_vectors=None)
     cf_dir = Path("data/cf") / load_section("cf", CFChoice).model
     model_dir = REC_DIR / spec.name
     backbone = [Path(rec_params.backbone)] if Path(rec_params.backbone).parts[0] == "data" else []
+    experts = [CLUSTERS_DIR / "clustering.json", GATE_DIR / "gate.json"] if with_experts else []
     require([INGEST / "users.parquet", inputs.interactions, inputs.items, inputs.subsets,
              cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet",
-             *(p for p in (inputs.keywords,) if p is not None), model_dir / "model.json", *backbone],
+             *(p for p in (inputs.keywords,) if p is not None), model_dir / "model.json", *backbone, *experts],
             rec_params.backbone)
 
     users = read_frame(INGEST / "users.parquet", schemas.USERS)
     user = user_id(users, args.user)
     recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt)
+    if with_experts:
+        clustering, user_clusters = read_clustering()
+        attach_experts(recommender, used_expert_dirs(clustering),
+                       load_section("experts", ExpertsParams).train.upper_layers, read_gate(),
+                       set(user_clusters["user"].astype(int)))
     cf_users = dense_vectors(read_frame(cf_dir / "user_vectors.parquet", schemas.USER_VECTORS), "user",
                              str(cf_dir / "user_vectors.parquet"))
     cf_items = dense_vectors(read_frame(cf_dir / "item_vectors.parquet", schemas.ITEM_VECTORS), "item",

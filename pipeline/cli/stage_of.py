@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PREFIXES = {"data/ingest": "ingest", "data/keywords": "keywords", "data/traces": "traces",
-            "data/explanations": "explain", "data/predictions": "evaluate"}
+            "data/explanations": "explain", "data/predictions": "evaluate", "data/experts": "gate"}
 
 
 class MissingArtifact(FileNotFoundError):

@@ -11,8 +11,9 @@ from tqdm import tqdm
 from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.generate import decode_until_eos, greedy_generate
 from pipeline.explain.text_metrics import meteor, overlap_metrics, rouge_l, sentence_bleu
-from pipeline.rec.batching import length_buckets
+from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import RecExample
+from pipeline.rec.fusion import routing
 from pipeline.rec.model import RecModel
 from pipeline.rec.scoring import generation_inputs
 
@@ -39,11 +40,14 @@ def write_reasoning(
     batches = length_buckets([len(e.prompt_ids) for e in examples], batch_size)
     with torch.no_grad():
         for index in tqdm(batches, desc=desc, leave=False):
-            inputs = generation_inputs(rec, [examples[i] for i in index])
-            out = greedy_generate(
-                rec.llm, inputs["inputs_embeds"], inputs["attention_mask"], max_new_tokens,
-                tokenizer.eos_token_id, rec.pad_id, min_new_tokens,
-            )
+            chunk = [examples[i] for i in index]
+            inputs = generation_inputs(rec, chunk)
+            weights = collate(chunk, rec.pad_id, with_answers=False).expert_weights
+            with routing(rec.body, weights):  # fused experts: every row its own mixture
+                out = greedy_generate(
+                    rec.llm, inputs["inputs_embeds"], inputs["attention_mask"], max_new_tokens,
+                    tokenizer.eos_token_id, rec.pad_id, min_new_tokens,
+                )
             for i, text in zip(index, decode_until_eos(tokenizer, out.tokens, eos_ids)):
                 texts[i] = text
     return texts

@@ -46,7 +46,8 @@ class ExpertLoRALinear(nn.Module):
                 raise ValueError(f"routing weights for {weights.shape[0]} rows, batch has {rows}")
             weights = weights.expand(rows, -1)
         low = x.to(self.a_cat.dtype) @ self.a_cat  # (B, T, E*r)
-        low = low.view(*low.shape[:-1], self.experts, self.rank) * (weights * self.scaling)[:, None, :, None]
+        scale = (weights * self.scaling).to(low.dtype)  # the factors' dtype (bf16 after a whole-model cast)
+        low = low.view(*low.shape[:-1], self.experts, self.rank) * scale[:, None, :, None]
         delta = low.reshape(*low.shape[:-2], self.experts * self.rank) @ self.b_cat  # (B, T, out)
         return out + delta.to(out.dtype)
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.experts.assign import assign_weights
+from pipeline.experts.fused import install_experts
+from pipeline.experts.gate import Gate
 from pipeline.explain.reasoning import write_reasoning
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.model import RecModel, load_rec_model
@@ -27,6 +30,15 @@ class Recommender:
     rec: RecModel
     data: VariantData  # items, keywords and CF tables the prompts read
     prompt: PromptParams
+    gate: Gate | None = None  # with experts fused into `rec`: each prompt's expert weights
+    warm_users: frozenset[int] = frozenset()  # users with train rows (the gate's cold rule)
+
+
+def attach_experts(recommender: Recommender, expert_dirs: list[Path], upper: int, gate: Gate,
+                   warm_users: set[int]) -> None:
+    """Fuse the experts into the recommender's top `upper` layers; `gate` then weighs them per prompt."""
+    install_experts(recommender.rec, expert_dirs, upper)
+    recommender.gate, recommender.warm_users = gate, frozenset(warm_users)
 
 
 def load_recommender(name: str, backbone: str, model_dir: Path, inputs: RecInputs, prompt: PromptParams) -> Recommender:
@@ -54,6 +66,8 @@ def rerank(recommender: Recommender, frame: pd.DataFrame, batch_size: int, dtype
     """(answer scores of `frame`'s candidates in order, their encoded examples)."""
     encode = variant_encoder(recommender.spec, recommender.prompt, recommender.rec.tokenizer, recommender.data)
     examples = encode(frame, None, f"encode {recommender.spec.name}")
+    if recommender.gate is not None:  # the user's CF state (data.vectors) picks the experts' weights
+        assign_weights(examples, recommender.gate, recommender.data.vectors, set(recommender.warm_users))
     return score_candidates(recommender.rec, examples, batch_size, dtype, "re-rank"), examples
 
 
