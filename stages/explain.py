@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import schemas
-from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.artifacts import read_frame, write_frame, write_json, write_table
 from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.prompts import reference_rows, variant_examples
 from pipeline.explain.reasoning import score_explanations, write_reasoning
@@ -60,6 +60,12 @@ def main() -> None:
     torch.set_num_threads(params.threads)
     interactions = read_frame(INGEST / "interactions.parquet", schemas.INTERACTIONS)
     frame = reference_rows(REFERENCE_TRACES, interactions, params.rows)
+    if frame.empty:  # a weak teacher may verify no reference row: nothing to compare with, counted
+        write_table(schemas.EXPLANATIONS.empty_table(), OUTPUT, schemas.EXPLANATIONS)
+        write_json({name: {"n_rows": 0} for name in params.models}, METRICS)
+        print(f"explain: {REFERENCE_TRACES} holds no reference traces (the teacher verified none; metrics/traces.json):"
+              f" nothing to explain -> {OUTPUT} (empty), {METRICS}")
+        return
     scorer = BertScorer()
     tables, metrics = [], {}
     for name in params.models:

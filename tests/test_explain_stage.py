@@ -107,3 +107,20 @@ def test_reference_row_missing_from_interactions_is_named(tmp_path):
     with pytest.raises(KeyError, match=r"reference_traces.parquet: row 7 is not in interactions"):
         reference_rows(path, interactions, n_rows=5)
     assert reference_rows(path, interactions, n_rows=1)["row"].tolist() == [2]
+
+
+def test_no_reference_traces_write_an_empty_explanation_table(tmp_path):
+    rec_tiny.write_tiny_artifacts(tmp_path)
+    params = rec_tiny.tiny_params(tmp_path / "tiny")
+    params["explain"] = {"models": ["thinkrec"], "rows": 4, "max_new_tokens": 4, "min_new_tokens": 1,
+                         "batch_size": 2, "dtype": "float32", "threads": 1}
+    rec_tiny.write_params(tmp_path, params)
+    traces = read_frame(tmp_path / "data/traces/traces.parquet", schemas.TRACES).head(0)
+    write_frame(traces, tmp_path / "data/traces/reference_traces.parquet", schemas.TRACES)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "stages.explain"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no reference traces" in done.stdout
+    assert len(read_frame(tmp_path / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)) == 0
+    assert json.loads((tmp_path / "metrics/explanations.json").read_text()) == {"thinkrec": {"n_rows": 0}}

@@ -16,10 +16,9 @@ from pipeline.rec.variants import VariantSpec
 
 def reference_rows(traces_path, interactions: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """The first `n_rows` reference traces (by row id) joined to their interactions: INTERACTIONS
-    columns + `trace`. A trace whose row is not in the interactions is an error."""
+    columns + `trace` (no rows when the teacher verified none). A trace whose row is not in the
+    interactions is an error."""
     traces = read_frame(traces_path, schemas.TRACES).sort_values("row").head(n_rows)
-    if traces.empty:
-        raise ValueError(f"{traces_path}: no reference traces")
     joined = traces[["row", "trace"]].merge(interactions, on="row", how="left", indicator=True)
     missing = joined.loc[joined["_merge"] != "both", "row"]
     if len(missing):
