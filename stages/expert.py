@@ -38,7 +38,8 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
 
     from pipeline.experts.training import train_expert
     from pipeline.rec.data import load_variant_data, variant_encoder
-    from pipeline.rec.model import ADAPTER_DIR, load_rec_model
+    from pipeline.rec.device import resolve_device
+    from pipeline.rec.model import ADAPTER_DIR, load_rec_model, save_adapter
     from pipeline.rec.params import RecParams
     from pipeline.rec.variants import get_variant
     from stages.rec_stage import REC_DIR, rec_inputs
@@ -52,7 +53,7 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     train_params = params.train
     sample = frame.sample(n=min(train_params.train_rows, len(frame)), random_state=train_params.seed)
-    rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT)
+    rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT, resolve_device(rec_params.device))
     encode = variant_encoder(spec, rec_params.prompt, rec.tokenizer, data)
     train = encode(sample, None, f"encode cluster {slot}")
     traced = frame[frame["row"].isin(data.traces)]
@@ -62,7 +63,7 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(train),
                    "traces": len(reasoning), "upper_layers": train_params.upper_layers, "from": BASE_VARIANT}
     with atomic_directory(expert_dir(slot)) as tmp:
-        rec.llm.save_pretrained(tmp / ADAPTER_DIR)
+        save_adapter(rec.llm, tmp / ADAPTER_DIR)
         write_json(description, tmp / "expert.json")
         write_json(log, tmp / "train_log.json")
     tokens = sum(s["tokens"] for s in log["steps"])

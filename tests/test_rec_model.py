@@ -194,3 +194,30 @@ def test_training_restores_and_reports_the_same_evaluation(tiny, values, expecte
     assert all(torch.equal(restored[k], states[expected][k]) for k in restored)
     other = 1 if expected != 1 else 0
     assert not all(torch.equal(restored[k], states[other][k]) for k in restored)
+
+
+SAVE_ADAPTER = """
+import sys, torch
+from pathlib import Path
+from pipeline.rec.model import LoraParams, build_rec_model, save_rec_model
+torch.manual_seed(0)
+rec = build_rec_model(sys.argv[1], LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj", "k_proj", "o_proj"]))
+save_rec_model(rec, Path(sys.argv[2]))
+"""
+
+
+def test_saved_adapter_bytes_do_not_depend_on_the_process_hash_seed(tiny, tmp_path):
+    """peft keeps target_modules in a set; written as is, two processes order it differently."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"seed{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", SAVE_ADAPTER, str(tiny / "tiny"), str(out)], check=True, env=env)
+        outputs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert outputs[0].keys() == outputs[1].keys() == outputs[2].keys()
+    assert "adapter/adapter_config.json" in outputs[0]
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.rec.batching import RecBatch
+from pipeline.rec.device import place_model
 from pipeline.rec.fusion import routing
 from pipeline.rec.projector import CFProjector
 from pipeline.rec.prompts import answer_token_ids
@@ -63,6 +64,11 @@ class RecModel(nn.Module):
         return self._parts[1]
 
     @property
+    def device(self) -> torch.device:
+        """Where the model's input embeddings are: batches are moved there (run_body)."""
+        return self.llm.get_input_embeddings().weight.device
+
+    @property
     def pad_id(self) -> int:
         tok = self.tokenizer
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -93,8 +99,9 @@ class RecModel(nn.Module):
 
     def run_body(self, batch: RecBatch, **kwargs):
         """The body's output for `batch` (CF soft tokens written in; each row routed to its own
-        expert mixture when the model fuses experts, fusion.py). kwargs go to the body
-        (attention_mask defaults to the batch's)."""
+        expert mixture when the model fuses experts, fusion.py). `batch` is moved to the model's
+        device; kwargs go to the body as they are (attention_mask defaults to the batch's)."""
+        batch = batch.to(self.device)
         kwargs.setdefault("attention_mask", batch.attention_mask)
         with routing(self.body, batch.expert_weights):
             return self.body(inputs_embeds=self.input_embeddings(batch), **kwargs)
@@ -133,9 +140,11 @@ def build_rec_model(
     cf_dim: int | None = None,
     projector_expansion: int = 10,
     answer_logit: str = "yes_minus_no",
+    device: torch.device | str = "cpu",
 ) -> RecModel:
     """A model ready to train: new LoRA (or the one saved in `init_from`, trainable or frozen), and a
-    projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made)."""
+    projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made),
+    placed on `device` (pipeline/rec/device.py: resolve_device(rec.device))."""
     model, tokenizer = load_backbone(backbone)
     if init_from is None:
         config = LoraConfig(
@@ -155,29 +164,42 @@ def build_rec_model(
         )
         if projector.cf_dim != cf_dim:
             raise ValueError(f"{saved}: projector expects CF vectors of size {projector.cf_dim}, got {cf_dim}")
-    return RecModel(llm, tokenizer, projector, answer_logit)
+    return place_model(RecModel(llm, tokenizer, projector, answer_logit), device)
+
+
+def save_adapter(llm: PeftModel, directory: Path) -> None:
+    """peft `save_pretrained`, then adapter_config.json rewritten with its set-valued fields sorted:
+    peft stores `target_modules` as a set and writes it in the process's string-hash order, so the
+    same adapter would get different bytes (and DVC hashes) in two processes."""
+    llm.save_pretrained(directory)
+    config_path = Path(directory) / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    for key in ("target_modules", "exclude_modules", "modules_to_save"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def save_rec_model(rec: RecModel, out_dir: Path) -> None:
     """Write `out_dir/adapter/` (LoRA only) and `out_dir/projector.pt` (when there is a projector)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rec.llm.save_pretrained(out_dir / ADAPTER_DIR)
+    save_adapter(rec.llm, out_dir / ADAPTER_DIR)
     if rec.projector is not None:
         torch.save({"config": rec.projector.config(), "state": rec.projector.state_dict()}, out_dir / PROJECTOR_FILE)
     meta = {"has_projector": rec.projector is not None, "answer_logit": rec.answer_logit_kind}
     (out_dir / "model.json").write_text(json.dumps(meta) + "\n")
 
 
-def load_rec_model(backbone: str, model_dir: Path) -> RecModel:
-    """A trained variant for scoring or generation (eval mode, nothing trainable)."""
+def load_rec_model(backbone: str, model_dir: Path, device: torch.device | str = "cpu") -> RecModel:
+    """A trained variant for scoring or generation (eval mode, nothing trainable), on `device`."""
     model, tokenizer = load_backbone(backbone)
     llm = PeftModel.from_pretrained(model, Path(model_dir) / ADAPTER_DIR, is_trainable=False)
     saved = Path(model_dir) / PROJECTOR_FILE
     meta = json.loads((Path(model_dir) / "model.json").read_text())
     rec = RecModel(llm, tokenizer, _load_projector(saved) if saved.exists() else None, meta["answer_logit"])
     rec.requires_grad_(False)
-    return rec.eval()
+    return place_model(rec, device).eval()
 
 
 def _load_projector(path: Path) -> CFProjector:
