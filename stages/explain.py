@@ -21,6 +21,7 @@ from pipeline.artifacts import read_frame, write_frame, write_json, write_table
 from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.prompts import reference_rows, variant_examples
 from pipeline.explain.reasoning import score_explanations, write_reasoning
+from pipeline.rec.device import resolve_device
 from pipeline.rec.model import load_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
@@ -46,7 +47,7 @@ class ExplainParams(BaseModel):
 def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:
     """Greedy reasoning of variant `name` for `frame`'s rows, in order."""
     spec = get_variant(name)
-    rec = load_rec_model(rec_params.backbone, REC_DIR / name)
+    rec = load_rec_model(rec_params.backbone, REC_DIR / name, resolve_device(rec_params.device))
     examples = variant_examples(spec, rec_params.prompt, rec_inputs(spec), rec, frame)
     return write_reasoning(
         rec, examples, params.batch_size, params.max_new_tokens, params.min_new_tokens, params.dtype,

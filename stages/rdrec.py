@@ -37,7 +37,7 @@ def main(variant: str) -> dict:
         rationales=RATIONALES if weights.get("preference", 0) > 0 or weights.get("attributes", 0) > 0 else None,
     )
     backbone = Backbone(rec.backbone, rec.lora, rec.projector.expansion, rec.projector.match_embedding_norm,
-                        rec.answer_logit, rec.threads)
+                        rec.answer_logit, rec.threads, rec.device)
     out_dir = Path("data/rdrec") / variant
     predictions = Path("data/predictions") / f"{variant}.parquet"
     metrics_path = Path("metrics") / f"{variant}_train.json"

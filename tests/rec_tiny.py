@@ -106,7 +106,7 @@ def tiny_params(backbone: Path, steps: int = 2) -> dict:
     return {
         "cf": {"model": "mf"},
         "rec": {
-            "backbone": str(backbone), "threads": 1, "answer_logit": "yes_minus_no",
+            "backbone": str(backbone), "threads": 1, "device": "cpu", "answer_logit": "yes_minus_no",
             "prompt": {"version": "v2", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
                        "max_answer_tokens": 16},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},

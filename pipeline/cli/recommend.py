@@ -15,6 +15,7 @@ import torch
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.cli.stage_of import require
+from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import dense_vectors
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
@@ -70,7 +71,8 @@ def run(args) -> int:
 
     users = read_frame(INGEST / "users.parquet", schemas.USERS)
     user = user_id(users, args.user)
-    recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt)
+    recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt,
+                                   resolve_device(rec_params.device))
     if with_experts:
         clustering, user_clusters = read_clustering()
         attach_experts(recommender, used_expert_dirs(clustering),

@@ -53,8 +53,9 @@ def install_experts(rec: RecModel, expert_dirs: Sequence[Path], upper: int) -> i
         if int(key.split(".")[1]) not in layers:
             continue
         adapter = module.active_adapters[0]
-        a = [e[key][0] if key in e else _missing(key, expert_dirs) for e in experts]
-        b = [e[key][1] for e in experts]
+        device = module.lora_A[adapter].weight.device  # the loaded factors join the model where it is
+        a = [e[key][0].to(device) if key in e else _missing(key, expert_dirs) for e in experts]
+        b = [e[key][1].to(device) for e in experts]
         a.append(module.lora_A[adapter].weight.detach())
         b.append(module.lora_B[adapter].weight.detach())
         fused = ExpertLoRALinear(module.base_layer, torch.stack(a), torch.stack(b), module.scaling[adapter])
@@ -70,11 +71,13 @@ def _missing(key: str, expert_dirs) -> None:
     raise KeyError(f"an expert adapter in {[str(d) for d in expert_dirs]} has no LoRA for {key}")
 
 
-def load_fused(backbone: str, model_dir: Path, expert_dirs: Sequence[Path], upper: int) -> RecModel:
+def load_fused(
+    backbone: str, model_dir: Path, expert_dirs: Sequence[Path], upper: int, device: torch.device | str = "cpu"
+) -> RecModel:
     """A trained stage-2 variant (`model_dir`) with `expert_dirs`' experts fused into its top
-    `upper` layers, ready for scoring and generation."""
+    `upper` layers, on `device`, ready for scoring and generation."""
     from pipeline.rec.model import load_rec_model
 
-    rec = load_rec_model(backbone, model_dir)
+    rec = load_rec_model(backbone, model_dir, device)
     install_experts(rec, expert_dirs, upper)
     return rec.eval()

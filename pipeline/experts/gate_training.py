@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pipeline.experts.gate import Gate
 from pipeline.experts.params import GateTrainParams
 from pipeline.experts.training import cache_lower_states, padded_states
-from pipeline.rec.batching import collate, length_buckets
+from pipeline.rec.batching import answer_states, collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
 from pipeline.rec.split_body import upper_layer_indices, upper_states
@@ -41,11 +41,11 @@ def train_gate(
         total, count = 0.0, 0
         for index in length_buckets([e.length for e in examples], params.batch_size, rng):
             chunk = [examples[i] for i in index]
-            batch = collate(chunk, rec.pad_id, with_answers=True)
-            weights = gate.network(standardized[index])
+            batch = collate(chunk, rec.pad_id, with_answers=True).to(rec.device)
+            weights = gate.network(standardized[index])  # (B, E) on the CPU: routing moves them
             hidden = upper_states(rec, padded_states(cache, chunk, batch.input_ids.shape[1]), batch.attention_mask,
                                   lower, weights)
-            logits = rec.answer_logit(hidden[torch.arange(len(chunk)), batch.prompt_lengths - 1])
+            logits = rec.answer_logit(answer_states(hidden, batch.prompt_lengths))
             loss = F.binary_cross_entropy_with_logits(logits, batch.labels)
             loss.backward()
             optimizer.step()

@@ -46,7 +46,8 @@ def _layer_of(name: str) -> int | None:
 
 @torch.no_grad()
 def cache_lower_states(rec: RecModel, examples: Sequence[RecExample], lower: int, batch_size: int) -> dict[int, torch.Tensor]:
-    """id(example) -> (length, H) output of the first `lower` layers over prompt + answer."""
+    """id(example) -> (length, H) output of the first `lower` layers over prompt + answer (on the
+    model's device)."""
     was_training = rec.training
     rec.eval()
     cache = {}
@@ -61,7 +62,7 @@ def cache_lower_states(rec: RecModel, examples: Sequence[RecExample], lower: int
 
 def padded_states(cache: dict[int, torch.Tensor], examples: Sequence[RecExample], width: int) -> torch.Tensor:
     first = cache[id(examples[0])]
-    out = torch.zeros(len(examples), width, first.shape[-1], dtype=first.dtype)
+    out = torch.zeros(len(examples), width, first.shape[-1], dtype=first.dtype, device=first.device)
     for b, example in enumerate(examples):
         row = cache[id(example)]
         out[b, : len(row)] = row

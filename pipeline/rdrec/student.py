@@ -12,6 +12,7 @@ import torch
 
 from pipeline import schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
+from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, build_catalog, load_cf_vectors, topn_frame
 from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model, use_precision
 from pipeline.rec.scoring import score_candidates
@@ -33,7 +34,8 @@ class StudentInputs:
 
 @dataclass(frozen=True)
 class Backbone:
-    """What the student shares with pipeline/rec (params.yaml `rec`): backbone, LoRA and projector shape."""
+    """What the student shares with pipeline/rec (params.yaml `rec`): backbone, LoRA and projector
+    shape, threads and device."""
 
     path: str
     lora: LoraParams
@@ -41,13 +43,16 @@ class Backbone:
     match_embedding_norm: bool
     answer_logit: str
     threads: int
+    device: str  # rec.device setting (resolve_device)
 
 
 def build_student(backbone: Backbone, vectors: CFVectors, seed: int) -> RecModel:
-    """Backbone + a new trainable LoRA + a new projector scaled to the token embeddings' norm."""
+    """Backbone + a new trainable LoRA + a new projector scaled to the token embeddings' norm, on
+    the backbone's device."""
     torch.manual_seed(seed)
     rec = build_rec_model(backbone.path, backbone.lora, cf_dim=vectors.dim,
-                          projector_expansion=backbone.projector_expansion, answer_logit=backbone.answer_logit)
+                          projector_expansion=backbone.projector_expansion, answer_logit=backbone.answer_logit,
+                          device=resolve_device(backbone.device))
     if backbone.match_embedding_norm:
         rec.projector.calibrate(torch.from_numpy(vectors.items[:2048]), rec.llm.get_input_embeddings().weight)
     rec.projector.requires_grad_(True)

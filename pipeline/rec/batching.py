@@ -1,7 +1,7 @@
 """Batches padded to their longest row, and length bucketing so rows of similar length share one."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +24,17 @@ class RecBatch:
     slot_position: torch.Tensor  # (N,) position of each CF slot
     slot_vectors: torch.Tensor | None  # (N, d) float32, None for text-only prompts
     expert_weights: torch.Tensor | None = None  # (B, E) per-row expert mixture (fused models), else None
+
+    def to(self, device: torch.device | str) -> "RecBatch":
+        """The batch with every tensor on `device` (tensors already there are kept, not copied)."""
+        tensors = {f.name: getattr(self, f.name) for f in fields(self)}
+        return RecBatch(**{name: None if t is None else t.to(device) for name, t in tensors.items()})
+
+
+def answer_states(hidden: torch.Tensor, prompt_lengths: torch.Tensor) -> torch.Tensor:
+    """(B, H) hidden state of each row's answer position (its last prompt token) from (B, T, H)."""
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, prompt_lengths.to(hidden.device) - 1]
 
 
 def collate(examples: Sequence[RecExample], pad_id: int, with_answers: bool) -> RecBatch:

@@ -66,7 +66,7 @@ def routing(module: nn.Module, weights: torch.Tensor | None) -> Iterator[None]:
         return
     if weights is None:
         raise ValueError("this model fuses LoRA experts per row: the batch needs expert weights")
-    weights = weights.float()
+    weights = weights.float().to(layers[0].a_cat.device)  # e.g. a CPU gate's output for a CUDA model
     if weights.ndim != 2 or weights.shape[1] != layers[0].experts:
         raise ValueError(f"expert weights must be (rows, {layers[0].experts}), got {tuple(weights.shape)}")
     for layer in layers:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.rec.batching import RecBatch
+from pipeline.rec.batching import RecBatch, answer_states
 from pipeline.rec.model import RecModel
 
 
@@ -23,7 +23,8 @@ def rec_loss(
     logit is rec.answer_logit (the "Yes" logit, or Yes - No) at the first answer position.
 
     hidden: (B, T, H). lm_head is applied only where a target exists (the answer positions), never
-    to the whole (B, T, V) grid."""
+    to the whole (B, T, V) grid. The batch's targets and labels are moved to `hidden`'s device."""
+    batch = batch.to(hidden.device)
     targeted = batch.lm_targets != -100  # (B, T)
     logits = rec.lm_head(hidden[targeted]).float()  # (N, V)
     token_ce = F.cross_entropy(logits, batch.lm_targets[targeted], reduction="none")  # (N,)
@@ -33,8 +34,7 @@ def rec_loss(
     counts = torch.zeros(rows, device=hidden.device).index_add(0, row_of, torch.ones_like(token_ce))
     lm_row = ce_sum / counts.clamp_min(1)
 
-    answer_pos = batch.prompt_lengths - 1
-    answer = rec.answer_logit(hidden[torch.arange(rows), answer_pos])  # (B,)
+    answer = rec.answer_logit(answer_states(hidden, batch.prompt_lengths))  # (B,)
     bce_row = F.binary_cross_entropy_with_logits(answer, batch.labels, reduction="none")
 
     w = torch.where(batch.multi_token, params.bce_weight_multi, params.bce_weight_single)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.rec.device import DEVICE_SETTING
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import LoraParams
 from pipeline.rec.training import TrainParams
@@ -41,6 +42,7 @@ class RecParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backbone: str
     threads: int = Field(ge=1)
+    device: str = Field(pattern=DEVICE_SETTING)  # auto | cpu | cuda | cuda:N (pipeline/rec/device.py)
     answer_logit: Literal["yes_minus_no", "yes"]
     prompt: PromptParams
     lora: LoraParams

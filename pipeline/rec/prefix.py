@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from pipeline.rec.batching import collate, length_buckets
+from pipeline.rec.batching import answer_states, collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
 
@@ -50,7 +50,7 @@ def prefix_kv(rec: RecModel, prefix: RecExample) -> KV:
 def suffix_scores(rec: RecModel, kv: KV | None, suffixes: Sequence[RecExample]) -> torch.Tensor:
     """(B,) answer scores of `suffixes` continuing the cached prefix `kv` (None: no prefix, whole
     prompts); suffixes are right-padded, so each row's answer position is its own last token."""
-    batch = collate(suffixes, rec.pad_id, with_answers=False)
+    batch = collate(suffixes, rec.pad_id, with_answers=False).to(rec.device)
     rows, width = batch.input_ids.shape
     if kv is None:
         hidden = rec.run_body(batch, use_cache=False).last_hidden_state
@@ -59,13 +59,13 @@ def suffix_scores(rec: RecModel, kv: KV | None, suffixes: Sequence[RecExample]) 
         cache = DynamicCache()
         for layer, (keys, values) in enumerate(kv):
             cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
-        mask = torch.cat([torch.ones(rows, prefix_len, dtype=torch.long), batch.attention_mask], dim=1)
-        positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(rows, -1)
+        device = batch.input_ids.device
+        mask = torch.cat([torch.ones(rows, prefix_len, dtype=torch.long, device=device), batch.attention_mask], dim=1)
+        positions = torch.arange(prefix_len, prefix_len + width, device=device).unsqueeze(0).expand(rows, -1)
         hidden = rec.run_body(
             batch, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
         ).last_hidden_state  # (B, T, H)
-    last = hidden[torch.arange(rows), batch.prompt_lengths - 1]
-    return rec.answer_logit(last)
+    return rec.answer_logit(answer_states(hidden, batch.prompt_lengths))
 
 
 def score_shared_prefix(
@@ -88,7 +88,7 @@ def score_shared_prefix(
     suffixes = [split_example(e, cut)[1] for e in examples]
     scores = np.zeros(len(examples), dtype=np.float32)
     for index in length_buckets([len(s.prompt_ids) for s in suffixes], batch_size):
-        scores[index] = suffix_scores(rec, kv, [suffixes[i] for i in index]).numpy()
+        scores[index] = suffix_scores(rec, kv, [suffixes[i] for i in index]).cpu().numpy()
         if desc_progress is not None:
             desc_progress.update(len(index))
     return scores

@@ -27,7 +27,7 @@ class CFProjector(nn.Module):
         token embedding rows: an unscaled projector starts far off the embedding scale and the
         soft tokens are then drowned out (or swamp the text) for many steps. Returns the scale."""
         self.scale.fill_(1.0)
-        projected = self.net(sample_vectors.float()).norm(dim=-1).mean()
+        projected = self.net(sample_vectors.float().to(self.scale.device)).norm(dim=-1).mean()
         target = embedding_weight.float().norm(dim=-1).mean()
         self.scale.fill_(float(target / projected.clamp_min(1e-8)))
         return float(self.scale)

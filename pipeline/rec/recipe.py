@@ -13,6 +13,7 @@ from pipeline import schemas
 from pipeline.artifacts import atomic_directory, write_frame, write_json
 from pipeline.rec import distributed
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
+from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
 from pipeline.rec.model import RecModel, build_rec_model, save_rec_model, use_precision
 from pipeline.rec.params import RecParams
@@ -97,13 +98,14 @@ def build_variant_model(
     spec: VariantSpec, params: RecParams, vectors: CFVectors | None, lora_dir: Path | None
 ) -> RecModel:
     """Stage 1: backbone + a new trainable LoRA. Stage 2: backbone + `lora_dir`'s LoRA (frozen) +
-    a new trainable projector, its output scale matched to the token embeddings' norm."""
+    a new trainable projector, its output scale matched to the token embeddings' norm. On the
+    device of `rec.device`."""
     if spec.stage == 2 and lora_dir is None:
         raise ValueError(f"{spec.name}: a stage-2 variant needs the stage-1 LoRA of {spec.lora_from}")
     rec = build_rec_model(
         params.backbone, params.lora, lora_dir if spec.stage == 2 else None, train_lora=spec.stage == 1,
         cf_dim=vectors.dim if spec.cf_slots else None, projector_expansion=params.projector.expansion,
-        answer_logit=params.answer_logit,
+        answer_logit=params.answer_logit, device=resolve_device(params.device),
     )
     if rec.projector is not None:
         if params.projector.match_embedding_norm:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.rec.batching import RecBatch, collate
+from pipeline.rec.batching import RecBatch, answer_states, collate
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel, use_precision
 from pipeline.rec.prefix import same_expert_weights, score_shared_prefix
@@ -24,8 +24,7 @@ def yes_logits(rec: RecModel, batch: RecBatch) -> torch.Tensor:
     """(B,) float32 answer score (rec.answer_logit: the "Yes" logit, or Yes - No) at each row's first
     answer position, from a full pass over each prompt."""
     hidden = rec.hidden_states(batch)  # (B, T, H)
-    last = hidden[torch.arange(hidden.shape[0]), batch.prompt_lengths - 1]  # (B, H)
-    return rec.answer_logit(last)
+    return rec.answer_logit(answer_states(hidden, batch.prompt_lengths))
 
 
 @torch.no_grad()
@@ -80,8 +79,8 @@ class _scoring_mode:
 
 def generation_inputs(rec: RecModel, examples: Sequence[RecExample]) -> dict[str, torch.Tensor]:
     """Left-padded `inputs_embeds` + `attention_mask` of the prompts (CF soft tokens included), ready
-    for `rec.llm.generate(**inputs, ...)` (e.g. to write explanations)."""
-    batch = collate(examples, rec.pad_id, with_answers=False)
+    for `rec.llm.generate(**inputs, ...)` (e.g. to write explanations), on the model's device."""
+    batch = collate(examples, rec.pad_id, with_answers=False).to(rec.device)
     embeds = rec.input_embeddings(batch)  # (B, T, H), right-padded
     lengths = batch.prompt_lengths
     width = int(lengths.max())

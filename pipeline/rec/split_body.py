@@ -58,5 +58,6 @@ def upper_states(
     """(B, T, H) last hidden states (final norm applied) from `hidden`, the output of the first
     `lower` layers: runs layers lower.. only, each row routed to its expert mixture when fused."""
     body = rec.body
+    attention_mask = attention_mask.to(hidden.device)
     with _only_layers(body, slice(lower, None), final_norm=True), routing(body, expert_weights):
         return body(inputs_embeds=hidden, attention_mask=attention_mask, use_cache=False).last_hidden_state

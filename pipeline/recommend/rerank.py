@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pipeline.experts.assign import assign_weights
 from pipeline.experts.fused import install_experts
@@ -41,11 +42,12 @@ def attach_experts(recommender: Recommender, expert_dirs: list[Path], upper: int
     recommender.gate, recommender.warm_users = gate, frozenset(warm_users)
 
 
-def load_recommender(name: str, backbone: str, model_dir: Path, inputs: RecInputs, prompt: PromptParams) -> Recommender:
-    """The trained variant `name` (data/rec/<name>/ on `backbone`) with the artifacts its prompts
-    read. One entry point, so other kinds of recommender can be plugged in by name."""
+def load_recommender(name: str, backbone: str, model_dir: Path, inputs: RecInputs, prompt: PromptParams,
+                     device: torch.device | str = "cpu") -> Recommender:
+    """The trained variant `name` (data/rec/<name>/ on `backbone`, placed on `device`) with the
+    artifacts its prompts read. One entry point, so other kinds of recommender can be plugged in by name."""
     spec = get_variant(name)
-    rec = load_rec_model(backbone, model_dir)
+    rec = load_rec_model(backbone, model_dir, device)
     # no traces: they are training answers, never part of a prompt
     data = load_variant_data(replace(spec, traces=False), inputs)
     return Recommender(spec, rec, data, prompt)
