@@ -1,0 +1,87 @@
+"""Recipe search on validation rows only: train one LLM-recommender variant with params.yaml's `rec`
+section plus overrides, score valid_small (never a test row) and append one JSON line of figures.
+
+The variant trains exactly as its stage does (pipeline.rec.recipe.run_variant), but as an
+unreported variant that keeps its last step: it scores valid_small once, after training, and
+writes neither predictions nor test scores. A stage-2 variant starts from `--lora-from` (a stage-1
+sweep's `--save` directory) or, by default, from the committed pipeline's data/rec/<lora_from>.
+
+Run from the root of a repro'd checkout (it reads data/ and params.yaml), on a quiet machine:
+    python bench/recipe_sweep.py s1_lr5e-3 tallrec --set stage1.lr=0.005 --save /tmp/sweep/s1_lr5e-3
+    python bench/recipe_sweep.py s12 collm --set stage2.lr=0.03 --lora-from /tmp/sweep/s1_lr5e-3
+Appends to bench/results/recipe_sweep.jsonl (git-ignored like every bench result; README, "Choosing
+the recipe", tabulates it).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.rec.params import RecParams  # noqa: E402
+from pipeline.rec.recipe import run_variant  # noqa: E402
+from pipeline.rec.variants import get_variant  # noqa: E402
+from stages.params import PARAMS_FILE  # noqa: E402
+from stages.rec_stage import REC_DIR, rec_inputs  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "recipe_sweep.jsonl"
+
+
+def with_overrides(section: dict, overrides: list[str]) -> dict:
+    """`section` with each "a.b.c=value" (value read as YAML) set; an unknown key is an error."""
+    for override in overrides:
+        key, _, raw = override.partition("=")
+        if not raw:
+            raise SystemExit(f"--set {override!r}: expected key=value")
+        node, parts = section, key.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        if parts[-1] not in node:
+            raise SystemExit(f"--set {override!r}: rec.{key} is not a params.yaml key")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tag")
+    parser.add_argument("variant")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", help="rec.<key>=value")
+    parser.add_argument("--lora-from", type=Path, help="stage 2: the stage-1 LoRA directory to start from")
+    parser.add_argument("--save", type=Path, help="keep the trained adapter (+ projector) here")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    section = with_overrides(yaml.safe_load(PARAMS_FILE.read_text())["rec"], args.overrides)
+    spec = dataclasses.replace(get_variant(args.variant), reported=False)
+    stage = "stage1" if spec.stage == 1 else "stage2"
+    section[stage]["eval_every"] = section[stage]["steps"]  # one valid_small scoring, after the last step
+    params = RecParams.model_validate(section)
+    lora_dir = args.lora_from or (REC_DIR / spec.lora_from if spec.lora_from else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = args.save or Path(tmp) / "model"
+        summary = run_variant(spec, params, rec_inputs(spec), lora_dir, out_dir, None, Path(tmp) / "metrics.json")
+    metrics, log = summary["metrics"], summary["log"]
+    result = {
+        "tag": args.tag, "variant": spec.name, "overrides": args.overrides,
+        "lora_from": str(lora_dir) if lora_dir else None,
+        "valid_small_auc": metrics["valid_small"]["auc"], "valid_small_uauc": metrics["valid_small"]["uauc"],
+        "selection": metrics["valid_small"]["selection"],
+        "train_seconds": metrics["train_seconds"], "train_tokens_per_second": metrics["train_tokens_per_second"],
+        "probe_loss": [log["probe_loss_before"], log["probe_loss_after"]],
+    }
+    print(json.dumps(result))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as handle:
+        handle.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
