@@ -53,7 +53,8 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     train_params = params.train
     sample = frame.sample(n=min(train_params.train_rows, len(frame)), random_state=train_params.seed)
-    rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT, resolve_device(rec_params.device))
+    rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT, resolve_device(rec_params.device),
+                         train_params.dtype)
     encode = variant_encoder(spec, rec_params.prompt, rec.tokenizer, data)
     train = encode(sample, None, f"encode cluster {slot}")
     traced = frame[frame["row"].isin(data.traces)]

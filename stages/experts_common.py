@@ -98,7 +98,7 @@ def load_fused_setup() -> FusedSetup:
     spec = get_variant(BASE_VARIANT)
     data = load_variant_data(spec, rec_inputs(spec))
     rec = load_fused(rec_params.backbone, REC_DIR / BASE_VARIANT, used_expert_dirs(clustering),
-                     experts.train.upper_layers, resolve_device(rec_params.device))
+                     experts.train.upper_layers, resolve_device(rec_params.device), experts.train.dtype)
     return FusedSetup(experts, rec_params, clustering, user_clusters, gate, data,
                       set(user_clusters["user"].astype(int)), rec,
                       variant_encoder(spec, rec_params.prompt, rec.tokenizer, data))

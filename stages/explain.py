@@ -47,7 +47,7 @@ class ExplainParams(BaseModel):
 def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:
     """Greedy reasoning of variant `name` for `frame`'s rows, in order."""
     spec = get_variant(name)
-    rec = load_rec_model(rec_params.backbone, REC_DIR / name, resolve_device(rec_params.device))
+    rec = load_rec_model(rec_params.backbone, REC_DIR / name, resolve_device(rec_params.device), params.dtype)
     examples = variant_examples(spec, rec_params.prompt, rec_inputs(spec), rec, frame)
     return write_reasoning(
         rec, examples, params.batch_size, params.max_new_tokens, params.min_new_tokens, params.dtype,

@@ -44,11 +44,9 @@ def main() -> None:
         from pipeline.experts.fused import load_fused
         from pipeline.experts.gate_training import train_gate
         from pipeline.rec.device import resolve_device
-        from pipeline.rec.model import use_precision
 
         rec = load_fused(rec_params.backbone, REC_DIR / BASE_VARIANT, used_expert_dirs(clustering),
-                         experts.train.upper_layers, resolve_device(rec_params.device))
-        use_precision(rec, experts.train.dtype)
+                         experts.train.upper_layers, resolve_device(rec_params.device), experts.train.dtype)
         encode = variant_encoder(spec, rec_params.prompt, rec.tokenizer, data)
         rows = [e for e in encode(data.subset(params.subset), None, f"encode {params.subset}")
                 if experts.cold == "gate" or e.user in warm]

@@ -99,6 +99,44 @@ def test_placing_on_the_cpu_moves_and_copies_nothing(tiny):
     assert all(getattr(moved, f) is getattr(batch, f) for f in vars(batch))
 
 
+@pytest.mark.parametrize("load", [False, True])
+def test_frozen_weights_reach_the_device_already_cast(tiny, tmp_path, monkeypatch, load):
+    # an 8B backbone moved in fp32 and cast on the GPU would need 32 GB there before the cast
+    from pipeline.rec import model as model_module
+
+    placed = {}
+
+    def spy(rec, device):
+        placed.update({name: p.dtype for name, p in rec.named_parameters()})
+        return place_model(rec, device)
+
+    path = str(tiny / "tiny")
+    if load:
+        model_module.save_rec_model(build_rec_model(path, LoraParams(r=4, alpha=8), cf_dim=rec_tiny.CF_DIM,
+                                                    projector_expansion=2), tmp_path / "saved")
+    monkeypatch.setattr(model_module, "place_model", spy)
+    if load:
+        rec = model_module.load_rec_model(path, tmp_path / "saved", "cpu", frozen_dtype="bfloat16")
+    else:
+        rec = build_rec_model(path, LoraParams(r=4, alpha=8), cf_dim=rec_tiny.CF_DIM, projector_expansion=2,
+                              frozen_dtype="bfloat16", device="cpu")
+    body = {name: dtype for name, dtype in placed.items() if name.startswith("llm.") and "lora_" not in name}
+    assert body and set(body.values()) == {torch.bfloat16}
+    assert {dtype for name, dtype in placed.items() if name not in body} == {torch.float32}  # LoRA, projector
+    assert placed == {name: p.dtype for name, p in rec.named_parameters()}
+
+
+def test_calibration_reads_the_fp32_embeddings_before_the_cast(tiny):
+    vectors = np.random.default_rng(0).normal(size=(64, rec_tiny.CF_DIM)).astype(np.float32)
+    scales = []
+    for dtype in ("float32", "bfloat16"):
+        torch.manual_seed(3)
+        rec = build_rec_model(str(tiny / "tiny"), LoraParams(r=4, alpha=8), cf_dim=rec_tiny.CF_DIM,
+                              projector_expansion=2, calibration_vectors=vectors, frozen_dtype=dtype)
+        scales.append(float(rec.projector.scale))
+    assert scales[0] != 1.0 and scales[0] == scales[1]
+
+
 # tallrec on the tiny data with rec.device "cpu" (2 steps, then valid_small, test_small and the
 # prefix-cached top-N candidates, row -1), as the code before device placement scored it (commit
 # dfefb10, the same params, 1 thread); that run's predictions file was byte-identical to this code's.

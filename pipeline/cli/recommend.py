@@ -71,8 +71,9 @@ def run(args) -> int:
 
     users = read_frame(INGEST / "users.parquet", schemas.USERS)
     user = user_id(users, args.user)
+    train = rec_params.stage1 if spec.stage == 1 else rec_params.stage2
     recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt,
-                                   resolve_device(rec_params.device))
+                                   resolve_device(rec_params.device), train.dtype)
     if with_experts:
         clustering, user_clusters = read_clustering()
         attach_experts(recommender, used_expert_dirs(clustering),
@@ -82,7 +83,6 @@ def run(args) -> int:
                              str(cf_dir / "user_vectors.parquet"))
     cf_items = dense_vectors(read_frame(cf_dir / "item_vectors.parquet", schemas.ITEM_VECTORS), "item",
                              str(cf_dir / "item_vectors.parquet"))
-    train = rec_params.stage1 if spec.stage == 1 else rec_params.stage2
     result = recommend_items(
         recommender, recommender.data.interactions, user, args.user, cf_users, cf_items,
         params.candidates, params.k, params.explain, rec_params.scoring.topn_batch_size, train.dtype,

@@ -72,12 +72,13 @@ def _missing(key: str, expert_dirs) -> None:
 
 
 def load_fused(
-    backbone: str, model_dir: Path, expert_dirs: Sequence[Path], upper: int, device: torch.device | str = "cpu"
+    backbone: str, model_dir: Path, expert_dirs: Sequence[Path], upper: int, device: torch.device | str = "cpu",
+    frozen_dtype: str = "float32",
 ) -> RecModel:
     """A trained stage-2 variant (`model_dir`) with `expert_dirs`' experts fused into its top
-    `upper` layers, on `device`, ready for scoring and generation."""
+    `upper` layers, frozen weights in `frozen_dtype`, on `device`, ready for scoring and generation."""
     from pipeline.rec.model import load_rec_model
 
-    rec = load_rec_model(backbone, model_dir, device)
+    rec = load_rec_model(backbone, model_dir, device, frozen_dtype)
     install_experts(rec, expert_dirs, upper)
     return rec.eval()

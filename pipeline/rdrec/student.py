@@ -14,7 +14,7 @@ from pipeline import schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, build_catalog, load_cf_vectors, topn_frame
-from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model, use_precision
+from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model
 from pipeline.rec.scoring import score_candidates
 from pipeline.rdrec.params import RDRecParams
 from pipeline.rdrec.tasks import TaskEncoder, rank_rows
@@ -46,15 +46,14 @@ class Backbone:
     device: str  # rec.device setting (resolve_device)
 
 
-def build_student(backbone: Backbone, vectors: CFVectors, seed: int) -> RecModel:
-    """Backbone + a new trainable LoRA + a new projector scaled to the token embeddings' norm, on
-    the backbone's device."""
+def build_student(backbone: Backbone, vectors: CFVectors, seed: int, frozen_dtype: str) -> RecModel:
+    """Backbone + a new trainable LoRA + a new projector scaled to the token embeddings' norm, the
+    frozen weights in `frozen_dtype`, on the backbone's device."""
     torch.manual_seed(seed)
     rec = build_rec_model(backbone.path, backbone.lora, cf_dim=vectors.dim,
                           projector_expansion=backbone.projector_expansion, answer_logit=backbone.answer_logit,
-                          device=resolve_device(backbone.device))
-    if backbone.match_embedding_norm:
-        rec.projector.calibrate(torch.from_numpy(vectors.items[:2048]), rec.llm.get_input_embeddings().weight)
+                          calibration_vectors=vectors.items[:2048] if backbone.match_embedding_norm else None,
+                          frozen_dtype=frozen_dtype, device=resolve_device(backbone.device))
     rec.projector.requires_grad_(True)
     return rec
 
@@ -99,8 +98,7 @@ def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: Stud
         raise ValueError(f"{name}: rationale tasks need data/rationales/rationales.parquet")
     rationales = read_frame(inputs.rationales, schemas.RATIONALES) if wants_rationales else None
 
-    rec = build_student(backbone, vectors, params.train.seed)
-    use_precision(rec, params.train.dtype)
+    rec = build_student(backbone, vectors, params.train.seed, params.train.dtype)
     catalog = build_catalog(items, None, params.prompt.title_words, 0)
     encoder = TaskEncoder(rec.tokenizer, catalog, vectors, params.prompt.history_items,
                           params.prompt.max_rationale_tokens)

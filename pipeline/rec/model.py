@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from pydantic import BaseModel, ConfigDict
@@ -140,11 +141,15 @@ def build_rec_model(
     cf_dim: int | None = None,
     projector_expansion: int = 10,
     answer_logit: str = "yes_minus_no",
+    calibration_vectors: np.ndarray | None = None,
+    frozen_dtype: str = "float32",
     device: torch.device | str = "cpu",
 ) -> RecModel:
     """A model ready to train: new LoRA (or the one saved in `init_from`, trainable or frozen), and a
-    projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made),
-    placed on `device` (pipeline/rec/device.py: resolve_device(rec.device))."""
+    projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made and,
+    with `calibration_vectors` (item CF vectors), scaled to the token embeddings' norm). The frozen
+    weights are cast to `frozen_dtype` (use_precision) before the model is placed on `device`
+    (pipeline/rec/device.py: resolve_device(rec.device)), so a GPU receives them already in bf16."""
     model, tokenizer = load_backbone(backbone)
     if init_from is None:
         config = LoraConfig(
@@ -159,12 +164,23 @@ def build_rec_model(
     projector = None
     if cf_dim is not None:
         saved = Path(init_from) / PROJECTOR_FILE if init_from is not None else None
-        projector = _load_projector(saved) if saved is not None and saved.exists() else CFProjector(
-            cf_dim, model.config.hidden_size, projector_expansion
-        )
+        if saved is not None and saved.exists():
+            projector = _load_projector(saved)
+        else:
+            projector = CFProjector(cf_dim, model.config.hidden_size, projector_expansion)
+            if calibration_vectors is not None:
+                projector.calibrate(torch.from_numpy(calibration_vectors), llm.get_input_embeddings().weight)
         if projector.cf_dim != cf_dim:
             raise ValueError(f"{saved}: projector expects CF vectors of size {projector.cf_dim}, got {cf_dim}")
-    return place_model(RecModel(llm, tokenizer, projector, answer_logit), device)
+    return _cast_and_place(RecModel(llm, tokenizer, projector, answer_logit), frozen_dtype, device)
+
+
+def _cast_and_place(rec: RecModel, frozen_dtype: str, device: torch.device | str) -> RecModel:
+    """Frozen weights cast first, then moved: an 8B backbone reaches the GPU as 16 GB of bf16 rather
+    than 32 GB of fp32 cast there. On the CPU the cast is the one training and scoring apply anyway
+    (use_precision is idempotent) and the move is a no-op."""
+    use_precision(rec, frozen_dtype)
+    return place_model(rec, device)
 
 
 def save_adapter(llm: PeftModel, directory: Path) -> None:
@@ -191,15 +207,18 @@ def save_rec_model(rec: RecModel, out_dir: Path) -> None:
     (out_dir / "model.json").write_text(json.dumps(meta) + "\n")
 
 
-def load_rec_model(backbone: str, model_dir: Path, device: torch.device | str = "cpu") -> RecModel:
-    """A trained variant for scoring or generation (eval mode, nothing trainable), on `device`."""
+def load_rec_model(
+    backbone: str, model_dir: Path, device: torch.device | str = "cpu", frozen_dtype: str = "float32"
+) -> RecModel:
+    """A trained variant for scoring or generation (eval mode, nothing trainable), its frozen weights
+    in `frozen_dtype`, on `device`."""
     model, tokenizer = load_backbone(backbone)
     llm = PeftModel.from_pretrained(model, Path(model_dir) / ADAPTER_DIR, is_trainable=False)
     saved = Path(model_dir) / PROJECTOR_FILE
     meta = json.loads((Path(model_dir) / "model.json").read_text())
     rec = RecModel(llm, tokenizer, _load_projector(saved) if saved.exists() else None, meta["answer_logit"])
     rec.requires_grad_(False)
-    return place_model(rec, device).eval()
+    return _cast_and_place(rec, frozen_dtype, device).eval()
 
 
 def _load_projector(path: Path) -> CFProjector:

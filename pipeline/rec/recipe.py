@@ -15,7 +15,7 @@ from pipeline.rec import distributed
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
-from pipeline.rec.model import RecModel, build_rec_model, save_rec_model, use_precision
+from pipeline.rec.model import RecModel, build_rec_model, save_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.scoring import score_candidates, score_examples
 from pipeline.rec.selection import selection_metrics
@@ -38,7 +38,6 @@ def run_variant(
     data = load_variant_data(spec, inputs)
     torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
     rec = build_variant_model(spec, params, data.vectors, lora_dir)
-    use_precision(rec, train_params.dtype)
     encode = variant_encoder(spec, params.prompt, rec.tokenizer, data)
     train_frame = data.interactions[data.interactions["split"] == "train"]
     train_frame = train_frame.sample(n=min(train_params.train_rows, len(train_frame)), random_state=train_params.seed)
@@ -98,18 +97,19 @@ def build_variant_model(
     spec: VariantSpec, params: RecParams, vectors: CFVectors | None, lora_dir: Path | None
 ) -> RecModel:
     """Stage 1: backbone + a new trainable LoRA. Stage 2: backbone + `lora_dir`'s LoRA (frozen) +
-    a new trainable projector, its output scale matched to the token embeddings' norm. On the
-    device of `rec.device`."""
+    a new trainable projector, its output scale matched to the token embeddings' norm
+    (rec.projector.match_embedding_norm). Frozen weights in the stage's dtype, on `rec.device`."""
     if spec.stage == 2 and lora_dir is None:
         raise ValueError(f"{spec.name}: a stage-2 variant needs the stage-1 LoRA of {spec.lora_from}")
+    calibrate = spec.cf_slots and params.projector.match_embedding_norm
     rec = build_rec_model(
         params.backbone, params.lora, lora_dir if spec.stage == 2 else None, train_lora=spec.stage == 1,
         cf_dim=vectors.dim if spec.cf_slots else None, projector_expansion=params.projector.expansion,
-        answer_logit=params.answer_logit, device=resolve_device(params.device),
+        answer_logit=params.answer_logit, calibration_vectors=vectors.items[:2048] if calibrate else None,
+        frozen_dtype=(params.stage1 if spec.stage == 1 else params.stage2).dtype,
+        device=resolve_device(params.device),
     )
     if rec.projector is not None:
-        if params.projector.match_embedding_norm:
-            rec.projector.calibrate(torch.from_numpy(vectors.items[:2048]), rec.llm.get_input_embeddings().weight)
         rec.projector.requires_grad_(True)
     return rec
 

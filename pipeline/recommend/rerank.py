@@ -43,11 +43,12 @@ def attach_experts(recommender: Recommender, expert_dirs: list[Path], upper: int
 
 
 def load_recommender(name: str, backbone: str, model_dir: Path, inputs: RecInputs, prompt: PromptParams,
-                     device: torch.device | str = "cpu") -> Recommender:
-    """The trained variant `name` (data/rec/<name>/ on `backbone`, placed on `device`) with the
-    artifacts its prompts read. One entry point, so other kinds of recommender can be plugged in by name."""
+                     device: torch.device | str = "cpu", frozen_dtype: str = "float32") -> Recommender:
+    """The trained variant `name` (data/rec/<name>/ on `backbone`, frozen weights in `frozen_dtype`,
+    placed on `device`) with the artifacts its prompts read. One entry point, so other kinds of
+    recommender can be plugged in by name."""
     spec = get_variant(name)
-    rec = load_rec_model(backbone, model_dir, device)
+    rec = load_rec_model(backbone, model_dir, device, frozen_dtype)
     # no traces: they are training answers, never part of a prompt
     data = load_variant_data(replace(spec, traces=False), inputs)
     return Recommender(spec, rec, data, prompt)
