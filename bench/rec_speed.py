@@ -5,7 +5,10 @@
   logits in fp32): rows/s, achieved GFLOP/s against this machine's measured bf16 matmul peak, and
   the distinct scores each gives (bf16 logits tie);
 - top-N: one user's 1 + 99 candidates scored against the cached history prefix vs full prompts;
-- training: tokens/s and GFLOP/s, autocast vs frozen weights cast to bf16 once.
+- training: tokens/s and GFLOP/s, autocast vs frozen weights cast to bf16 once (the stages' path);
+  two candidates the stages do not use, each against the stages' path: each micro-batch's shared
+  system prefix run once with gradients (stage 1: LoRA trained), and stage 2's frozen LoRA merged
+  into the bf16 weights (projector trained; also its scoring and the scores it changes).
 
 FLOPs count the decoder's linear layers only (2 per weight per token forward; training with a
 frozen backbone ~4: forward + input gradients), so GFLOP/s is a lower bound of the work done.
@@ -16,6 +19,7 @@ random Llama (said in the output). Run from the project root on a quiet machine:
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import statistics
 import sys
 import tempfile
@@ -34,6 +38,7 @@ from pipeline.rec.batching import collate, length_buckets  # noqa: E402
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, topn_frame  # noqa: E402
 from pipeline.rec.losses import LossParams, rec_loss  # noqa: E402
 from pipeline.rec.model import LoraParams, RecModel, build_rec_model, use_precision  # noqa: E402
+from pipeline.rec.prefix import prefix_kv, split_example, suffix_states  # noqa: E402
 from pipeline.rec.prompts import get_template  # noqa: E402
 from pipeline.rec.scoring import score_candidates, score_examples  # noqa: E402
 from pipeline.schemas import INTERACTIONS, ITEMS, TOPN_CANDIDATES  # noqa: E402
@@ -154,23 +159,85 @@ def timed(fn, repeats: int):
     return statistics.median(seconds), result
 
 
-def train_tokens_per_s(rec: RecModel, examples, batch_size: int, steps: int, autocast: bool) -> float:
-    """Optimizer steps on LoRA params (frozen backbone), tokens/s; `autocast` = the old bf16 autocast
-    over fp32 weights, else the weights as they are (cast once)."""
+def train_tokens_per_s(
+    rec: RecModel, examples, batch_size: int, steps: int, autocast: bool, shared_prefix: bool = False
+) -> float:
+    """Optimizer steps on LoRA params (frozen backbone), tokens/s of the rows (a shared prefix
+    counted per row); `autocast` = the old bf16 autocast over fp32 weights, else the weights as they
+    are (cast once); `shared_prefix` = the system part run once per micro-batch."""
     trainable = [p for p in rec.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-6)
     rec.train()
     tokens, start = 0, time.perf_counter()
     for step in range(steps):
-        batch = collate(examples[step * batch_size : (step + 1) * batch_size], rec.pad_id, with_answers=True)
+        rows = examples[step * batch_size : (step + 1) * batch_size]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, LossParams())
+            if shared_prefix:
+                batch, hidden = shared_prefix_states(rec, rows)
+            else:
+                batch = collate(rows, rec.pad_id, with_answers=True)
+                hidden = rec.hidden_states(batch)
+            loss, _ = rec_loss(hidden, rec, batch, LossParams())
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens += int(batch.attention_mask.sum())
+        tokens += sum(e.length for e in rows)
     rec.eval()
     return tokens / (time.perf_counter() - start)
+
+
+def shared_prefix_states(rec: RecModel, rows):
+    """(batch of suffixes, hidden) of a training micro-batch whose system part (identical for every
+    row) runs once, with gradients, and whose suffixes attend to its KV. Not what the stages do:
+    a candidate measured here (the prefix's LoRA dropout mask is shared by the batch's rows)."""
+    cut = rows[0].shared_len
+    if any(e.prompt_ids[:cut] != rows[0].prompt_ids[:cut] for e in rows):
+        raise ValueError("bench rows do not share their system part")
+    kv = prefix_kv(rec, split_example(rows[0], cut)[0])
+    suffixes = [replace(split_example(e, cut)[1], answer_ids=e.answer_ids) for e in rows]
+    batch = collate(suffixes, rec.pad_id, with_answers=True)
+    return batch, suffix_states(rec, kv, batch)
+
+
+def eval_loss_difference(rec: RecModel, rows) -> float:
+    """|loss(shared prefix) - loss(full pass)| in eval mode (no dropout): the two paths agree."""
+    rec.eval()
+    with torch.no_grad():
+        full = collate(rows, rec.pad_id, with_answers=True)
+        batch, hidden = shared_prefix_states(rec, rows)
+        shared = rec_loss(hidden, rec, batch, LossParams())[0]
+        return abs(float(shared) - float(rec_loss(rec.hidden_states(full), rec, full, LossParams())[0]))
+
+
+def stage2_merged_lora(rec: RecModel, examples, args) -> dict:
+    """Stage 2's setting (LoRA frozen, projector trained, bf16 frozen weights): training tokens/s
+    and scoring rows/s with the LoRA as peft runs it (the stages' path) vs merged into the base
+    weights (no LoRA matmuls, no LoRA dropout), interleaved repeats; the scores' largest change."""
+    use_precision(rec, "bfloat16")
+    for name, param in rec.named_parameters():
+        param.requires_grad_(name.startswith("projector."))
+    steps = (rec, examples, args.train_batch, args.train_steps)
+    unmerged_scores = score_examples(rec, examples, args.batch_size, "bfloat16")
+    runs = {"unmerged_train": [], "merged_train": [], "unmerged_score": [], "merged_score": []}
+    merged_scores = None
+    for _ in range(args.repeats):
+        runs["unmerged_train"].append(train_tokens_per_s(*steps, autocast=False))
+        runs["unmerged_score"].append(timed(lambda: score_examples(rec, examples, args.batch_size, "bfloat16"), 1)[0])
+        rec.llm.merge_adapter()
+        runs["merged_train"].append(train_tokens_per_s(*steps, autocast=False))
+        seconds, scores = timed(lambda: score_examples(rec, examples, args.batch_size, "bfloat16"), 1)
+        runs["merged_score"].append(seconds)
+        merged_scores = scores if merged_scores is None else merged_scores  # from the first merge
+        rec.llm.unmerge_adapter()  # bf16 round trip: later repeats' weights drift slightly (timing only)
+    median = {k: statistics.median(v) for k, v in runs.items()}
+    return {
+        "unmerged_tokens_per_s": median["unmerged_train"], "merged_tokens_per_s": median["merged_train"],
+        "train_speedup": median["merged_train"] / median["unmerged_train"],
+        "unmerged_rows_per_s": len(examples) / median["unmerged_score"],
+        "merged_rows_per_s": len(examples) / median["merged_score"],
+        "score_speedup": median["unmerged_score"] / median["merged_score"],
+        "max_abs_score_diff": float(np.abs(merged_scores - unmerged_scores).max()),
+    }
 
 
 def topn_examples(encode, n_candidates: int):
@@ -188,7 +255,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=64, help="rows scored and trained on")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     parser.add_argument("--batch-size", type=int, default=32, help="scoring batch size")
-    parser.add_argument("--train-batch", type=int, default=8, help="training micro-batch")
+    parser.add_argument("--train-batch", type=int, default=4, help="training micro-batch (rec.stage1/2.batch_size)")
     parser.add_argument("--train-steps", type=int, default=4, help="optimizer steps per timed training run")
     parser.add_argument("--backbone", type=Path, default=SMOLLM2, help="HF model directory to time")
     args = parser.parse_args()
@@ -208,17 +275,23 @@ def main() -> None:
                   "mean_prompt_tokens": tokens / len(examples), "bf16_matmul_peak_gflops": peak,
                   "body_linear_params": n_body}
 
-        # training first, autocast (fp32 weights) then cast-once bf16, interleaved repeats
-        runs = {"autocast": [], "cast_once": []}
+        # training first: autocast (fp32 weights), cast-once bf16, cast once + shared prefix; interleaved repeats
+        runs = {"autocast": [], "cast_once": [], "shared_prefix": []}
+        steps = (rec, examples, args.train_batch, args.train_steps)
         for _ in range(args.repeats):
             use_precision(rec, "float32")
-            runs["autocast"].append(train_tokens_per_s(rec, examples, args.train_batch, args.train_steps, True))
+            runs["autocast"].append(train_tokens_per_s(*steps, autocast=True))
             use_precision(rec, "bfloat16")
-            runs["cast_once"].append(train_tokens_per_s(rec, examples, args.train_batch, args.train_steps, False))
+            runs["cast_once"].append(train_tokens_per_s(*steps, autocast=False))
+            runs["shared_prefix"].append(train_tokens_per_s(*steps, autocast=False, shared_prefix=True))
         training = {k: statistics.median(v) for k, v in runs.items()}
         result["training"] = {
+            "micro_batch": args.train_batch,
             "autocast_tokens_per_s": training["autocast"], "cast_once_tokens_per_s": training["cast_once"],
+            "shared_prefix_tokens_per_s": training["shared_prefix"],
             "speedup": training["cast_once"] / training["autocast"],
+            "shared_prefix_speedup": training["shared_prefix"] / training["cast_once"],
+            "shared_prefix_eval_loss_abs_diff": eval_loss_difference(rec, examples[: args.train_batch]),
             "cast_once_gflops": training["cast_once"] * 4 * n_body / 1e9,
         }
         result["training"]["utilisation"] = result["training"]["cast_once_gflops"] / peak
@@ -248,12 +321,15 @@ def main() -> None:
                 "prefix_cached_candidates_per_s": len(candidates) / cached_s, "speedup": full_s / cached_s,
                 "max_abs_diff": float(np.abs(full - cached).max()),
             }
+        result["stage2_merged_lora"] = stage2_merged_lora(rec, examples, args)
     write_json(result, RESULTS)
     t, s = result["training"], result["scoring"]
     print(f"model: {model_note}; rows: {rows_note}; mean prompt {result['mean_prompt_tokens']:.0f} tokens; "
           f"bf16 matmul peak {peak:.0f} GFLOP/s")
     print(f"training  autocast {t['autocast_tokens_per_s']:.0f} tok/s vs cast-once bf16 {t['cast_once_tokens_per_s']:.0f} "
-          f"tok/s: {t['speedup']:.2f}x ({t['cast_once_gflops']:.0f} GFLOP/s, {t['utilisation']:.0%} of peak)")
+          f"tok/s: {t['speedup']:.2f}x ({t['cast_once_gflops']:.0f} GFLOP/s, {t['utilisation']:.0%} of peak); "
+          f"+ shared system prefix {t['shared_prefix_tokens_per_s']:.0f} tok/s: {t['shared_prefix_speedup']:.2f}x "
+          f"(micro-batch {t['micro_batch']}; eval-mode loss |diff| {t['shared_prefix_eval_loss_abs_diff']:.1e})")
     print(f"scoring   old {s['old_rows_per_s']:.1f} rows/s vs new {s['new_rows_per_s']:.1f} rows/s: {s['speedup']:.2f}x "
           f"({s['new_gflops']:.0f} GFLOP/s, {s['utilisation']:.0%} of peak); distinct scores "
           f"{s['distinct_scores']}; max |new - fp32| {s['max_abs_diff_new_vs_fp32']:.3f}")
@@ -262,6 +338,10 @@ def main() -> None:
         print(f"top-N     full prompts {n['full_prompt_candidates_per_s']:.1f} vs prefix-cached "
               f"{n['prefix_cached_candidates_per_s']:.1f} candidates/s: {n['speedup']:.2f}x "
               f"(max |diff| {n['max_abs_diff']:.4f})  -> {RESULTS}")
+    m = result["stage2_merged_lora"]
+    print(f"stage 2   frozen LoRA as peft runs it {m['unmerged_tokens_per_s']:.0f} tok/s vs merged {m['merged_tokens_per_s']:.0f} "
+          f"tok/s: {m['train_speedup']:.2f}x; scoring {m['unmerged_rows_per_s']:.1f} vs {m['merged_rows_per_s']:.1f} rows/s: "
+          f"{m['score_speedup']:.2f}x; max |score change| {m['max_abs_score_diff']:.3f}")
 
 
 if __name__ == "__main__":

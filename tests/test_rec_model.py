@@ -196,6 +196,22 @@ def test_training_restores_and_reports_the_same_evaluation(tiny, values, expecte
     assert not all(torch.equal(restored[k], states[other][k]) for k in restored)
 
 
+def test_validation_time_is_reported_apart_from_training_time(tiny):
+    """train_seconds (tokens/s is computed from it) leaves out the validate calls."""
+    import time
+
+    rec, examples = _model_and_examples(tiny, with_cf=False)
+    for name, param in rec.named_parameters():
+        param.requires_grad_("lora_" in name)
+    params = TrainParams(train_rows=12, steps=3, batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
+                         warmup_steps=1, reasoning_prob=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
+    started = time.perf_counter()
+    log = train_rec_model(rec, examples, [], params, LossParams(), lambda: time.sleep(0.4) or 0.5)
+    wall = time.perf_counter() - started
+    assert len(log["evals"]) == 3 and log["validation_seconds"] >= 1.2
+    assert 0 < log["train_seconds"] <= wall - log["validation_seconds"]
+
+
 SAVE_ADAPTER = """
 import sys, torch
 from pathlib import Path

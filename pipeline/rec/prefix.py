@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from pipeline.rec.batching import answer_states, collate, length_buckets
+from pipeline.rec.batching import RecBatch, answer_states, collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
 
@@ -47,25 +47,30 @@ def prefix_kv(rec: RecModel, prefix: RecExample) -> KV:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
+def suffix_states(rec: RecModel, kv: KV | None, batch: RecBatch) -> torch.Tensor:
+    """(B, T, H) last hidden states of the right-padded suffix `batch` continuing the cached prefix
+    `kv` (None: no prefix, whole prompts). Gradients flow into `kv` when it was computed with them."""
+    batch = batch.to(rec.device)
+    if kv is None:
+        return rec.run_body(batch, use_cache=False).last_hidden_state
+    rows, width = batch.input_ids.shape
+    prefix_len = kv[0][0].shape[2]
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(kv):
+        cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
+    device = batch.input_ids.device
+    mask = torch.cat([torch.ones(rows, prefix_len, dtype=torch.long, device=device), batch.attention_mask], dim=1)
+    positions = torch.arange(prefix_len, prefix_len + width, device=device).unsqueeze(0).expand(rows, -1)
+    return rec.run_body(
+        batch, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+    ).last_hidden_state
+
+
 def suffix_scores(rec: RecModel, kv: KV | None, suffixes: Sequence[RecExample]) -> torch.Tensor:
     """(B,) answer scores of `suffixes` continuing the cached prefix `kv` (None: no prefix, whole
     prompts); suffixes are right-padded, so each row's answer position is its own last token."""
-    batch = collate(suffixes, rec.pad_id, with_answers=False).to(rec.device)
-    rows, width = batch.input_ids.shape
-    if kv is None:
-        hidden = rec.run_body(batch, use_cache=False).last_hidden_state
-    else:
-        prefix_len = kv[0][0].shape[2]
-        cache = DynamicCache()
-        for layer, (keys, values) in enumerate(kv):
-            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
-        device = batch.input_ids.device
-        mask = torch.cat([torch.ones(rows, prefix_len, dtype=torch.long, device=device), batch.attention_mask], dim=1)
-        positions = torch.arange(prefix_len, prefix_len + width, device=device).unsqueeze(0).expand(rows, -1)
-        hidden = rec.run_body(
-            batch, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-        ).last_hidden_state  # (B, T, H)
-    return rec.answer_logit(answer_states(hidden, batch.prompt_lengths))
+    batch = collate(suffixes, rec.pad_id, with_answers=False)
+    return rec.answer_logit(answer_states(suffix_states(rec, kv, batch), batch.prompt_lengths))
 
 
 def score_shared_prefix(

@@ -56,7 +56,7 @@ def run_variant(
                           validate if train_params.eval_every > 0 and distributed.is_main() else None)
     if not distributed.is_main():  # under torchrun: rank 0 holds the same weights and writes everything
         return {"log": log, "metrics": None}
-    timings = {"train_seconds": log.pop("train_seconds")}
+    timings = {key: log.pop(key) for key in ("train_seconds", "validation_seconds")}
     if "best_eval" not in log and spec.reported and params.scoring.valid:
         validate()  # the final weights on valid_small, for the record (no selection)
     chosen = evals[log.get("best_eval", -1)] if evals else None

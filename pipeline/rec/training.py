@@ -97,7 +97,7 @@ def train_rec_model(
     probe = list(train[: params.probe_rows])
     log: dict = {"probe_loss_before": mean_loss(rec, probe, loss_params, params.dtype), "steps": [], "evals": []}
     best, best_state, best_eval = -math.inf, None, None
-    started = time.perf_counter()
+    started, validation_seconds = time.perf_counter(), 0.0
     rec.train()
     for step in tqdm(range(params.steps), desc="train", leave=False):
         step_log = _optimizer_step(rec, streams, params, loss_params, rng, trainable, optimizer)
@@ -105,7 +105,9 @@ def train_rec_model(
         log["steps"].append({"step": step + 1, "lr": schedule.get_last_lr()[0], **step_log})
         last = step + 1 == params.steps
         if validate is not None and (last or (params.eval_every and (step + 1) % params.eval_every == 0)):
+            validation_started = time.perf_counter()
             value = validate()
+            validation_seconds += time.perf_counter() - validation_started
             value = -math.inf if math.isnan(value) else value
             log["evals"].append({"step": step + 1, "selection": value})
             if value >= best:  # ties (all-NaN included) go to the later, longer-trained checkpoint
@@ -114,7 +116,8 @@ def train_rec_model(
         restore_state(rec, best_state)
         log["best_eval"] = best_eval
         log["best_step"] = log["evals"][best_eval]["step"]
-    log["train_seconds"] = time.perf_counter() - started
+    log["validation_seconds"] = validation_seconds  # the validate calls, not in train_seconds
+    log["train_seconds"] = time.perf_counter() - started - validation_seconds
     log["probe_loss_after"] = mean_loss(rec, probe, loss_params, params.dtype)
     return log
 
