@@ -56,24 +56,27 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="rec.<key>=value")
     parser.add_argument("--lora-from", type=Path, help="stage 2: the stage-1 LoRA directory to start from")
     parser.add_argument("--save", type=Path, help="keep the trained adapter (+ projector) here")
+    parser.add_argument("--no-valid", action="store_true", help="train and save only (a stage-1 run feeding stage 2)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     section = with_overrides(yaml.safe_load(PARAMS_FILE.read_text())["rec"], args.overrides)
     spec = dataclasses.replace(get_variant(args.variant), reported=False)
     stage = "stage1" if spec.stage == 1 else "stage2"
-    section[stage]["eval_every"] = section[stage]["steps"]  # one valid_small scoring, after the last step
+    # one valid_small scoring, after the last step
+    section[stage]["eval_every"] = 0 if args.no_valid else section[stage]["steps"]
     params = RecParams.model_validate(section)
     lora_dir = args.lora_from or (REC_DIR / spec.lora_from if spec.lora_from else None)
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.save or Path(tmp) / "model"
         summary = run_variant(spec, params, rec_inputs(spec), lora_dir, out_dir, None, Path(tmp) / "metrics.json")
     metrics, log = summary["metrics"], summary["log"]
+    valid = metrics["valid_small"] or {}
     result = {
         "tag": args.tag, "variant": spec.name, "overrides": args.overrides,
         "lora_from": str(lora_dir) if lora_dir else None,
-        "valid_small_auc": metrics["valid_small"]["auc"], "valid_small_uauc": metrics["valid_small"]["uauc"],
-        "selection": metrics["valid_small"]["selection"],
+        "valid_small_auc": valid.get("auc"), "valid_small_uauc": valid.get("uauc"),
+        "selection": valid.get("selection"),
         "train_seconds": metrics["train_seconds"], "train_tokens_per_second": metrics["train_tokens_per_second"],
         "probe_loss": [log["probe_loss_before"], log["probe_loss_after"]],
     }

@@ -237,3 +237,41 @@ def test_saved_adapter_bytes_do_not_depend_on_the_process_hash_seed(tiny, tmp_pa
     assert outputs[0].keys() == outputs[1].keys() == outputs[2].keys()
     assert "adapter/adapter_config.json" in outputs[0]
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+@pytest.mark.parametrize(("layers", "reaches_lowest"), [(None, True), (1, False)])
+def test_lora_on_top_layers_only_keeps_backward_out_of_the_lower_layers(tiny, tmp_path, layers, reaches_lowest):
+    """rec.lora.layers: LoRA factors only in the top layers, and a text-only (stage-1) step's
+    gradient never flows into the layers below them."""
+    import json
+
+    from pipeline.rec.model import load_rec_model, save_rec_model
+
+    rec_tiny.write_tiny_model(tmp_path / "deep", layers=3)
+    rec = build_rec_model(str(tmp_path / "deep"), LoraParams(r=4, alpha=8, dropout=0.0, layers=layers))
+    def adapted(model):
+        return {int(n.split(".layers.")[1].split(".")[0]) for n, _ in model.llm.named_parameters() if "lora_" in n}
+
+    assert adapted(rec) == ({0, 1, 2} if layers is None else {2})
+    _, examples = _model_and_examples(tiny, with_cf=False)
+    reached = []  # does autograd record the lowest layer's output (and later back-propagate through it)?
+
+    def record(module, inputs, output):
+        reached.append((output[0] if isinstance(output, tuple) else output).requires_grad)
+
+    rec.body.layers[0].register_forward_hook(record)
+    batch = collate(examples[:4], rec.pad_id, with_answers=True)
+    loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, LossParams())
+    loss.backward()
+    assert reached == [reaches_lowest]
+    assert all(p.grad is not None for n, p in rec.llm.named_parameters() if "lora_" in n)
+    saved = tmp_path / f"saved{layers}"
+    save_rec_model(rec, saved)
+    config = json.loads((saved / "adapter/adapter_config.json").read_text())
+    assert config["layers_to_transform"] == (None if layers is None else [2])
+    assert adapted(load_rec_model(str(tmp_path / "deep"), saved)) == adapted(rec)  # stage 2, experts, explain
+
+
+def test_lora_on_more_layers_than_the_backbone_has_is_an_error(tiny):
+    with pytest.raises(ValueError, match="rec.lora.layers: the backbone has 2 layers, got 3"):
+        build_rec_model(str(tiny / "tiny"), LoraParams(layers=3))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -32,6 +32,18 @@ class LoraParams(BaseModel):
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] = ["q_proj", "v_proj"]
+    layers: int | None = Field(default=None, ge=1)  # top layers that get LoRA; None = every layer
+
+
+def lora_layer_indices(n_layers: int, layers: int | None) -> list[int] | None:
+    """peft's `layers_to_transform` for LoRA on the top `layers` of `n_layers` (None: every layer).
+    Below the lowest adapted layer nothing trains, so a stage-1 step neither keeps activations for
+    nor back-propagates through the lower layers."""
+    if layers is None:
+        return None
+    if layers > n_layers:
+        raise ValueError(f"rec.lora.layers: the backbone has {n_layers} layers, got {layers}")
+    return list(range(n_layers - layers, n_layers))
 
 
 ANSWER_LOGITS = ("yes_minus_no", "yes")
@@ -155,6 +167,7 @@ def build_rec_model(
         config = LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
             target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+            layers_to_transform=lora_layer_indices(model.config.num_hidden_layers, lora.layers),
         )
         llm = get_peft_model(model, config)
         if not train_lora:
