@@ -24,7 +24,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from llm_fake_server import FakeChatServer  # noqa: E402
 from pipeline.artifacts import write_json  # noqa: E402
 from pipeline.llm.chat import SamplingParams, chat  # noqa: E402
-from pipeline.llm.config import LocalConfig, OpenAIConfig  # noqa: E402
+from pipeline.llm.config import LLMConfig, LocalConfig  # noqa: E402
+from stages.params import load_section  # noqa: E402
 
 PREPARED = REPO / "data" / "models" / "smollm2-135m-instruct"
 ITEMS = ["Toy Story (1995)", "Fargo (1996)", "Heat (1995)", "Babe (1995)", "Casino (1995)",
@@ -35,10 +36,12 @@ def bench_openai(requests: int, delay: float, concurrency: int, repeats: int) ->
     from pipeline.llm.openai_backend import OpenAIBackend
 
     rates = {1: [], concurrency: []}
+    base = load_section("llm", LLMConfig, REPO / "params.yaml").openai  # retries, timeouts: params.yaml's
     with FakeChatServer(delay=delay) as server:
         for repeat in range(repeats):
             for workers in rates:
-                config = OpenAIConfig(base_url=server.base_url, api_key_env=None, concurrency=workers)
+                config = base.model_copy(update={"base_url": server.base_url, "api_key_env": None,
+                                                 "concurrency": workers})
                 backend = OpenAIBackend("bench", config)
                 batch = [chat(("user", f"r{repeat} w{workers} q{i}")) for i in range(requests)]
                 started = time.perf_counter()

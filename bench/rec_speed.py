@@ -36,18 +36,21 @@ from pipeline.artifacts import read_frame, write_json  # noqa: E402
 from pipeline.explain.bertscore import minilm_dir  # noqa: E402
 from pipeline.rec.batching import collate, length_buckets  # noqa: E402
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, topn_frame  # noqa: E402
-from pipeline.rec.losses import LossParams, rec_loss  # noqa: E402
-from pipeline.rec.model import LoraParams, RecModel, build_rec_model, use_precision  # noqa: E402
+from pipeline.rec.losses import rec_loss  # noqa: E402
+from pipeline.rec.model import RecModel, build_rec_model, use_precision  # noqa: E402
+from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.prefix import prefix_kv, split_example, suffix_states  # noqa: E402
 from pipeline.rec.prompts import get_template  # noqa: E402
 from pipeline.rec.scoring import score_candidates, score_examples  # noqa: E402
 from pipeline.schemas import INTERACTIONS, ITEMS, TOPN_CANDIDATES  # noqa: E402
+from stages.params import load_section  # noqa: E402
 
 SMOLLM2 = Path("data/models/smollm2-135m-instruct")
 INGEST = Path("data/ingest")
 RESULTS = Path("bench/results/rec_speed.json")
 CF_DIM = 64  # random CF vectors: their values do not change the timings
 HISTORY = 5  # rec.prompt.history_items
+REC = load_section("rec", RecParams, Path(__file__).resolve().parents[1] / "params.yaml")  # lora, loss
 
 
 def backbone(requested: Path, scratch: Path) -> tuple[str, str]:
@@ -177,7 +180,7 @@ def train_tokens_per_s(
             else:
                 batch = collate(rows, rec.pad_id, with_answers=True)
                 hidden = rec.hidden_states(batch)
-            loss, _ = rec_loss(hidden, rec, batch, LossParams())
+            loss, _ = rec_loss(hidden, rec, batch, REC.loss)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -205,8 +208,8 @@ def eval_loss_difference(rec: RecModel, rows) -> float:
     with torch.no_grad():
         full = collate(rows, rec.pad_id, with_answers=True)
         batch, hidden = shared_prefix_states(rec, rows)
-        shared = rec_loss(hidden, rec, batch, LossParams())[0]
-        return abs(float(shared) - float(rec_loss(rec.hidden_states(full), rec, full, LossParams())[0]))
+        shared = rec_loss(hidden, rec, batch, REC.loss)[0]
+        return abs(float(shared) - float(rec_loss(rec.hidden_states(full), rec, full, REC.loss)[0]))
 
 
 def stage2_merged_lora(rec: RecModel, examples, args) -> dict:
@@ -262,7 +265,7 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:
         path, model_note = backbone(args.backbone, Path(scratch))
-        rec = build_rec_model(path, LoraParams(), cf_dim=CF_DIM).eval()
+        rec = build_rec_model(path, REC.lora, cf_dim=CF_DIM).eval()
         for name, param in rec.llm.named_parameters():
             if "lora_B" in name:  # a trained-looking adapter (peft starts B at zero)
                 torch.nn.init.normal_(param, std=0.02)

@@ -1,7 +1,8 @@
 """Params profiles (profiles/*.yaml): each holds only the params.yaml keys a setting changes (a
 dataset, a model scale), nested as in params.yaml. They become `dvc exp run -S key=value` arguments,
 so DVC itself applies them and records them in the experiment; a key the profile names that
-params.yaml lacks is an error naming the profile and the key.
+params.yaml lacks is an error naming the profile and the key. `overlay` lays keys over a parsed
+section the same way (tests and benchmarks take params.yaml's section and change a few keys).
 
 Usage: eval dvc exp run $(python -m pipeline.profiles profiles/paper-gpu.yaml profiles/ml1m.yaml)
 """
@@ -26,6 +27,16 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[path] = value
     return flat
+
+
+def overlay(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` laid over it as `-S` sets would be: where both hold a mapping the two
+    merge key by key, anything else in `overrides` replaces (neither input is modified)."""
+    result = dict(base)
+    for key, value in overrides.items():
+        below = result.get(key)
+        result[key] = overlay(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    return result
 
 
 def profile_sets(params: dict, profiles: list[Path]) -> dict[str, Any]:

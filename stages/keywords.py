@@ -25,11 +25,10 @@ METRICS = "metrics/keywords.json"
 
 
 class KeywordParams(TeacherParams):
-    budgets: WordBudgets = WordBudgets()
-    max_items: int | None = Field(1300, ge=0)
-    max_keywords: int = Field(10, ge=1)
-    min_keywords: int = Field(1, ge=1)
-    max_tokens: int = Field(24, ge=1)
+    budgets: WordBudgets
+    max_items: int | None = Field(ge=0)
+    max_keywords: int = Field(ge=1)
+    min_keywords: int = Field(ge=1)
 
 
 def main() -> None:

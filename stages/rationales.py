@@ -26,12 +26,11 @@ METRICS = "metrics/rationales.json"
 
 
 class RationaleParams(TeacherParams):
-    count: int = Field(128, ge=0)
-    review_words: int = Field(100, ge=1)
-    budgets: WordBudgets = WordBudgets()
-    max_tokens: int = Field(40, ge=1)
-    answer_format: Literal["auto", "json_schema", "prefill", "plain"] = "auto"
-    seed: int = 2026
+    count: int = Field(ge=0)
+    review_words: int = Field(ge=1)
+    budgets: WordBudgets
+    answer_format: Literal["auto", "json_schema", "prefill", "plain"]
+    seed: int
 
 
 def answer_format(params: RationaleParams, backend: str) -> str:

@@ -14,12 +14,12 @@ from stages.params import load_section
 
 
 class TeacherParams(BaseModel):
-    """What every teacher stage's params section has: its sampling (max_tokens, default per stage)."""
+    """What every teacher stage's params section has: its sampling (max_tokens, repetition_penalty)."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_tokens: int = Field(ge=1)
-    repetition_penalty: float = Field(1.2, gt=0)
+    repetition_penalty: float = Field(gt=0)
 
 
 def teacher_chat(params: TeacherParams) -> tuple[CachedChat, SamplingParams]:

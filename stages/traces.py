@@ -42,27 +42,26 @@ METRICS = "metrics/traces.json"
 class ReferenceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(8, ge=0)  # rows have at least rec.prompt.history_items earlier interactions
+    count: int = Field(ge=0)  # rows have at least rec.prompt.history_items earlier interactions
 
 
 class TraceParams(TeacherParams):
-    selection: Literal["hard", "random", "per_label"] = "hard"
-    count: int = Field(24, ge=0)
-    score_threshold: float | None = None
-    min_history: int = Field(3, ge=0)
-    max_rounds: int = Field(3, ge=1)
-    max_tokens: int = Field(128, ge=1)
-    min_reasoning_words: int = Field(3, ge=1)
-    balance_labels: bool = False
-    seed: int = 2026
-    reference: ReferenceParams = ReferenceParams()
+    selection: Literal["hard", "random", "per_label"]
+    count: int = Field(ge=0)
+    score_threshold: float | None
+    min_history: int = Field(ge=0)
+    max_rounds: int = Field(ge=1)
+    min_reasoning_words: int = Field(ge=1)
+    balance_labels: bool
+    seed: int
+    reference: ReferenceParams
 
 
 class RecPromptSection(BaseModel):
     """Only `rec.prompt` of the rec section (the rest belongs to the rec stages)."""
 
     model_config = ConfigDict(extra="ignore")
-    prompt: dict = {}
+    prompt: dict
 
 
 def student_prompt() -> PromptParams:

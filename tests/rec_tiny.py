@@ -109,7 +109,7 @@ def tiny_params(backbone: Path, steps: int = 2) -> dict:
             "backbone": str(backbone), "threads": 1, "device": "cpu", "answer_logit": "yes_minus_no",
             "prompt": {"version": "v2", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
                        "max_answer_tokens": 16},
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"], "layers": None},
             "projector": {"expansion": 2, "match_embedding_norm": True},
             "loss": {"bce_weight_single": 0.9, "bce_weight_multi": 0.1},
             "scoring": {"batch_size": 4, "topn_batch_size": 8, "selection": "reference", "valid": True,

@@ -9,6 +9,7 @@ import torch
 from peft import PeftModel
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.experts.clusters import cluster_users
@@ -36,7 +37,8 @@ def setup(tmp_path_factory):
     rec_tiny.write_tiny_model(root / "tiny", layers=LAYERS)
     rec_tiny.write_tiny_artifacts(root)
     torch.manual_seed(3)
-    rec = build_rec_model(str(root / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM,
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    rec = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM,
                           projector_expansion=2)
     for name, param in rec.llm.named_parameters():
         if "lora_B" in name:
@@ -160,10 +162,11 @@ def _train_params(**overrides) -> ExpertTrainParams:
 def test_expert_training_on_cached_lower_layers_matches_full_passes_and_trains_only_the_top(setup):
     root = setup[0]
     logs, states = [], []
+    loss_params = LossParams(**section("rec.loss"))
     for cached in (True, False):
         rec = _load(root, experts=False)
         before = {n: p.detach().clone() for n, p in rec.llm.named_parameters() if "lora_" in n}
-        logs.append(train_expert(rec, _examples(rec, setup), [], _train_params(), LossParams(), cached=cached))
+        logs.append(train_expert(rec, _examples(rec, setup), [], _train_params(), loss_params, cached=cached))
         changed = {n for n, p in rec.llm.named_parameters() if "lora_" in n and not torch.equal(p, before[n])}
         assert changed and all(any(f"layers.{i}." in n for i in range(LAYERS - UPPER, LAYERS)) for n in changed)
         states.append({n: p.detach().clone() for n, p in rec.llm.named_parameters() if n in changed})

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
 from pipeline.explain.prompts import reference_rows
@@ -41,7 +42,8 @@ def _write_reference_traces(root: Path) -> pd.DataFrame:
 def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
     """Overfit a ThinkRec-style tiny model (CF slots + keywords) to the first 4 reference traces."""
     torch.manual_seed(0)
-    rec = build_rec_model(str(root / "tiny"), LoraParams(r=8, alpha=16, dropout=0.0, target_modules=ALL_LINEAR),
+    lora = LoraParams(**section("rec.lora", r=8, alpha=16, dropout=0.0, target_modules=ALL_LINEAR))
+    rec = build_rec_model(str(root / "tiny"), lora,
                           cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
     vectors = CFVectors(
         dense_vectors(read_frame(root / "data/cf/mf/user_vectors.parquet"), "user", "users"),
@@ -54,7 +56,7 @@ def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
     examples = build_examples(rows, catalog, rec.tokenizer, get_template("v2"), HISTORY, vectors, traces, 16)
     params = TrainParams(train_rows=4, steps=100, batch_size=4, grad_accum=1, lr=0.01, weight_decay=0.0,
                          warmup_steps=1, reasoning_prob=0.0, eval_every=0, probe_rows=4, dtype="float32", seed=0)
-    train_rec_model(rec, examples, [], params, LossParams())
+    train_rec_model(rec, examples, [], params, LossParams(**section("rec.loss")))
     save_rec_model(rec, root / "data/rec/thinkrec")
 
 
@@ -72,7 +74,8 @@ def explained(tmp_path_factory):
     rows = _write_reference_traces(root)
     _train_thinkrec_on_traces(root, rows)
     # an untrained text-only baseline: LoRA B = 0, so it is the random backbone itself
-    save_rec_model(build_rec_model(str(root / "tiny"), LoraParams(r=2, alpha=4)), root / "data/rec/tallrec")
+    lora = LoraParams(**section("rec.lora", r=2, alpha=4))
+    save_rec_model(build_rec_model(str(root / "tiny"), lora), root / "data/rec/tallrec")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-m", "stages.explain"], cwd=root, env=env,
                             capture_output=True, text=True, timeout=600)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from params_base import section
 
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
@@ -43,7 +44,9 @@ def write_raw(root: Path, rows: list[str], items: int = 12, encoding_errors: dic
 
 
 def params(root: Path, **overrides) -> IngestParams:
-    return IngestParams.model_validate({"source": {"path": str(root), "name": "t"}, **MONTHS, **overrides})
+    """params.yaml's ingest section on t.inter / t.item under `root`, monthly windows, `overrides`."""
+    return IngestParams.model_validate(section("ingest", **{"source": {"path": str(root), "name": "t"}, **MONTHS,
+                                                            **overrides}))
 
 
 def ingest_frame(root: Path, **overrides):
@@ -78,7 +81,8 @@ def test_a_1969_timestamp_no_longer_wrecks_the_halved_split(tmp_path):
     rows = good_rows() + ["u1\ti11\t5\t-86400"]
     write_raw(tmp_path, rows)
     halved = {"split": {"mode": "last_months_halved", "train_months": 1}, "on_bad_line": "skip"}
-    out = run_ingest(IngestParams.model_validate({"source": {"path": str(tmp_path), "name": "t"}, **halved}))
+    source = {"path": str(tmp_path), "name": "t"}
+    out = run_ingest(IngestParams.model_validate(section("ingest", source=source, **halved)))
     assert out.card["splits"]["train"]["rows"] == 18  # January's rows
     assert out.card["read"]["bad_lines_skipped"] == {"bad_timestamp": 1}
 
@@ -99,8 +103,8 @@ def test_millisecond_timestamps_are_detected_or_declared(tmp_path):
 
 def test_ambiguous_auto_unit_range_is_rejected():
     with pytest.raises(ValueError, match="unit auto needs latest < 1000 x earliest"):
-        IngestParams.model_validate({"timestamps": {"earliest": "1970-01-02"}})
-    IngestParams.model_validate({"timestamps": {"earliest": "1970-01-02", "unit": "s"}})
+        IngestParams.model_validate(section("ingest", timestamps={"earliest": "1970-01-02", "unit": "auto"}))
+    IngestParams.model_validate(section("ingest", timestamps={"earliest": "1970-01-02", "unit": "s"}))
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "1e9", "-3", "0", "5.5"])
@@ -126,7 +130,7 @@ def test_declared_rating_scale_and_json_numbers_beyond_float(tmp_path):
     (tmp_path / "meta_x.json.gz").write_bytes(gzip.compress(b'{"asin": "B"}\n'))
     amazon = {"source": {"format": "amazon", "path": str(tmp_path), "name": "x"}}
     with pytest.raises(IngestError, match=r"x.json.gz:1: bad_number: field 'overall'"):
-        run_ingest(IngestParams.model_validate(amazon))
+        run_ingest(IngestParams.model_validate(section("ingest", **amazon)))
 
 
 @pytest.mark.parametrize("bad_line", [37, 5_000])

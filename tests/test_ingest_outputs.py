@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import tiny_recbole
 import yaml
+from params_base import section
 
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
@@ -154,4 +155,4 @@ def test_embedded_pin_mismatch_is_an_error(tmp_path, change, message):
     pin = tmp_path / "other.embedded.json"
     pin.write_text(json.dumps({**json.loads(PIN.read_text()), **change}))
     with pytest.raises(IngestError, match=message):
-        run_ingest(IngestParams.model_validate({"source": {"path": str(pin)}}))
+        run_ingest(IngestParams.model_validate(section("ingest", source={"path": str(pin)})))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from params_base import section
 
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
@@ -28,8 +29,9 @@ def write_dataset(root: Path, rows: list[tuple], extra_items: tuple[str, ...] = 
 
 
 def params(root: Path, **overrides) -> IngestParams:
-    base = {"source": {"format": "recbole", "path": str(root), "name": "t"}}
-    return IngestParams.model_validate({**base, **overrides})
+    """params.yaml's ingest section on the files under `root`, `overrides` laid over it."""
+    source = {"format": "recbole", "path": str(root), "name": "t"}
+    return IngestParams.model_validate(section("ingest", source=source, **overrides))
 
 
 def random_rows(seed: int = 0, users: int = 12, items: int = 30, per_user: int = 15) -> list[tuple]:
@@ -43,7 +45,8 @@ def random_rows(seed: int = 0, users: int = 12, items: int = 30, per_user: int =
 
 
 MONTHS = {"split": {"mode": "months", "train_months": 1, "valid_months": 1, "test_months": 1}}
-NO_CAP = {"valid_small": {"user_fraction": 0.5}, "test_small": {"user_fraction": 0.5}, "test_tiny_rows": 5}
+NO_CAP = {"valid_small": {"user_fraction": 0.5, "max_rows_per_user": None},
+          "test_small": {"user_fraction": 0.5, "max_rows_per_user": None}, "test_tiny_rows": 5}
 
 
 def test_k_core_iterates_where_one_pass_stops(tmp_path):
@@ -155,7 +158,7 @@ def test_subset_caps_rows_per_user_and_total(tmp_path):
 
 def test_topn_candidates_first_liked_test_item_and_unseen_negatives(tmp_path):
     write_dataset(tmp_path, random_rows(seed=4, users=20, items=150))
-    out = run_ingest(params(tmp_path, topn_negatives=20, **MONTHS))
+    out = run_ingest(params(tmp_path, topn_negatives=20, topn_users=None, **MONTHS))
     frame = out.interactions.to_pandas()
     topn = out.topn_candidates.to_pandas()
     liked_test = frame[(frame.split == "test") & (frame.label == 1)]
@@ -172,7 +175,7 @@ def test_topn_candidates_first_liked_test_item_and_unseen_negatives(tmp_path):
 
 def test_topn_users_caps_the_sampled_users(tmp_path):
     write_dataset(tmp_path, random_rows(seed=4, users=20, items=150))
-    everyone = run_ingest(params(tmp_path, topn_negatives=5, **MONTHS)).topn_candidates.to_pandas()
+    everyone = run_ingest(params(tmp_path, topn_negatives=5, topn_users=None, **MONTHS)).topn_candidates.to_pandas()
     capped = run_ingest(params(tmp_path, topn_negatives=5, topn_users=3, **MONTHS)).topn_candidates.to_pandas()
     assert everyone.user.nunique() > 3 and capped.user.nunique() == 3
     assert set(capped.user) <= set(everyone.user)

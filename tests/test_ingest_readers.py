@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from params_base import section
 
 from pipeline.ingest.formats import FORMATS
 from pipeline.ingest.lines import IngestError, LineIssues
@@ -147,11 +148,11 @@ def test_amazon_end_to_end_time_range_filter_and_reviews(tmp_path):
                     "reviewText": "2016: outside the time range"})
     write_gz_lines(tmp_path / "Toys.json.gz", [json.dumps(r) for r in reviews])
     write_gz_lines(tmp_path / "meta_Toys.json.gz", [json.dumps({"asin": f"B{i}", "title": f"Toy {i}"}) for i in range(6)])
-    params = IngestParams.model_validate({
+    params = IngestParams.model_validate(section("ingest", **{
         "source": {"format": "amazon", "path": str(tmp_path), "name": "Toys"}, "label_threshold": 5,
         "keep_reviews": True, "on_unknown_item": "skip", "time_range": {"start": "2017-01-01", "end": "2018-01-01"},
         "split": {"mode": "last_months_halved", "train_months": 8}, "topn_negatives": 1,
-    })
+    }))
     out = run_ingest(params)
     frame = out.interactions.to_pandas()
     assert len(frame) == 30 and out.card["filters"]["time_range"]["rows_outside"] == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tiny_recbole
 import yaml
+from params_base import section
 
 from pipeline.artifacts import read_table
 from pipeline.ingest.build import run_ingest
@@ -52,7 +53,8 @@ def test_stage_cli_writes_all_artifacts(tmp_path):
 
 def test_stage_cli_error_names_the_file(tmp_path):
     write_tiny_recbole(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": {"source": {"path": str(tmp_path), "name": "nope"}}}))
+    ingest = section("ingest", source={"path": str(tmp_path), "name": "nope"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"ingest": ingest}))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "stages.ingest"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+from params_base import section
 from scripted_backend import ScriptedBackend, cached
 from tiny_ingest import tiny_items, write_params, write_tiny_ingest
 
@@ -14,6 +15,8 @@ from pipeline.keywords.item_text import WordBudgets, cut_words, item_text
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
 from pipeline.llm.chat import SamplingParams
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS
+
+BUDGETS = WordBudgets(**section("keywords.budgets"))
 
 
 @pytest.mark.parametrize(
@@ -66,7 +69,7 @@ def test_item_text_cuts_each_field_to_its_budget():
 def test_fallback_to_categories_is_counted(tmp_path):
     items = tiny_items(3)
     answers = ["heist, crime caper, vault", "Sorry, I cannot help with that.", "ok"]
-    result = summarize_items(items, cached(ScriptedBackend(answers), tmp_path), WordBudgets(), SamplingParams(max_tokens=32))
+    result = summarize_items(items, cached(ScriptedBackend(answers), tmp_path), BUDGETS, SamplingParams(max_tokens=32))
     assert result.fallbacks == 2
     assert result.table["source"].tolist() == ["llm", "fallback", "fallback"]
     assert result.table["keywords"].iloc[0] == ["heist", "crime caper", "vault"]
@@ -79,7 +82,7 @@ def test_echoes_and_truncated_last_keyword_are_dropped(tmp_path):
     answer = "film number, boiling water, satire, office politics, unfinis"
     backend = ScriptedBackend(lambda request: answer)
     # The scripted backend counts words as tokens: 8 words >= max_tokens 8 means "truncated".
-    result = summarize_items(items, cached(backend, tmp_path), WordBudgets(), SamplingParams(max_tokens=8))
+    result = summarize_items(items, cached(backend, tmp_path), BUDGETS, SamplingParams(max_tokens=8))
     assert result.table["keywords"].iloc[0] == ["satire", "office politics"]
 
 
@@ -88,15 +91,15 @@ def test_echoes_of_the_title_are_dropped_however_it_is_written(tmp_path):
     answers = {"Lord": "the lord of the rings, middle earth, lighthouse",  # "lighthouse": a worked example's
                "Mask": "mask the, comedy, crime, fantasy"}
     backend = ScriptedBackend(lambda request: answers[request.messages[-1].content.split()[1].strip(",")])
-    result = summarize_items(items, cached(backend, tmp_path), WordBudgets(), SamplingParams(max_tokens=32))
+    result = summarize_items(items, cached(backend, tmp_path), BUDGETS, SamplingParams(max_tokens=32))
     assert result.table["keywords"].tolist() == [["middle earth"], ["comedy", "crime", "fantasy"]]
 
 
 def test_keywords_stage_cli_writes_schema_and_rerun_hits_cache(tmp_path, monkeypatch):
     write_tiny_ingest(tmp_path)
-    write_params(tmp_path, keywords={"max_keywords": 4, "max_tokens": 32, "repetition_penalty": 1.2,
-                                     "min_keywords": 1, "budgets": {"title": 10, "categories": 10,
-                                                                    "description": 50, "extra": 5}})
+    budgets = {"title": 10, "categories": 10, "description": 50, "extra": 5}
+    write_params(tmp_path, keywords={"max_items": 1300, "max_keywords": 4, "max_tokens": 32,
+                                     "repetition_penalty": 1.2, "min_keywords": 1, "budgets": budgets})
     monkeypatch.chdir(tmp_path)
 
     def answer(request):  # the last user turn names the item
@@ -129,7 +132,7 @@ def test_items_outside_the_budget_get_categories_without_a_call(tmp_path):
     assert most_interacted_items(interactions, None) is None
     assert most_interacted_items(interactions, 5, items=range(6)) == {4, 2, 1, 9, 0}  # unseen items count 0
     backend = ScriptedBackend(lambda request: "satire, office politics")
-    result = summarize_items(tiny_items(6), cached(backend, tmp_path), WordBudgets(), SamplingParams(), ask=ask)
+    result = summarize_items(tiny_items(6), cached(backend, tmp_path), BUDGETS, SamplingParams(), ask=ask)
     assert len(backend.requests) == 2 and result.not_asked == 4 and result.fallbacks == 0
     assert result.table.set_index("item")["source"].to_dict() == {
         0: "fallback", 1: "fallback", 2: "llm", 3: "fallback", 4: "llm", 5: "fallback"}

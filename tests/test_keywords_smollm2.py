@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from params_base import section
 
 from pipeline.keywords.cleaning import STOPWORDS, is_noise
 from pipeline.keywords.item_text import WordBudgets
@@ -33,7 +34,7 @@ def smollm2_dir(tmp_path_factory) -> Path:
 def test_smollm2_writes_clean_keywords_for_a_few_items(smollm2_dir, tmp_path):
     from pipeline.llm.backends import build_backend
     from pipeline.llm.cache import CachedChat
-    from pipeline.llm.config import LLMConfig, LocalConfig
+    from pipeline.llm.config import LLMConfig
 
     items = pd.DataFrame({
         "item": [0, 1, 2, 3],
@@ -44,10 +45,12 @@ def test_smollm2_writes_clean_keywords_for_a_few_items(smollm2_dir, tmp_path):
         "description": [""] * 4,
         "extra": ["1995"] * 4,
     })
-    config = LLMConfig(model=str(smollm2_dir), local=LocalConfig(batch_size=4, threads=1))
+    config = LLMConfig.model_validate(section("llm", backend="local", model=str(smollm2_dir),
+                                              local={"batch_size": 4, "threads": 1}))
     client = CachedChat(build_backend(config), tmp_path / "responses.sqlite")
     sampling = SamplingParams(max_tokens=24, repetition_penalty=1.2)
-    result = summarize_items(items, client, WordBudgets(), sampling)
+    budgets = WordBudgets(**section("keywords.budgets"))
+    result = summarize_items(items, client, budgets, sampling)
     stats = client.stats()
     assert stats["calls"] == 4 and stats["tokens_out"] > 4
     assert result.table["item"].tolist() == [0, 1, 2, 3]
@@ -60,6 +63,6 @@ def test_smollm2_writes_clean_keywords_for_a_few_items(smollm2_dir, tmp_path):
             assert words[0] not in STOPWORDS and words[-1] not in STOPWORDS  # inner stopwords may stay
             assert not all(is_noise(word) for word in words)
 
-    again = summarize_items(items, client, WordBudgets(), sampling)  # answered from the cache
+    again = summarize_items(items, client, budgets, sampling)  # answered from the cache
     assert client.stats()["calls"] == 4
     pd.testing.assert_frame_equal(again.table, result.table)

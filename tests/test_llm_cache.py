@@ -5,6 +5,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from params_base import section
 
 import pipeline.llm.cache as cache_module
 from pipeline.llm.cache import CachedChat, ResponseStore
@@ -123,7 +124,7 @@ def test_vllm_backend_without_vllm_says_how_to_install():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
     with pytest.raises(LLMError, match=r"pip install thinkrec\[vllm\]"):
-        build_backend(LLMConfig(backend="vllm", model="Qwen/QwQ-32B"))
+        build_backend(LLMConfig.model_validate(section("llm", backend="vllm", model="Qwen/QwQ-32B")))
 
 
 def test_model_identity_hashes_file_contents_and_keeps_hub_ids(tmp_path):
@@ -184,8 +185,8 @@ def test_vllm_backend_names_local_weights_by_content(tmp_path, monkeypatch):
     fake_vllm = SimpleNamespace(LLM=lambda **kwargs: engines.append(kwargs) or kwargs)
     monkeypatch.setattr(vllm_backend, "_import_vllm", lambda: fake_vllm)
     (tmp_path / "config.json").write_text("{}")
-    local = vllm_backend.VLLMBackend(str(tmp_path), VLLMConfig(dtype="bfloat16"))
+    local = vllm_backend.VLLMBackend(str(tmp_path), VLLMConfig(**section("llm.vllm", dtype="bfloat16")))
     assert local.model_name == cache_module.model_identity(str(tmp_path)) + "@bfloat16"
     assert engines[0]["model"] == str(tmp_path)  # the engine still loads from the path
-    hub = vllm_backend.VLLMBackend("Qwen/QwQ-32B", VLLMConfig())
+    hub = vllm_backend.VLLMBackend("Qwen/QwQ-32B", VLLMConfig(**section("llm.vllm", dtype="auto")))
     assert hub.model_name == "Qwen/QwQ-32B@auto"

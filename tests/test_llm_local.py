@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from params_base import section
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.llm.cache import CachedChat
@@ -43,7 +44,7 @@ PROMPTS = [
 
 def test_left_padded_batch_gives_the_same_greedy_answers_as_one_at_a_time(smollm2_dir):
     # float32: bf16 matmuls round differently for other batch shapes; padding itself must not matter.
-    backend = LocalBackend(str(smollm2_dir), LocalConfig(dtype="float32", batch_size=3))
+    backend = LocalBackend(str(smollm2_dir), LocalConfig(**section("llm.local", dtype="float32", batch_size=3)))
     sampling = SamplingParams(max_tokens=12)
     requests = [chat(("user", p), sampling=sampling) for p in PROMPTS]
     batched = backend.complete(requests)
@@ -59,7 +60,7 @@ def test_left_padded_batch_gives_the_same_greedy_answers_as_one_at_a_time(smollm
 
 
 def test_bf16_generation_through_the_cache(smollm2_dir, tmp_path):
-    backend = LocalBackend(str(smollm2_dir), LocalConfig(batch_size=4))
+    backend = LocalBackend(str(smollm2_dir), LocalConfig(**section("llm.local", dtype="bfloat16", batch_size=4)))
     assert backend.model.dtype == torch.bfloat16
     cached_chat = CachedChat(backend, tmp_path / "cache.sqlite")
     requests = [chat(("user", p), sampling=SamplingParams(max_tokens=8)) for p in PROMPTS]

@@ -12,7 +12,8 @@ QUESTIONS = ["Movie Alpha Story: liked", "Movie Bravo Story: not liked. Movie Ec
 
 
 def test_shared_prefix_batch_answers_like_each_prompt_alone(tmp_path):
-    backend = LocalBackend(str(write_tiny_model(tmp_path / "model")), LocalConfig(dtype="float32", threads=1))
+    config = LocalConfig(dtype="float32", batch_size=8, threads=1)  # the four prompts in one batch
+    backend = LocalBackend(str(write_tiny_model(tmp_path / "model")), config)
     sampling = SamplingParams(max_tokens=8, repetition_penalty=1.2)
     requests = [chat(("system", SYSTEM), ("user", q), sampling=sampling) for q in QUESTIONS]
     ids = [backend.tokenizer(backend.render(r), add_special_tokens=False).input_ids for r in requests]

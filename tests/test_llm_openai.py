@@ -10,10 +10,11 @@ import pytest
 from pydantic import BaseModel
 
 from llm_fake_server import FakeChatServer
+from params_base import section
 from pipeline.llm.backends import build_backend
 from pipeline.llm.cache import CachedChat
 from pipeline.llm.chat import LLMError, SamplingParams, chat
-from pipeline.llm.config import LLMConfig, OpenAIConfig
+from pipeline.llm.config import LLMConfig
 
 
 class Rationale(BaseModel):
@@ -24,10 +25,10 @@ class Rationale(BaseModel):
 def backend_for(server: FakeChatServer, **overrides):
     settings = dict(
         base_url=server.base_url, api_key_env=None, concurrency=4, max_retries=5,
-        timeout=0.3, backoff_seconds=0.01, max_backoff_seconds=0.05,
+        timeout=0.3, backoff_seconds=0.01, max_backoff_seconds=0.05, vllm_extensions=True,
     )
     settings.update(overrides)
-    config = LLMConfig(backend="openai", model="teacher", openai=OpenAIConfig(**settings))
+    config = LLMConfig.model_validate(section("llm", backend="openai", model="teacher", openai=settings))
     return build_backend(config)
 
 

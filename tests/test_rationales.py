@@ -3,6 +3,7 @@ import json
 import re
 
 import pytest
+from params_base import section
 from scripted_backend import ScriptedBackend, cached
 from tiny_ingest import tiny_interactions, tiny_items, write_params, write_tiny_ingest
 
@@ -14,6 +15,8 @@ from pipeline.llm.chat import SamplingParams
 from pipeline.rationales.distill import METADATA, REVIEW, distill_rationales, select_rationale_rows
 from pipeline.rationales.prompt import parse_rationale
 from pipeline.schemas import RATIONALES
+
+BUDGETS = WordBudgets(**section("rationales.budgets"))
 
 
 @pytest.mark.parametrize(
@@ -62,7 +65,7 @@ def test_metadata_input_names_the_item_and_the_rating(tmp_path):
     rows, kind = select_rationale_rows(tiny_interactions().iloc[:3], 3, seed=0)
     backend = ScriptedBackend(["User preference: a.\nItem attributes: b.", "nonsense", "nonsense 2"])
     result = distill_rationales(
-        rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48), WordBudgets(), 100
+        rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48), BUDGETS, 100
     )
     first = backend.requests[0].messages[-1].content
     assert f"Title: Film Number {rows['item'].iloc[0]}" in first
@@ -77,7 +80,8 @@ def test_metadata_input_names_the_item_and_the_rating(tmp_path):
 def test_rationales_stage_cli(tmp_path, monkeypatch, reviews):
     interactions = write_tiny_ingest(tmp_path, reviews=reviews)
     write_params(tmp_path, rationales={"count": 8, "review_words": 5, "max_tokens": 48, "repetition_penalty": 1.0, "seed": 1,
-                                       "budgets": {"title": 10, "categories": 10, "description": 50, "extra": 5}})
+                                       "budgets": {"title": 10, "categories": 10, "description": 50, "extra": 5},
+                                       "answer_format": "auto"})
     monkeypatch.chdir(tmp_path)
 
     def answer(request):  # unparseable for odd item ids
@@ -126,7 +130,7 @@ def test_prefill_request_ends_in_the_assistant_turn_and_its_continuation_is_pars
     rows, kind = select_rationale_rows(tiny_interactions().iloc[:2], 2, seed=0)
     backend = ScriptedBackend([" likes calm films.\nItem attributes: a calm film.", "PREFERENCE: likes noise. Loud film here."])
     result = distill_rationales(rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48),
-                                WordBudgets(), 100, "prefill")
+                                BUDGETS, 100, "prefill")
     assert result.table["user_preference"].tolist() == ["likes calm films.", "PREFERENCE: likes noise."]
     assert result.table["item_attributes"].tolist() == ["a calm film.", "Loud film here."]
     assert result.forms == {"lines": 1, "sentences": 1} and result.parse_failures == 0
@@ -142,7 +146,7 @@ def test_json_schema_answers_are_validated_and_invalid_ones_fall_back(tmp_path):
         "User preference: likes noir.\nItem attributes: a dark film.",  # not JSON, but labelled lines
     ])
     result = distill_rationales(rows, kind, tiny_items(), cached(backend, tmp_path), SamplingParams(max_tokens=48),
-                                WordBudgets(), 100, "json_schema")
+                                BUDGETS, 100, "json_schema")
     assert backend.requests[0].response_schema == RationaleAnswer.model_json_schema()
     assert '"user_preference"' in backend.requests[0].messages[2].content  # the worked example is JSON too
     assert result.table["source"].tolist() == ["llm", "fallback", "llm"]

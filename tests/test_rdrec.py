@@ -19,6 +19,7 @@ import stages.rdrec
 import stages.teacher
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
+from pipeline.profiles import overlay
 from pipeline.rdrec.tasks import rank_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,13 +127,6 @@ def flat(tree: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def merged(base: dict, overrides: dict) -> dict:
-    result = dict(base)
-    for key, value in overrides.items():
-        result[key] = merged(base.get(key, {}), value) if isinstance(value, dict) else value
-    return result
-
-
 def test_docs_exp_run_line_sets_exactly_the_profile():
     text = (ROOT / "docs/rdrec.md").read_text()
     flags = dict(match.split("=", 1) for match in re.findall(r"-S '?([\w.]+=[^\s'\\]+)'?", text))
@@ -174,7 +168,7 @@ def test_rdrec_amazon2014_profile_end_to_end(tmp_path, monkeypatch, tiny_model):
     import stages.rationales
 
     write_amazon_2014(tmp_path / "raw")
-    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(PROFILE.read_text()))
+    params = overlay(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(PROFILE.read_text()))
     params["ingest"]["source"]["path"] = str(tmp_path / "raw")
     params["ingest"]["topn_negatives"] = 3
     params["ingest"]["subsets"]["test_tiny_rows"] = 4

@@ -10,6 +10,7 @@ import torch
 from pydantic import ValidationError
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.experts.training import cache_lower_states, padded_states
@@ -89,7 +90,8 @@ def test_cuda_index_rules_without_touching_a_gpu(monkeypatch):
 
 def test_placing_on_the_cpu_moves_and_copies_nothing(tiny):
     torch.manual_seed(1)
-    rec = build_rec_model(str(tiny / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM,
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    rec = build_rec_model(str(tiny / "tiny"), lora, cf_dim=rec_tiny.CF_DIM,
                           projector_expansion=2, device=resolve_device("cpu"))
     storage = {name: t.data_ptr() for name, t in rec.state_dict().items()}
     assert place_model(rec, "cpu") is rec and rec.device == torch.device("cpu")
@@ -111,14 +113,15 @@ def test_frozen_weights_reach_the_device_already_cast(tiny, tmp_path, monkeypatc
         return place_model(rec, device)
 
     path = str(tiny / "tiny")
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8))
     if load:
-        model_module.save_rec_model(build_rec_model(path, LoraParams(r=4, alpha=8), cf_dim=rec_tiny.CF_DIM,
+        model_module.save_rec_model(build_rec_model(path, lora, cf_dim=rec_tiny.CF_DIM,
                                                     projector_expansion=2), tmp_path / "saved")
     monkeypatch.setattr(model_module, "place_model", spy)
     if load:
         rec = model_module.load_rec_model(path, tmp_path / "saved", "cpu", frozen_dtype="bfloat16")
     else:
-        rec = build_rec_model(path, LoraParams(r=4, alpha=8), cf_dim=rec_tiny.CF_DIM, projector_expansion=2,
+        rec = build_rec_model(path, lora, cf_dim=rec_tiny.CF_DIM, projector_expansion=2,
                               frozen_dtype="bfloat16", device="cpu")
     body = {name: dtype for name, dtype in placed.items() if name.startswith("llm.") and "lora_" not in name}
     assert body and set(body.values()) == {torch.bfloat16}
@@ -131,7 +134,8 @@ def test_calibration_reads_the_fp32_embeddings_before_the_cast(tiny):
     scales = []
     for dtype in ("float32", "bfloat16"):
         torch.manual_seed(3)
-        rec = build_rec_model(str(tiny / "tiny"), LoraParams(r=4, alpha=8), cf_dim=rec_tiny.CF_DIM,
+        lora = LoraParams(**section("rec.lora", r=4, alpha=8))
+        rec = build_rec_model(str(tiny / "tiny"), lora, cf_dim=rec_tiny.CF_DIM,
                               projector_expansion=2, calibration_vectors=vectors, frozen_dtype=dtype)
         scales.append(float(rec.projector.scale))
     assert scales[0] != 1.0 and scales[0] == scales[1]
@@ -170,7 +174,8 @@ def meta_model(tiny):
     """The tiny model placed on `meta` by the library's own build path. Eager attention: the SDPA
     mask code asks for a value (`.all()`), which meta tensors do not have."""
     torch.manual_seed(2)
-    rec = build_rec_model(str(tiny / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM,
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    rec = build_rec_model(str(tiny / "tiny"), lora, cf_dim=rec_tiny.CF_DIM,
                           projector_expansion=2, device="meta")
     rec.llm.get_base_model().set_attn_implementation("eager")
     return rec.eval()
@@ -211,7 +216,7 @@ def test_batch_moves_answer_positions_and_expert_weights_follow_the_device(tiny)
     hidden = torch.empty(3, 7, 32, device="meta")
     states = answer_states(hidden, torch.tensor([7, 2, 5]))  # CPU lengths, as collate makes them
     assert states.device.type == "meta" and states.shape == (3, 32)
-    rec = build_rec_model(str(tiny / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0))
+    rec = build_rec_model(str(tiny / "tiny"), LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0)))
     batch = collate(_examples(tiny, rec), rec.pad_id, with_answers=True)
     on_meta = batch.to("meta")
     assert {getattr(on_meta, f).device.type for f in vars(on_meta) if getattr(on_meta, f) is not None} == {"meta"}

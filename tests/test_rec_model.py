@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.rec.batching import collate, length_buckets
@@ -37,7 +38,8 @@ def _model_and_examples(root, with_cf: bool, traces=None, answer_logit="yes_minu
         users = dense_vectors(read_frame(root / "data/cf/mf/user_vectors.parquet"), "user", "users")
         item_table = dense_vectors(read_frame(root / "data/cf/mf/item_vectors.parquet"), "item", "items")
         vectors = CFVectors(users, item_table)
-    rec = build_rec_model(str(root / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM if with_cf else None,
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    rec = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM if with_cf else None,
                           projector_expansion=2, answer_logit=answer_logit)
     # random LoRA B (peft starts it at zero) so the adapter really changes the logits under test
     for name, param in rec.llm.named_parameters():
@@ -188,7 +190,7 @@ def test_training_restores_and_reports_the_same_evaluation(tiny, values, expecte
 
     params = TrainParams(train_rows=12, steps=len(values), batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
                          warmup_steps=1, reasoning_prob=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
-    log = train_rec_model(rec, examples, [], params, LossParams(), validate)
+    log = train_rec_model(rec, examples, [], params, LossParams(**section("rec.loss")), validate)
     assert log["best_eval"] == expected and log["best_step"] == expected + 1
     restored = trainable_state(rec)
     assert all(torch.equal(restored[k], states[expected][k]) for k in restored)
@@ -206,7 +208,7 @@ def test_validation_time_is_reported_apart_from_training_time(tiny):
     params = TrainParams(train_rows=12, steps=3, batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
                          warmup_steps=1, reasoning_prob=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
     started = time.perf_counter()
-    log = train_rec_model(rec, examples, [], params, LossParams(), lambda: time.sleep(0.4) or 0.5)
+    log = train_rec_model(rec, examples, [], params, LossParams(**section("rec.loss")), lambda: time.sleep(0.4) or 0.5)
     wall = time.perf_counter() - started
     assert len(log["evals"]) == 3 and log["validation_seconds"] >= 1.2
     assert 0 < log["train_seconds"] <= wall - log["validation_seconds"]
@@ -217,7 +219,8 @@ import sys, torch
 from pathlib import Path
 from pipeline.rec.model import LoraParams, build_rec_model, save_rec_model
 torch.manual_seed(0)
-rec = build_rec_model(sys.argv[1], LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj", "k_proj", "o_proj"]))
+lora = LoraParams(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj", "k_proj", "o_proj"], layers=None)
+rec = build_rec_model(sys.argv[1], lora)
 save_rec_model(rec, Path(sys.argv[2]))
 """
 
@@ -248,7 +251,8 @@ def test_lora_on_top_layers_only_keeps_backward_out_of_the_lower_layers(tiny, tm
     from pipeline.rec.model import load_rec_model, save_rec_model
 
     rec_tiny.write_tiny_model(tmp_path / "deep", layers=3)
-    rec = build_rec_model(str(tmp_path / "deep"), LoraParams(r=4, alpha=8, dropout=0.0, layers=layers))
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0, layers=layers))
+    rec = build_rec_model(str(tmp_path / "deep"), lora)
     def adapted(model):
         return {int(n.split(".layers.")[1].split(".")[0]) for n, _ in model.llm.named_parameters() if "lora_" in n}
 
@@ -261,7 +265,7 @@ def test_lora_on_top_layers_only_keeps_backward_out_of_the_lower_layers(tiny, tm
 
     rec.body.layers[0].register_forward_hook(record)
     batch = collate(examples[:4], rec.pad_id, with_answers=True)
-    loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, LossParams())
+    loss, _ = rec_loss(rec.hidden_states(batch), rec, batch, LossParams(**section("rec.loss")))
     loss.backward()
     assert reached == [reaches_lowest]
     assert all(p.grad is not None for n, p in rec.llm.named_parameters() if "lora_" in n)
@@ -274,4 +278,4 @@ def test_lora_on_top_layers_only_keeps_backward_out_of_the_lower_layers(tiny, tm
 
 def test_lora_on_more_layers_than_the_backbone_has_is_an_error(tiny):
     with pytest.raises(ValueError, match="rec.lora.layers: the backbone has 2 layers, got 3"):
-        build_rec_model(str(tiny / "tiny"), LoraParams(layers=3))
+        build_rec_model(str(tiny / "tiny"), LoraParams(**section("rec.lora", layers=3)))

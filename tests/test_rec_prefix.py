@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.rec.batching import collate
@@ -24,7 +25,8 @@ def setup(tmp_path_factory):
     rec_tiny.write_tiny_model(root / "tiny")
     rec_tiny.write_tiny_artifacts(root)
     torch.manual_seed(5)
-    rec = build_rec_model(str(root / "tiny"), LoraParams(r=4, alpha=8, dropout=0.0), cf_dim=rec_tiny.CF_DIM,
+    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    rec = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM,
                           projector_expansion=2)
     for name, param in rec.llm.named_parameters():
         if "lora_B" in name:  # peft starts B at zero; a real adapter changes the keys/values

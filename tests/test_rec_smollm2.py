@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import rec_tiny
+from params_base import section
 from pipeline.artifacts import read_frame
 from pipeline.rec.batching import collate
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors, topn_frame
@@ -43,7 +44,7 @@ def setup(tmp_path_factory):
 @pytest.mark.parametrize("answer_logit", ["yes", "yes_minus_no"])
 def test_bf16_body_scores_match_fp32_and_tie_no_more_pairs(setup, answer_logit):
     model, vectors, frame, catalog = setup
-    rec = build_rec_model(str(model), LoraParams(), cf_dim=vectors.dim, projector_expansion=2,
+    rec = build_rec_model(str(model), LoraParams(**section("rec.lora")), cf_dim=vectors.dim, projector_expansion=2,
                           answer_logit=answer_logit).eval()
     examples = build_examples(frame, catalog, rec.tokenizer, get_template("v2"), 5, vectors)
     fp32 = score_examples(rec, examples, 16, "float32")
@@ -57,7 +58,8 @@ def test_bf16_body_scores_match_fp32_and_tie_no_more_pairs(setup, answer_logit):
 
 def test_prefix_cached_topn_equals_full_prompts_on_smollm2(setup):
     model, vectors, frame, catalog = setup
-    rec = build_rec_model(str(model), LoraParams(), cf_dim=vectors.dim, projector_expansion=2).eval()
+    lora = LoraParams(**section("rec.lora"))
+    rec = build_rec_model(str(model), lora, cf_dim=vectors.dim, projector_expansion=2).eval()
     use_precision(rec, "float32")
     last = frame[frame["split"] == "test"].iloc[-1]
     candidates = [(int(last["user"]), item, int(item == last["item"]), int(last["row"])) for item in range(8)]

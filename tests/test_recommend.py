@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
 from pipeline.cli.main import main
@@ -48,7 +49,8 @@ def project(tmp_path_factory):
                          "batch_size": 2, "dtype": "float32", "threads": 1}
     rec_tiny.write_params(root, params)
     torch.manual_seed(0)
-    model = build_rec_model(str(root / "tiny"), LoraParams(r=2, alpha=4), cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
+    lora = LoraParams(**section("rec.lora", r=2, alpha=4))
+    model = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
     save_rec_model(model, root / "data/rec/collm")
     return root
 

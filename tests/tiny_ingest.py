@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from params_base import section
 
 from pipeline.artifacts import write_frame
 from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, SUBSET_ROWS
@@ -70,11 +71,12 @@ def write_predictions(root: Path, interactions: pd.DataFrame, wrong_rows: set[in
 
 
 def write_params(root: Path, **sections) -> Path:
-    """params.yaml under `root` with an `llm` section whose cache lives under `root`."""
+    """params.yaml under `root` with the named sections, each the repo's params.yaml section with
+    the given keys laid over it, and an `llm` section whose cache lives under `root`."""
     import yaml
 
     sections.setdefault("llm", {"backend": "local", "model": "unused-in-tests"})
     sections["llm"].setdefault("cache_path", str(root / ".llm_cache/responses.sqlite"))
     path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(sections))
+    path.write_text(yaml.safe_dump({name: section(name, **keys) for name, keys in sections.items()}))
     return path

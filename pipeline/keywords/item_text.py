@@ -14,10 +14,10 @@ class WordBudgets(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: int = Field(30, ge=1)
-    categories: int = Field(30, ge=1)
-    description: int = Field(100, ge=0)
-    extra: int = Field(30, ge=0)
+    title: int = Field(ge=1)
+    categories: int = Field(ge=1)
+    description: int = Field(ge=0)
+    extra: int = Field(ge=0)
 
 
 def cut_words(text: str | None, budget: int) -> str:

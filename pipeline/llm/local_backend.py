@@ -34,7 +34,7 @@ MIN_SHARED_PREFIX = 16
 
 
 class LocalBackend:
-    def __init__(self, model: str, config: LocalConfig = LocalConfig()):
+    def __init__(self, model: str, config: LocalConfig):
         torch.set_num_threads(config.threads)
         self.batch_size = config.batch_size
         # Cache keys name the weights by content, and the dtype, which changes the answers too.

@@ -51,7 +51,7 @@ class EmptyAnswerError(ValueError):
 
 
 class OpenAIBackend:
-    def __init__(self, model: str, config: OpenAIConfig = OpenAIConfig()):
+    def __init__(self, model: str, config: OpenAIConfig):
         self.model_name = model
         self.config = config
         self._key = _api_key(config.api_key_env)

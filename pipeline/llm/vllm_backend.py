@@ -34,7 +34,7 @@ def _import_vllm():
 
 
 class VLLMBackend:
-    def __init__(self, model: str, config: VLLMConfig = VLLMConfig()):
+    def __init__(self, model: str, config: VLLMConfig):
         self._vllm = _import_vllm()
         # Cache keys name local weights by content (a hub id by its id), and the dtype.
         self.model_name = f"{model_identity(model)}@{config.dtype}"

@@ -12,8 +12,8 @@ from pipeline.rec.model import RecModel
 
 class LossParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    bce_weight_single: float = 0.9  # rows answered by one word; LM gets 1 - this
-    bce_weight_multi: float = 0.1  # rows answered by a reasoning trace; LM gets 1 - this
+    bce_weight_single: float  # rows answered by one word; LM gets 1 - this
+    bce_weight_multi: float  # rows answered by a reasoning trace; LM gets 1 - this
 
 
 def rec_loss(

@@ -28,11 +28,11 @@ PROJECTOR_FILE = "projector.pt"
 
 class LoraParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: list[str] = ["q_proj", "v_proj"]
-    layers: int | None = Field(default=None, ge=1)  # top layers that get LoRA; None = every layer
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
+    layers: int | None = Field(ge=1)  # top layers that get LoRA; None = every layer
 
 
 def lora_layer_indices(n_layers: int, layers: int | None) -> list[int] | None:
