@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict
-
 from pipeline.artifacts import atomic_directory, read_frame, write_bytes, write_frame, write_json
-from pipeline.cf.config import LightGCNConfig, MFConfig, SASRecConfig, TrainConfig
+from pipeline.cf.config import CFParams
 from pipeline.cf.data import latest_train_histories, rows_to_tensors, topn_histories
 from pipeline.cf.export import prediction_frame, user_item_vectors, vector_frames
 from pipeline.cf.models import (
@@ -30,16 +28,6 @@ from pipeline.schemas import (
 from stages.params import load_section
 
 INGEST = Path("data/ingest")
-
-
-class CFParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    models: list[str]  # trained side by side by dvc.yaml's foreach (not read here)
-    model: str  # which model's vectors feed the LLM stages (not read here)
-    train: TrainConfig
-    mf: MFConfig
-    lightgcn: LightGCNConfig
-    sasrec: SASRecConfig
 
 
 def main(name: str) -> None:

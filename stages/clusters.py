@@ -11,15 +11,16 @@ import pandas as pd
 
 from pipeline import schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
+from pipeline.cf.config import CFParams
 from pipeline.experts.clusters import cluster_users
 from pipeline.rec.examples import dense_vectors
 from stages.experts_common import CLUSTERS_DIR, ExpertsParams
-from stages.params import CFChoice, load_section
+from stages.params import load_section
 
 
 def main() -> None:
     params = load_section("experts", ExpertsParams)
-    cf_model = load_section("cf", CFChoice).model
+    cf_model = load_section("cf", CFParams).model
     vectors_path = f"data/cf/{cf_model}/user_vectors.parquet"
     table = dense_vectors(read_frame(vectors_path, schemas.USER_VECTORS), "user", vectors_path)
     interactions = read_frame("data/ingest/interactions.parquet", schemas.INTERACTIONS)

@@ -13,37 +13,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.artifacts import read_frame, write_json
 from pipeline.metrics.bootstrap import resample_counts
 from pipeline.metrics.compare import best_by_auc, comparison_pairs
 from pipeline.metrics.report import Resamples, measure_model, metric_ks, model_report, paired_report
 from pipeline.metrics.scores import pointwise_scores, topn_scores
-from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, TOPN_CANDIDATES
+from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, SUBSETS, TOPN_CANDIDATES
 from stages.params import load_section
 
 INGEST = Path("data/ingest")
 PREDICTIONS_DIR = Path("data/predictions")
 
 
+RowSet = Literal[SPLITS + SUBSETS]  # a split's rows, or a subset's (data/ingest/subsets.parquet)
+
+
 class BootstrapParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    resamples: int
+    resamples: int = Field(ge=2)  # an interval needs at least two resamples
     seed: int
 
 
 class EvaluateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    models: list[str]
-    cf_models: list[str]
+    models: list[str] = Field(min_length=1)
+    cf_models: list[str] = Field(min_length=1)
     ablations: dict[str, list[str]]
     bootstrap: BootstrapParams
-    selection_subset: str
-    subset: str
+    selection_subset: RowSet
+    subset: RowSet
     headline: list[str]
-    ks: list[int]
-    roc_points: int
+    ks: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    roc_points: int = Field(ge=2)  # a curve needs its two ends
 
     @field_validator("headline")
     @classmethod

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame, write_json, write_table
@@ -25,7 +26,7 @@ from pipeline.rec.device import resolve_device
 from pipeline.rec.model import load_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
-from stages.params import load_section
+from stages.params import at_most, load_section
 from stages.rec_stage import INGEST, REC_DIR, rec_inputs
 
 REFERENCE_TRACES = Path("data/traces/reference_traces.parquet")
@@ -35,13 +36,13 @@ METRICS = Path("metrics/explanations.json")
 
 class ExplainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    models: list[str]  # variants in data/rec/<name>, first = the ThinkRec-style model
-    rows: int  # reference traces explained (the first by row id)
-    max_new_tokens: int
-    min_new_tokens: int
-    batch_size: int
-    dtype: str
-    threads: int
+    models: list[str] = Field(min_length=1)  # variants in data/rec/<name>, first = the ThinkRec-style model
+    rows: int = Field(ge=1)  # reference traces explained (the first by row id)
+    max_new_tokens: int = Field(ge=1)
+    min_new_tokens: Annotated[int, Field(ge=0), at_most("max_new_tokens")]
+    batch_size: int = Field(ge=1)
+    dtype: Literal["bfloat16", "float32"]
+    threads: int = Field(ge=1)
 
 
 def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from pipeline.artifacts import read_frame, write_frame
 from pipeline.baselines.history import history_predictions
+from pipeline.rec.params import PromptParams
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, TOPN_CANDIDATES
 from stages.params import load_section
 
@@ -21,20 +20,11 @@ INGEST = Path("data/ingest")
 OUTPUT = Path("data/predictions/history.parquet")
 
 
-class PromptHistory(BaseModel):
-    """Only `rec.prompt.history_items` (the rest belongs to the rec stages)."""
-
-    model_config = ConfigDict(extra="ignore")
-    history_items: int
-
-
-class RecPromptChoice(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    prompt: PromptHistory
-
-
 def main() -> None:
-    last = load_section("rec", RecPromptChoice).prompt.history_items
+    last = load_section("rec.prompt", PromptParams).history_items  # validated as the rec stages do
+    if last < 1:
+        raise ValueError(f"params.yaml: rec.prompt.history_items is {last}: the history baseline scores the "
+                         "liked rate of at least one history item")
     interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
     candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
     predictions = history_predictions(interactions, candidates, last, str(INGEST / "topn_candidates.parquet"))

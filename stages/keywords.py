@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Annotated
 
 from pydantic import Field
 
@@ -15,7 +16,7 @@ from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS
-from stages.params import load_section
+from stages.params import at_most, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 ITEMS_PATH = "data/ingest/items.parquet"
@@ -28,7 +29,7 @@ class KeywordParams(TeacherParams):
     budgets: WordBudgets
     max_items: int | None = Field(ge=0)
     max_keywords: int = Field(ge=1)
-    min_keywords: int = Field(ge=1)
+    min_keywords: Annotated[int, Field(ge=1), at_most("max_keywords")]  # more: every answer falls back
 
 
 def main() -> None:

@@ -5,29 +5,51 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError, ValidationInfo
+
+from pipeline.cf.config import CFParams
 
 Section = TypeVar("Section", bound=BaseModel)
 
 PARAMS_FILE = Path("params.yaml")
 
+# `cf.model` (which CF model's vectors the later stages read) is read through the whole cf
+# section's model, so a stage sees the same checks as the cf stage.
+CFChoice = CFParams
 
-class CFChoice(BaseModel):
-    """Only `cf.model` of the cf section (the rest belongs to the cf stage): which CF model's
-    vectors and predictions the later stages read."""
 
-    model_config = ConfigDict(extra="ignore")
-    model: str
+def at_most(other: str) -> AfterValidator:
+    """A field's check that it is not above the earlier field `other` (`min_new_tokens` <= `max_new_tokens`)."""
+    def check(value: int, info: ValidationInfo) -> int:
+        bound = info.data.get(other)
+        if bound is not None and value > bound:
+            raise ValueError(f"{value} exceeds {other} {bound}")
+        return value
+    return AfterValidator(check)
 
 
 def load_section(name: str, model: type[Section], path: Path = PARAMS_FILE) -> Section:
-    """Return params.yaml's section `name` validated as `model`, naming the bad key on error."""
+    """Return params.yaml's section at the dotted `name` ("ingest", "rec.prompt") validated as
+    `model`; an invalid one is a one-line error naming each bad key in full (`cf.sasrec.heads`)."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found; run stages from the project root")
-    params = yaml.safe_load(path.read_text()) or {}
-    if name not in params:
-        raise KeyError(f"{path}: no section '{name}'")
+    node = yaml.safe_load(path.read_text()) or {}
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"{path}: no section '{name}'")
+        node = node[part]
     try:
-        return model.model_validate(params[name])
+        return model.model_validate(node)
     except ValidationError as err:
-        raise ValueError(f"{path}: invalid section '{name}':\n{err}") from err
+        raise ValueError(f"{path}: {invalid_keys(name, err)}") from None
+
+
+def invalid_keys(name: str, err: ValidationError) -> str:
+    """`err` as "key: why (got value)" per bad key, keys in full from the section `name`, on one line."""
+    problems = []
+    for error in err.errors():
+        key = ".".join([name, *(str(part) for part in error["loc"])])
+        value = error.get("input")
+        got = "" if error["type"] == "missing" or isinstance(value, (dict, list)) else f" (got {value!r})"
+        problems.append(f"{key}: {error['msg'].removeprefix('Value error, ')}{got}")
+    return "; ".join(problems)

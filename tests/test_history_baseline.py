@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from params_base import section
 
 from pipeline.baselines.history import history_scores, recent_liked_rate, tie_break_scale
 from synthetic_ingest import write_synthetic_ingest
@@ -49,7 +51,8 @@ def test_equal_rates_are_ordered_by_train_popularity():
 
 def test_stage_scores_every_row_and_candidate(tmp_path):
     interactions = write_synthetic_ingest(tmp_path)
-    (tmp_path / "params.yaml").write_text("rec:\n  prompt:\n    history_items: 3\n    version: v1\n")
+    prompt = section("rec.prompt", history_items=3, version="v1")  # the stage checks rec.prompt whole
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"rec": {"prompt": prompt}}))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "stages.history"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -123,7 +123,7 @@ def test_declared_rating_scale_and_json_numbers_beyond_float(tmp_path):
     rows = good_rows()
     rows[0] = rows[0].split("\t")[0] + "\t" + rows[0].split("\t")[1] + "\t0\t" + rows[0].split("\t")[3]
     write_raw(tmp_path, rows)
-    out, frame = ingest_frame(tmp_path, rating_scale=[0, 10], label_threshold=7)
+    out, frame = ingest_frame(tmp_path, rating_scale=[0, 10], label_threshold=5)
     assert out.card["read"]["rating_scale"] == [0.0, 10.0] and frame.rating.min() == 0
     review = {"reviewerID": "A", "asin": "B", "overall": 10 ** 400, "unixReviewTime": 1500000000}
     (tmp_path / "x.json.gz").write_bytes(gzip.compress((json.dumps(review) + "\n").encode()))

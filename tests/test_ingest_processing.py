@@ -54,6 +54,9 @@ def test_k_core_iterates_where_one_pass_stops(tmp_path):
     rows = [("a", "x", 5, stamp(2020, 1, 1)), ("a", "y", 5, stamp(2020, 2, 1)), ("c", "y", 5, stamp(2020, 3, 1)),
             ("b", "x", 5, stamp(2020, 1, 2)), ("c", "z", 5, stamp(2020, 1, 3)), ("a", "z", 5, stamp(2020, 2, 3)),
             ("c", "y", 4, stamp(2020, 3, 2))]
+    # users d, e: disliked rows in every month (each split needs both labels), kept by both filters
+    rows += [(user, item, 1, stamp(2020, month, day)) for month, item in ((1, "w"), (2, "v"), (3, "u"))
+             for user, day in (("d", 5), ("e", 6))]
     write_dataset(tmp_path, rows)
     split = {"mode": "months", "train_months": 1, "valid_months": 1, "test_months": 1}
     one = run_ingest(params(tmp_path, filter={"mode": "one_pass", "min_user_interactions": 2,
@@ -63,7 +66,7 @@ def test_k_core_iterates_where_one_pass_stops(tmp_path):
     core = run_ingest(params(tmp_path, filter={"mode": "k_core", "min_user_interactions": 2,
                                                "min_item_interactions": 2}, split=split, duplicates="keep"))
     assert "x" not in core.items.column("raw_id").to_pylist()
-    assert core.card["filters"]["count_filter"]["rounds"] == 3 and core.interactions.num_rows == 5
+    assert core.card["filters"]["count_filter"]["rounds"] == 3 and core.interactions.num_rows == 5 + 6
 
 
 def test_month_windows_and_rows_after_last_window(tmp_path):

@@ -11,28 +11,26 @@ import pytest
 from params_base import section
 from pydantic import BaseModel, ValidationError
 
+from pipeline.cf.config import CFParams
 from pipeline.experts.params import ExpertsParams, GateParams
 from pipeline.ingest.config import IngestParams
 from pipeline.llm.config import LLMConfig
 from pipeline.rdrec.params import RDRecParams
 from pipeline.rec.params import RecParams
 from pipeline.recommend.params import RecommendParams
-from stages.cf import CFParams
 from stages.evaluate import EvaluateParams
 from stages.explain import ExplainParams
-from stages.history import RecPromptChoice
 from stages.keywords import KeywordParams
-from stages.params import CFChoice
 from stages.prepare_model import PrepareModelParams
 from stages.rationales import RationaleParams
-from stages.traces import RecPromptSection, TraceParams
+from stages.traces import TraceParams
 
 # params.yaml section -> the model a stage validates it with (stages/*.py, pipeline/cli/recommend.py)
 SECTIONS = {
-    "ingest": [IngestParams], "cf": [CFParams, CFChoice], "evaluate": [EvaluateParams],
+    "ingest": [IngestParams], "cf": [CFParams], "evaluate": [EvaluateParams],
     "prepare_model": [PrepareModelParams], "llm": [LLMConfig], "keywords": [KeywordParams],
     "traces": [TraceParams], "rationales": [RationaleParams], "rdrec": [RDRecParams],
-    "rec": [RecParams, RecPromptSection, RecPromptChoice], "experts": [ExpertsParams], "gate": [GateParams],
+    "rec": [RecParams], "experts": [ExpertsParams], "gate": [GateParams],
     "explain": [ExplainParams], "recommend": [RecommendParams],
 }
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     command = {"recommend": recommend.run, "report": report.run}[args.command]
     try:
         return command(args)
-    except (MissingArtifact, UnknownUser, FileNotFoundError, KeyError, ValueError) as err:
+    except (MissingArtifact, UnknownUser, OSError, KeyError, ValueError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"thinkrec {args.command}: error: {message}", file=sys.stderr)
         return 1

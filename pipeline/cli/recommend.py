@@ -14,6 +14,7 @@ import torch
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame
+from pipeline.cf.config import CFParams
 from pipeline.cli.stage_of import require
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import dense_vectors
@@ -28,7 +29,7 @@ from stages.experts_common import (
     BASE_VARIANT, CLUSTERS_DIR, GATE_DIR, ExpertsParams, read_clustering, read_gate, used_expert_dirs,
 )
 from stages.explain import ExplainParams
-from stages.params import CFChoice, load_section
+from stages.params import load_section
 from stages.rec_stage import INGEST, REC_DIR, rec_inputs
 
 
@@ -60,7 +61,7 @@ def run(args) -> int:
     with_experts = params.model == EXPERTS_MODEL  # ThinkRec with its experts fused, weighed by the gate
     spec = get_variant(BASE_VARIANT if with_experts else params.model)
     inputs = replace(rec_inputs(spec), topn_candidates=None, row_user_vectors=None)
-    cf_dir = Path("data/cf") / load_section("cf", CFChoice).model
+    cf_dir = Path("data/cf") / load_section("cf", CFParams).model
     model_dir = REC_DIR / spec.name
     backbone = [Path(rec_params.backbone)] if Path(rec_params.backbone).parts[0] == "data" else []
     experts = [CLUSTERS_DIR / "clustering.json", GATE_DIR / "gate.json"] if with_experts else []

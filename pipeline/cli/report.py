@@ -18,6 +18,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if Path(args.output).is_dir():
+        raise ValueError(f"-o {args.output} is a directory; give the HTML file to write, e.g. {Path(args.output) / 'report.html'}")
     root = Path(".")
     params = yaml.safe_load(Path("params.yaml").read_text()) if Path("params.yaml").exists() else {}
     evaluate = (params or {}).get("evaluate") or {}

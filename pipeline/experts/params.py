@@ -2,9 +2,9 @@
 these only validate). Torch-free, so a stage that only reads them starts fast."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ExpertTrainParams(BaseModel):
@@ -39,12 +39,19 @@ class ExpertsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     n: int | None = Field(ge=2)
-    slots: list[int]
+    slots: list[Annotated[int, Field(ge=0)]] = Field(min_length=2)  # one expert stage each; 2 clusters at least
     method: Literal["kmeans", "ward"]
     seed: int
     cold: Literal["global", "gate"]
     topn: bool
     train: ExpertTrainParams
+
+    @field_validator("slots")
+    @classmethod
+    def _distinct(cls, slots: list[int]) -> list[int]:
+        if len(set(slots)) != len(slots):
+            raise ValueError(f"slots {slots} repeat a slot (each names one expert stage)")
+        return slots
 
 
 class GateParams(BaseModel):
@@ -53,5 +60,5 @@ class GateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["reference", "trained"]
     temperature: float = Field(gt=0)
-    subset: str
+    subset: Literal["valid_small", "valid"]  # validation rows only, never test
     train: GateTrainParams

@@ -34,6 +34,7 @@ def run_ingest(params: IngestParams) -> IngestOutput:
     columns, split, windows, after_windows = order_and_split(data.columns, params.split)
     columns, user_raw, item_raw, metas = contiguous_ids(columns, data.metadata)
     label = (columns.rating >= params.label_threshold).astype(np.int8)
+    require_both_labels(label, split, columns.rating, params.label_threshold)
     reviews = None
     if params.keep_reviews and data.format.has_reviews:
         text = collect_reviews(data.format.read_interactions, data.interactions_path, columns.line)
@@ -84,6 +85,20 @@ def order_and_split(columns: Columns, params: SplitParams) -> tuple[Columns, np.
                 f"{splitting.month_start(int(splitting.month_index(columns.timestamp).min()))} onwards)"
             )
     return columns, split, windows, int((~kept).sum())
+
+
+def require_both_labels(label: np.ndarray, split: np.ndarray, rating: np.ndarray, threshold: float) -> None:
+    """Every split needs liked and not-liked rows: without one of them no AUC or BCE means anything."""
+    for code, name in enumerate(SPLITS):
+        rows = split == code
+        liked = int(label[rows].sum())
+        if liked in (0, int(rows.sum())):
+            low, high = float(rating[rows].min()), float(rating[rows].max())
+            missing, side = ("positive", "below") if liked == 0 else ("negative", "at or above")
+            raise IngestError(
+                f"ingest.label_threshold: split '{name}' has no {missing} label: all its {int(rows.sum())} ratings "
+                f"({low:g} .. {high:g}) are {side} the threshold {threshold:g}; choose a threshold inside the ratings"
+            )
 
 
 def contiguous_ids(columns: Columns, metadata: dict[int, ItemMeta]) -> tuple[Columns, list[str], list[str], list[ItemMeta]]:

@@ -76,11 +76,12 @@ class SubsetsParams(Strict):
 
 class IngestParams(Strict):
     source: SourceParams
-    label_threshold: float
+    label_threshold: float = Field(allow_inf_nan=False)
     history_length: int = Field(ge=0)
     seed: int
     keep_reviews: bool
     max_text_words: int = Field(ge=1)
+    max_text_chars: int = Field(ge=1)  # a text without spaces (CJK) is one word: bound it here too
     on_bad_line: Literal["error", "skip"]
     on_unknown_item: Literal["error", "skip"]
     timestamps: TimestampParams

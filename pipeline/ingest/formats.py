@@ -8,10 +8,10 @@ from typing import Callable, Iterator
 from pipeline.ingest import movielens, reviews
 from pipeline.ingest.embedded import DEFAULT_PIN, check_pinned_file, is_pin, pinned_directory, read_pin
 from pipeline.ingest.lines import LineIssues
-from pipeline.ingest.records import ItemMeta, RawInteraction
+from pipeline.ingest.records import ItemMeta, RawInteraction, TextLimit
 
 InteractionReader = Callable[[Path, LineIssues, bool], Iterator[RawInteraction]]
-ItemReader = Callable[[Path, LineIssues, int], Iterator[ItemMeta]]
+ItemReader = Callable[[Path, LineIssues, TextLimit], Iterator[ItemMeta]]
 
 
 @dataclass(frozen=True)

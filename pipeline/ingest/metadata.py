@@ -10,11 +10,11 @@ import numpy as np
 from pipeline.ingest.columns import Columns
 from pipeline.ingest.formats import ItemReader
 from pipeline.ingest.lines import IngestError, LineIssues
-from pipeline.ingest.records import ItemMeta
+from pipeline.ingest.records import ItemMeta, TextLimit
 
 
 def collect_items(
-    read: ItemReader, path: Path, issues: LineIssues, unknown: LineIssues, columns: Columns, max_words: int
+    read: ItemReader, path: Path, issues: LineIssues, unknown: LineIssues, columns: Columns, limit: TextLimit
 ) -> tuple[dict[int, ItemMeta], Counter[str]]:
     """Item code -> metadata for items with kept rows. Metadata of items no interaction mentions is
     reported to `unknown`; items seen only outside the time range are ignored (counted)."""
@@ -22,7 +22,7 @@ def collect_items(
     has_rows = np.bincount(columns.item, minlength=len(columns.item_ids)) > 0
     found: dict[int, ItemMeta] = {}
     counts: Counter[str] = Counter()
-    for meta in read(path, issues, max_words):
+    for meta in read(path, issues, limit):
         code = codes.get(meta.item)
         if code is None:
             unknown.report(f"{path}:{meta.line}", f"unknown_item: metadata for item '{meta.item}' that no interaction has")

@@ -13,9 +13,11 @@ from pipeline.ingest.lines import IngestError, LineIssues, iter_lines
 from pipeline.ingest.records import (
     ItemMeta,
     RawInteraction,
-    cut_words,
+    TextLimit,
+    checked_id,
+    checked_ids,
+    cut_text,
     parse_number,
-    require_ids,
     split_fields,
 )
 
@@ -52,12 +54,14 @@ def read_recbole_interactions(path: Path, issues: LineIssues, with_review: bool)
     columns, lines = _recbole_header(path, issues)
     _require_columns(columns, ("user_id", "item_id", "rating", "timestamp"), path)
     for number, where, fields in _split_lines(lines, path, "\t", len(columns), issues):
-        user, item = fields[columns["user_id"]], fields[columns["item_id"]]
+        ids = checked_ids(fields[columns["user_id"]], fields[columns["item_id"]], ("user_id", "item_id"), where, issues)
+        if ids is None:
+            continue
         rating = parse_number(fields[columns["rating"]], "rating", where, issues)
         stamp = parse_number(fields[columns["timestamp"]], "timestamp", where, issues)
-        if rating is None or stamp is None or not require_ids(user, item, where, issues):
+        if rating is None or stamp is None:
             continue
-        yield RawInteraction(number, user, item, rating, stamp, None)
+        yield RawInteraction(number, *ids, rating, stamp, None)
 
 
 def _split_lines(
@@ -73,20 +77,23 @@ def _split_lines(
             yield number, where, fields
 
 
-def read_recbole_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+def read_recbole_items(path: Path, issues: LineIssues, limit: TextLimit) -> Iterator[ItemMeta]:
     columns, lines = _recbole_header(path, issues)
     _require_columns(columns, ("item_id",), path)
     title_at = next((columns[name] for name in RECBOLE_TITLE if name in columns), None)
     genre_at = next((columns[name] for name in RECBOLE_CATEGORIES if name in columns), None)
     extra_at = next((columns[name] for name in RECBOLE_EXTRA if name in columns), None)
-    for number, _, fields in _split_lines(lines, path, "\t", len(columns), issues):
+    for number, where, fields in _split_lines(lines, path, "\t", len(columns), issues):
+        item = checked_id(fields[columns["item_id"]], "item_id", where, issues)
+        if item is None:
+            continue
         yield ItemMeta(
             line=number,
-            item=fields[columns["item_id"]],
-            title=cut_words(_field(fields, title_at), max_words),
+            item=item,
+            title=cut_text(_field(fields, title_at), limit),
             categories=_field(fields, genre_at).split(),  # RecBole token_seq: space-separated
             description="",
-            extra=_field(fields, extra_at).strip(),
+            extra=cut_text(_field(fields, extra_at), limit),
         )
 
 
@@ -95,25 +102,30 @@ def _field(fields: list[str], at: int | None) -> str:
 
 
 def read_ml100k_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:
-    yield from _read_delimited_ratings(path, "\t", "utf-8", issues)
+    yield from _read_delimited_ratings(path, "\t", "utf-8", ("user id", "item id"), issues)
 
 
 def read_ml1m_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:
-    yield from _read_delimited_ratings(path, "::", "latin-1", issues)
+    yield from _read_delimited_ratings(path, "::", "latin-1", ("UserID", "MovieID"), issues)
 
 
-def _read_delimited_ratings(path: Path, sep: str, encoding: str, issues: LineIssues) -> Iterator[RawInteraction]:
+def _read_delimited_ratings(
+    path: Path, sep: str, encoding: str, id_fields: tuple[str, str], issues: LineIssues
+) -> Iterator[RawInteraction]:
     """`user sep item sep rating sep timestamp` lines without a header (u.data, ratings.dat)."""
     for number, where, fields in _split_lines(iter_lines(path, issues, encoding), path, sep, 4, issues):
         user, item, rating_text, stamp_text = fields
+        ids = checked_ids(user, item, id_fields, where, issues)
+        if ids is None:
+            continue
         rating = parse_number(rating_text, "rating", where, issues)
         stamp = parse_number(stamp_text, "timestamp", where, issues)
-        if rating is None or stamp is None or not require_ids(user, item, where, issues):
+        if rating is None or stamp is None:
             continue
-        yield RawInteraction(number, user.strip(), item.strip(), rating, stamp, None)
+        yield RawInteraction(number, *ids, rating, stamp, None)
 
 
-def read_ml100k_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+def read_ml100k_items(path: Path, issues: LineIssues, limit: TextLimit) -> Iterator[ItemMeta]:
     """u.item: id|title|release date|video release date|IMDb URL|19 genre flags (latin-1)."""
     width = 5 + len(ML100K_GENRES)
     for number, where, fields in _split_lines(iter_lines(path, issues, "latin-1"), path, "|", width, issues):
@@ -121,16 +133,22 @@ def read_ml100k_items(path: Path, issues: LineIssues, max_words: int) -> Iterato
         if any(flag not in ("0", "1") for flag in flags):
             issues.report(where, "bad_genre_flags: the 19 genre flags must be 0 or 1")
             continue
+        item = checked_id(fields[0], "movie id", where, issues)
+        if item is None:
+            continue
         genres = [name for name, flag in zip(ML100K_GENRES, flags) if flag == "1"]
-        yield ItemMeta(number, fields[0].strip(), cut_words(fields[1], max_words), genres, "", fields[2].strip())
+        yield ItemMeta(number, item, cut_text(fields[1], limit), genres, "", cut_text(fields[2], limit))
 
 
-def read_ml1m_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+def read_ml1m_items(path: Path, issues: LineIssues, limit: TextLimit) -> Iterator[ItemMeta]:
     """movies.dat: MovieID::Title (Year)::Genre|Genre (latin-1)."""
-    for number, _, fields in _split_lines(iter_lines(path, issues, "latin-1"), path, "::", 3, issues):
+    for number, where, fields in _split_lines(iter_lines(path, issues, "latin-1"), path, "::", 3, issues):
         item, title, genres = fields
+        item = checked_id(item, "MovieID", where, issues)
+        if item is None:
+            continue
         year = _YEAR.search(title)
         yield ItemMeta(
-            number, item.strip(), cut_words(title, max_words), [g for g in genres.split("|") if g], "",
+            number, item, cut_text(title, limit), [g for g in genres.split("|") if g], "",
             year.group(1) if year else "",
         )

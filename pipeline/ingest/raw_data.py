@@ -12,7 +12,7 @@ from pipeline.ingest.filtering import count_filter_mask
 from pipeline.ingest.formats import FORMATS, Format, resolve_files
 from pipeline.ingest.lines import IngestError, LineIssues
 from pipeline.ingest.metadata import collect_items, drop_items_without_metadata
-from pipeline.ingest.records import ItemMeta
+from pipeline.ingest.records import ItemMeta, TextLimit
 from pipeline.ingest.validation import LineChecks, epoch_seconds
 
 
@@ -44,7 +44,8 @@ def read_filtered(params: IngestParams) -> FilteredData:
         _require_rows(columns, f"{inter_path}: none of the {parsed} interactions read is inside ingest.time_range "
                                f"({params.time_range.start} .. {params.time_range.end})")
     columns, duplicates = apply_duplicate_policy(columns, params.duplicates, inter_path)
-    metadata, meta_counts = collect_items(fmt.read_items, items_path, bad, unknown, columns, params.max_text_words)
+    metadata, meta_counts = collect_items(fmt.read_items, items_path, bad, unknown, columns,
+                                        TextLimit(params.max_text_words, params.max_text_chars))
     columns, without_meta = drop_items_without_metadata(columns, metadata, params.on_unknown_item, inter_path, items_path)
     keep, rounds = count_filter_mask(
         columns.user, columns.item, params.filter.mode,

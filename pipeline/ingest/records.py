@@ -1,6 +1,7 @@
 """The two record shapes every reader yields, and small field parsers they share."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -25,11 +26,16 @@ class ItemMeta(NamedTuple):
     extra: str  # brand, address, release year...; "" when absent
 
 
-def cut_words(text: str | None, max_words: int) -> str:
-    """Collapse whitespace and keep the first `max_words` words (bounded memory per item)."""
+class TextLimit(NamedTuple):
+    words: int  # ingest.max_text_words
+    chars: int  # ingest.max_text_chars: a text without spaces (CJK) is one word of any length
+
+
+def cut_text(text: object, limit: TextLimit) -> str:
+    """Collapse whitespace, keep the first `limit.words` words, then at most `limit.chars` characters."""
     if not text:
         return ""
-    return " ".join(str(text).split()[:max_words])
+    return " ".join(str(text).split()[:limit.words])[:limit.chars].rstrip()
 
 
 def parse_number(value: object, field: str, where: str, issues: LineIssues) -> float | None:
@@ -66,8 +72,30 @@ def split_fields(line: str, sep: str, expected: int, where: str, issues: LineIss
     return fields
 
 
-def require_ids(user: str, item: str, where: str, issues: LineIssues) -> bool:
-    if not user.strip() or not item.strip():
-        issues.report(where, "missing_id: empty user or item id")
-        return False
-    return True
+# Unicode categories of characters that do not show: control, format (zero-width space, BOM,
+# direction marks), surrogate, private use, unassigned, line and paragraph separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def checked_id(value: object, field: str, where: str, issues: LineIssues) -> str | None:
+    """`value` without surrounding spaces and tabs as a user or item id, or None after reporting
+    one that is empty (missing_id) or holds a character that does not show or another space than
+    U+0020 (bad_id): "196" and "196\u200b" would be two users that print alike."""
+    text = str(value).strip(" \t")
+    if not text:
+        issues.report(where, f"missing_id: field '{field}' is empty")
+        return None
+    for char in text:
+        if unicodedata.category(char) in _INVISIBLE or (char.isspace() and char != " "):
+            name = unicodedata.name(char, "unnamed")
+            issues.report(where, f"bad_id: field '{field}' is {text!r}, which holds U+{ord(char):04X} {name}")
+            return None
+    return text
+
+
+def checked_ids(user: object, item: object, fields: tuple[str, str], where: str,
+                issues: LineIssues) -> tuple[str, str] | None:
+    """(user, item) checked by `checked_id` under the dataset's `fields` names, or None (reported)."""
+    user_id = checked_id(user, fields[0], where, issues)
+    item_id = checked_id(item, fields[1], where, issues) if user_id is not None else None
+    return None if item_id is None else (user_id, item_id)

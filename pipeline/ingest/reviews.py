@@ -7,7 +7,9 @@ from typing import Callable, Iterator
 
 from pipeline.ingest.json_lines import iter_objects, require_fields
 from pipeline.ingest.lines import LineIssues
-from pipeline.ingest.records import ItemMeta, RawInteraction, cut_words, parse_datetime, parse_number
+from pipeline.ingest.records import (
+    ItemMeta, RawInteraction, TextLimit, checked_id, checked_ids, cut_text, parse_datetime, parse_number,
+)
 
 AMAZON_REVIEW_FIELDS = ("reviewerID", "asin", "overall", "unixReviewTime")
 YELP_REVIEW_FIELDS = ("user_id", "business_id", "stars", "date")
@@ -17,20 +19,28 @@ def read_amazon_interactions(path: Path, issues: LineIssues, with_review: bool) 
     yield from _read_reviews(path, issues, AMAZON_REVIEW_FIELDS, "reviewText", with_review, parse_number)
 
 
-def read_amazon_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+def read_amazon_items(path: Path, issues: LineIssues, limit: TextLimit) -> Iterator[ItemMeta]:
     """2018 metadata is JSON (`category`: list, `description`: list of str); 2014 metadata lines
     are Python dict literals (`categories`: list of category paths, `description`: str)."""
     for number, where, record in iter_objects(path, issues, python_literals=True):
-        if not require_fields(record, ("asin",), where, issues):
+        item = _item_id(record, "asin", where, issues)
+        if item is None:
             continue
         yield ItemMeta(
             line=number,
-            item=str(record["asin"]),
-            title=cut_words(record.get("title"), max_words),
+            item=item,
+            title=cut_text(record.get("title"), limit),
             categories=_amazon_categories(record),
-            description=cut_words(_joined(record.get("description")), max_words),
-            extra=cut_words(record.get("brand"), max_words),
+            description=cut_text(_joined(record.get("description")), limit),
+            extra=cut_text(record.get("brand"), limit),
         )
+
+
+def _item_id(record: dict, field: str, where: str, issues: LineIssues) -> str | None:
+    """The metadata line's item id, checked (missing_field, missing_id, bad_id), or None (reported)."""
+    if not require_fields(record, (field,), where, issues):
+        return None
+    return checked_id(record[field], field, where, issues)
 
 
 def _amazon_categories(record: dict) -> list[str]:
@@ -67,26 +77,30 @@ def _read_reviews(
     for number, where, record in iter_objects(path, issues):
         if not require_fields(record, fields, where, issues):
             continue
+        ids = checked_ids(record[user_field], record[item_field], (user_field, item_field), where, issues)
+        if ids is None:
+            continue
         rating = parse_number(record[rating_field], rating_field, where, issues)
         stamp = parse_time(record[time_field], time_field, where, issues)
         if rating is None or stamp is None:
             continue
         review = str(record.get(text_field) or "") if with_review else None
-        yield RawInteraction(number, str(record[user_field]), str(record[item_field]), rating, stamp, review)
+        yield RawInteraction(number, *ids, rating, stamp, review)
 
 
-def read_yelp_items(path: Path, issues: LineIssues, max_words: int) -> Iterator[ItemMeta]:
+def read_yelp_items(path: Path, issues: LineIssues, limit: TextLimit) -> Iterator[ItemMeta]:
     """business.json: `categories` is one string "A, B" (or null); the address becomes `extra`."""
     for number, where, record in iter_objects(path, issues):
-        if not require_fields(record, ("business_id",), where, issues):
+        item = _item_id(record, "business_id", where, issues)
+        if item is None:
             continue
         categories = [part.strip() for part in str(record.get("categories") or "").split(",")]
         address = ", ".join(str(record[key]) for key in ("address", "city", "state") if record.get(key))
         yield ItemMeta(
             line=number,
-            item=str(record["business_id"]),
-            title=cut_words(record.get("name"), max_words),
+            item=item,
+            title=cut_text(record.get("name"), limit),
             categories=[part for part in categories if part],
             description="",
-            extra=cut_words(address, max_words),
+            extra=cut_text(address, limit),
         )

@@ -40,13 +40,20 @@ def _json(path: Path) -> dict | None:
         return None
 
 
-def model_metrics(root: Path, order: list[str]) -> dict[str, dict]:
-    """metrics/*.json files that are model evaluations (an AUC with its interval), `order` first."""
+def model_metrics(root: Path, order: list[str], unreadable: list[str]) -> dict[str, dict]:
+    """metrics/*.json files that are model evaluations (an AUC with its interval), `order` first;
+    a file that is not JSON, or a model of `order` whose file holds no AUC, is named in `unreadable`."""
     found = {}
     for path in sorted((root / "metrics").glob("*.json")):
-        data = _json(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            unreadable.append(f"metrics/{path.name} (unreadable: {err})")
+            continue
         if isinstance(data, dict) and "auc" in data and "auc_low" in data:
             found[path.stem] = data
+        elif path.stem in order:
+            unreadable.append(f"metrics/{path.name} (no auc with its interval)")
     return {name: found[name] for name in [*order, *sorted(found)] if name in found}
 
 
@@ -118,7 +125,7 @@ def collect(root: Path, order: list[str], subset: str, headline: list[str], expe
     """Read every input of the report under `root`; `order` lists models first in that order."""
     root = Path(root)
     inputs = ReportInputs(subset=subset, headline=headline)
-    inputs.models = model_metrics(root, order)
+    inputs.models = model_metrics(root, order, inputs.skipped)
     inputs.roc = roc_curves(root, list(inputs.models))
     try:
         inputs.user_auc = per_user_auc(root, list(inputs.models), subset) if inputs.models else {}
