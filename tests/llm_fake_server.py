@@ -7,8 +7,11 @@ consumed one per hit (`faults["*"]`: by whichever prompts arrive first); `always
 kind` fails every hit (`always_fail["*"]`: of every prompt). "prose" answers 200 with text that
 is not JSON; "leak401" / "leak500" answer that status with an error body that echoes the
 request's Authorization header (a server leaking the API key). `error_headers` go with every
-injected error (e.g. {"Retry-After": "1"}). `hits[prompt]` counts requests and `hit_times[prompt]`
-holds their arrival times (time.monotonic()); `max_in_flight` is the most served at once.
+injected error (e.g. {"Retry-After": "1"}). The faults in SHAPES answer 200 with a body that is not a
+proper completion (no choices, `message: null`, an HTML page...); "dribble" sends a proper answer one
+byte at a time, spread over `dribble_seconds`. `hits[prompt]` counts requests and `hit_times[prompt]`
+holds their arrival times (time.monotonic()); `answered[prompt]` counts proper answers sent whole
+(what a client has paid for); `max_in_flight` is the most served at once.
 """
 from __future__ import annotations
 
@@ -19,10 +22,45 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def _without(field: str):
+    return lambda completion: {k: v for k, v in completion.items() if k != field}
+
+
+def _message_with(**fields):
+    def change(completion: dict) -> dict:
+        completion["choices"][0]["message"].update(fields)
+        return completion
+    return change
+
+
+def _choices(value):
+    return lambda completion: {**completion, "choices": value}
+
+
+# fault -> the body (a JSON-able value, or str for raw text) made from a proper completion
+SHAPES = {
+    "no_choices": _without("choices"),
+    "empty_choices": _choices([]),
+    "null_choice": _choices([None]),
+    "choices_object": _choices({"0": "x"}),
+    "null_message": lambda c: {**c, "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]},
+    "null_content": _message_with(content=None),
+    "number_content": _message_with(content=42),
+    "list_content": _message_with(content=[{"type": "text", "text": "hi"}]),
+    "number_reasoning": _message_with(reasoning_content=7),
+    "no_usage": _without("usage"),
+    "bad_usage": lambda c: {**c, "usage": {"prompt_tokens": "many", "completion_tokens": 1}},
+    "error_200": lambda c: {"error": {"message": "model overloaded", "type": "server_error"}},
+    "not_object": lambda c: [c],
+    "html": lambda c: "<html><body>502 Bad Gateway</body></html>",
+}
+
+
 class FakeChatServer:
-    def __init__(self, delay: float = 0.0, hang_seconds: float = 2.0):
+    def __init__(self, delay: float = 0.0, hang_seconds: float = 2.0, dribble_seconds: float = 3.0):
         self.delay = delay  # seconds before every answer
         self.hang_seconds = hang_seconds  # how long a "timeout" fault stalls
+        self.dribble_seconds = dribble_seconds  # how long a "dribble" answer takes to arrive whole
         self.answers: dict[str, str] = {}
         self.reasoning: dict[str, str] = {}
         self.faults: dict[str, list[str]] = {}
@@ -30,6 +68,7 @@ class FakeChatServer:
         self.error_headers: dict[str, str] = {}
         self.hits: Counter = Counter()
         self.hit_times: dict[str, list[float]] = {}
+        self.answered: Counter = Counter()
         self.bodies: list[dict] = []  # every request body received, in arrival order
         self.headers: list[dict] = []  # lower-cased header names
         self.in_flight = 0
@@ -63,6 +102,10 @@ class FakeChatServer:
                 return self.always_fail.get(prompt, self.always_fail.get("*"))
             queue = self.faults.get(prompt) or self.faults.get("*")  # "*": faults for any prompt
             return queue.pop(0) if queue else None
+
+    def sent_answer(self, prompt: str) -> None:
+        with self._lock:
+            self.answered[prompt] += 1
 
     def done(self) -> None:
         with self._lock:
@@ -116,13 +159,33 @@ def _handler_for(server: FakeChatServer):
             if fault == "malformed":
                 return self._send(200, '{"id": "chatcmpl-fake", "choices": [')
             completion = server.completion(body, prompt)
+            if fault in SHAPES:
+                shaped = SHAPES[fault](completion)
+                return self._send(200, shaped if isinstance(shaped, str) else json.dumps(shaped))
+            if fault == "dribble":
+                return self._dribble(json.dumps(completion).encode(), prompt)
             if fault == "empty":
                 completion["choices"][0]["message"]["content"] = ""
             if fault == "prose":
                 completion["choices"][0]["message"]["content"] = "Sure! Here is what I think."
-            self._send(200, json.dumps(completion))
+            if self._send(200, json.dumps(completion)) and fault is None:
+                server.sent_answer(prompt)
 
-        def _send(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        def _dribble(self, data: bytes, prompt: str) -> None:
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for index in range(len(data)):
+                    self.wfile.write(data[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(server.dribble_seconds / len(data))
+                server.sent_answer(prompt)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up at its deadline
+
+        def _send(self, status: int, text: str, headers: dict[str, str] | None = None) -> bool:
             data = text.encode()
             try:
                 self.send_response(status)
@@ -132,7 +195,8 @@ def _handler_for(server: FakeChatServer):
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+                return True
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout): nothing to answer
+                return False  # the client gave up (a timeout): nothing to answer
 
     return Handler

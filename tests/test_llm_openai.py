@@ -36,6 +36,16 @@ def ask(*prompts: str):
     return [chat(("system", "You answer briefly."), ("user", p)) for p in prompts]
 
 
+def fail_one(server: FakeChatServer, cache, prompts, failing: str, fault: str, match: str, **overrides):
+    """The CachedChat whose batch of `prompts` failed (LLMError matching `match`) because the server
+    answers `failing` with `fault` every time."""
+    server.always_fail[failing] = fault
+    cached_chat = CachedChat(backend_for(server, **overrides), cache)
+    with pytest.raises(LLMError, match=match):
+        cached_chat.complete(ask(*prompts), desc="test")
+    return cached_chat
+
+
 def test_every_fault_is_retried_then_answered_and_cached(tmp_path):
     with FakeChatServer(hang_seconds=0.6) as server:
         server.faults["a"] = ["429", "500", "timeout", "malformed", "empty"]
@@ -58,10 +68,8 @@ def test_failure_names_the_cause_keeps_answers_and_rerun_makes_only_missing_call
     with FakeChatServer(delay=0.02) as server:
         # The last prompt fails: it starts after every other one, so exactly the other 11 are
         # answered (those still in flight when it gives up finish), whatever the thread timing.
-        server.always_fail["q11"] = "503"
-        cached_chat = CachedChat(backend_for(server, max_retries=2), cache)
-        with pytest.raises(LLMError, match=r"gave up after 3 attempts.*InternalServerError.*503"):
-            cached_chat.complete(ask(*prompts), desc="test")
+        cached_chat = fail_one(server, cache, prompts, "q11", "503",
+                               r"gave up after 3 attempts.*InternalServerError.*503", max_retries=2)
         assert server.hits["q11"] == 3
         answered = cached_chat.stats()["calls"]
         assert answered == 11

@@ -55,3 +55,18 @@ def test_key_echoed_by_the_server_appears_nowhere_the_stage_printed_or_wrote(tmp
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert any(path.suffix == ".sqlite" for path in written)
     assert not [path for path in written if secret.encode() in path.read_bytes()]
+
+
+def test_key_put_where_its_variable_name_belongs_is_not_printed(tmp_path):
+    secret = "sk-live-IN-PARAMS-BY-MISTAKE-77d1"
+    write_tiny_ingest(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with FakeChatServer() as server:
+        llm = openai_llm(server, tmp_path)
+        llm["openai"]["api_key_env"] = secret  # the key itself, e.g. `-S llm.openai.api_key_env=sk-...`
+        write_params(tmp_path, keywords={"max_items": 2}, llm=llm)
+        done = subprocess.run([sys.executable, "-m", "stages.keywords"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+    printed = done.stdout + done.stderr
+    assert done.returncode != 0 and "must be the NAME of the environment variable" in printed
+    assert secret not in printed and server.hits == {}

@@ -14,6 +14,10 @@ Usage (a stage):
   backend in one call; the backend batches them (local/vllm) or keeps many in flight (openai).
 - Each answer is written to the cache the moment it arrives, so a crash or an LLMError loses only
   the requests not yet answered; the re-run makes only those calls.
+- A cache that cannot be used (locked by another process past BUSY_TIMEOUT_SECONDS, unreadable,
+  not SQLite, damaged) raises ResponseCacheError naming the file (`llm.cache_path`) and is never
+  rewritten or recreated: its answers stay for the run that can read it. A write that fails stops
+  the batch (the backend cancels what has not started), so nothing more is paid for unsaved.
 - Structured output: pass `response_model=MyModel` (requests without a schema get MyModel's).
   Answers are validated on receipt (the openai backend retries invalid ones); each response's
   `.parsed` is the MyModel instance, or None when the answer stayed invalid. Invalid answers are
@@ -27,6 +31,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +42,7 @@ from pipeline.llm.chat import (
     ChatBackend,
     ChatRequest,
     ChatResponse,
+    LLMError,
     StructuredOutputError,
     parse_structured,
 )
@@ -47,6 +53,34 @@ FALLBACK_CHUNK = 16
 _HASH_BLOCK = 1 << 22
 # (directory, its files' stats) -> digest: each file set is hashed once per process.
 _DIGESTS: dict[tuple, str] = {}
+# Seconds a read or write waits while another process holds the cache's lock, then fails.
+BUSY_TIMEOUT_SECONDS = 60.0
+
+
+class ResponseCacheError(LLMError):
+    """The response cache cannot be read or written; the message names the file, left as it was."""
+
+
+@contextmanager
+def cache_errors(path: Path, doing: str):
+    """Turn sqlite's and the OS's errors into a ResponseCacheError that names the file and says what
+    to do; nothing here deletes or recreates the file, whatever went wrong."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as err:
+        raise ResponseCacheError(f"llm.cache_path {path}: cannot {doing}: {type(err).__name__}: {err}. "
+                                 f"{_cache_advice(err)}") from err
+
+
+def _cache_advice(err: Exception) -> str:
+    kept = "Its answers are kept (the file is left as it is)"
+    if "locked" in str(err):
+        return (f"Another process (another run on the same cache?) held it longer than"
+                f" {BUSY_TIMEOUT_SECONDS:g} s. {kept}: rerun when that one is done, or set llm.cache_path to another file.")
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError):
+        return (f"It is not a readable SQLite response cache. {kept}: move it aside (`sqlite3 FILE .recover`"
+                " may rescue its answers) or set llm.cache_path to another file.")
+    return f"{kept}: check its permissions and the disk, or set llm.cache_path to another file."
 
 
 class ResponseStore:
@@ -54,21 +88,22 @@ class ResponseStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        # One connection shared by threads (behind the lock); WAL lets other processes read/write.
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
-            " reasoning TEXT, tokens_in INTEGER, tokens_out INTEGER, created REAL)"
-        )
-        self._db.commit()
+        with cache_errors(self.path, "open the response cache"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection shared by threads (behind the lock); WAL lets other processes read/write.
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
+                " reasoning TEXT, tokens_in INTEGER, tokens_out INTEGER, created REAL)"
+            )
+            self._db.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, ChatResponse]:
         found: dict[str, ChatResponse] = {}
         keys = list(dict.fromkeys(keys))
-        with self._lock:
+        with self._lock, cache_errors(self.path, "read cached answers"):
             for start in range(0, len(keys), 500):  # SQLite caps bound parameters per query
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -85,7 +120,7 @@ class ResponseStore:
         return found
 
     def put(self, key: str, model: str, response: ChatResponse) -> None:
-        with self._lock:
+        with self._lock, cache_errors(self.path, "save an answer"):
             self._db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, model, response.text, response.reasoning, response.tokens_in,
@@ -94,7 +129,7 @@ class ResponseStore:
             self._db.commit()
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, cache_errors(self.path, "count cached answers"):
             return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:

@@ -2,9 +2,18 @@
 key is required: params.yaml holds the defaults."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# What environment variables holding keys are called (OPENAI_API_KEY, VLLM_API_KEY): upper case.
+# Keys look otherwise (sk-..., hex, mixed case), so a value that is not like this is never shown.
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+
+
+def looks_like_variable_name(value: str) -> bool:
+    return _VARIABLE_NAME.fullmatch(value) is not None
 
 
 class LocalConfig(BaseModel):
@@ -26,11 +35,18 @@ class OpenAIConfig(BaseModel):
     api_key_env: str | None  # env var holding the key; None = server needs none
     concurrency: int = Field(ge=1)  # requests in flight at most
     max_retries: int = Field(ge=0)  # retries per request on 429/5xx/timeouts/bad answers
-    timeout: float = Field(gt=0)  # seconds per attempt
+    timeout: float = Field(gt=0)  # seconds per attempt, wall clock: connect, wait, read the whole body
     backoff_seconds: float = Field(ge=0)  # first retry delay; doubles per retry, full jitter
     max_backoff_seconds: float = Field(ge=0)
     # Send vLLM's sampling extensions (repetition_penalty); hosted APIs reject unknown fields.
     vllm_extensions: bool
+
+    def __repr_args__(self):
+        # A user who put the key itself in api_key_env must not see it in a repr, a log or an error.
+        for name, value in super().__repr_args__():
+            if name == "api_key_env" and value is not None and not looks_like_variable_name(value):
+                value = "<hidden: not a variable name>"
+            yield name, value
 
 
 class VLLMConfig(BaseModel):
