@@ -40,6 +40,7 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     from pipeline.rec.data import load_variant_data, variant_encoder
     from pipeline.rec.device import resolve_device
     from pipeline.rec.model import ADAPTER_DIR, load_rec_model, save_adapter
+    from pipeline.rec.packing import disjoint_shares, label_blocks, packs_of, singletons
     from pipeline.rec.params import RecParams
     from pipeline.rec.variants import get_variant
     from stages.rec_stage import REC_DIR, rec_inputs
@@ -52,24 +53,31 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     train_params = params.train
-    sample = frame.sample(n=min(train_params.train_rows, len(frame)), random_state=train_params.seed)
+    packing = rec_params.packing
+    blocks = label_blocks(frame, packing.targets, packing.max_span_seconds)
+    blocks = disjoint_shares(blocks, [min(train_params.train_rows, len(frame))], train_params.seed)[0]
     rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT, resolve_device(rec_params.device),
                          train_params.dtype)
     encode = variant_encoder(spec, rec_params.prompt, rec.tokenizer, data)
-    train = encode(sample, None, f"encode cluster {slot}")
+    rows = [row for block in blocks for row in block]
+    train = encode(frame.set_index("row", drop=False).loc[rows], None, f"encode cluster {slot}")
     traced = frame[frame["row"].isin(data.traces)]
     reasoning = encode(traced, data.traces, f"encode cluster {slot} traces")
-    log = train_expert(rec, train, reasoning, train_params, rec_params.loss)
-    timings = {k: log.pop(k) for k in ("cache_seconds", "train_seconds")}
-    description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(train),
-                   "traces": len(reasoning), "upper_layers": train_params.upper_layers, "from": BASE_VARIANT}
+    log = train_expert(rec, packs_of(train, blocks), singletons(reasoning), train_params, rec_params.loss)
+    timings = {k: log.pop(k) for k in ("cache_seconds", "train_seconds", "validation_seconds")}
+    description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(log["train_rows"]),
+                   "packs": len(blocks), "traces": len(reasoning), "micro_batches": log["micro_batches"],
+                   "precision": log["precision"], "upper_layers": train_params.upper_layers, "from": BASE_VARIANT}
     with atomic_directory(expert_dir(slot)) as tmp:
         save_adapter(rec.llm, tmp / ADAPTER_DIR)
         write_json(description, tmp / "expert.json")
         write_json(log, tmp / "train_log.json")
     tokens = sum(s["tokens"] for s in log["steps"])
+    answers = sum(s["answers"] for s in log["steps"])
     steps = log["steps"]
-    write_json({**description, **timings, "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
+    write_json({**description, **timings, "train_tokens": tokens,
+                "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
+                "train_answers_per_second": answers / max(timings["train_seconds"], 1e-9),
                 "loss_first": steps[0]["loss"], "loss_last": steps[-1]["loss"],
                 "total_seconds": time.perf_counter() - started}, metrics_path)
     print(f"expert@{slot}: {len(users)} users, {len(train)} rows, {len(reasoning)} traces, {len(steps)} steps on the "

@@ -23,6 +23,7 @@ from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.prompts import reference_rows, variant_examples
 from pipeline.explain.reasoning import score_explanations, write_reasoning
 from pipeline.rec.device import resolve_device
+from pipeline.rec.precision import resolve_precision
 from pipeline.rec.model import load_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
@@ -41,7 +42,7 @@ class ExplainParams(BaseModel):
     max_new_tokens: int = Field(ge=1)
     min_new_tokens: Annotated[int, Field(ge=0), at_most("max_new_tokens")]
     batch_size: int = Field(ge=1)
-    dtype: Literal["bfloat16", "float32"]
+    dtype: Literal["auto", "bfloat16", "float32"]
     threads: int = Field(ge=1)
 
 
@@ -76,6 +77,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         per_row, summary = score_explanations(texts, frame["trace"].tolist(), scorer)
         summary.update(
+            precision=resolve_precision(params.dtype, resolve_device(rec_params.device)),
             generation_seconds=seconds, mean_new_words=sum(len(t.split()) for t in texts) / len(texts)
         )
         metrics[name] = summary

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from pipeline.rec.precision import resolve_precision
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.experts.assign import assign_weights, scores_with_reuse
@@ -31,7 +32,7 @@ def main() -> None:
     setup = load_fused_setup()
     experts, rec_params, rec, encode, data = setup.experts, setup.rec_params, setup.rec, setup.encode, setup.data
     gate, warm, user_clusters = setup.gate, setup.warm, setup.user_clusters
-    dtype = experts.train.dtype
+    dtype = resolve_precision(experts.train.dtype, rec.device)
     reference = read_frame(PREDICTIONS_DIR / f"{BASE_VARIANT}.parquet", schemas.PREDICTIONS)
     test = encode(data.subset("test_small"), None, "encode test_small")
     weights = assign_weights(test, gate, data.vectors, warm)
@@ -59,7 +60,7 @@ def main() -> None:
                          "reference": _reference_scores(reference, test, pointwise=True)})
     clusters = per_cluster(rows, user_clusters)
     write_json(json_safe({
-        "variant": NAME, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights), "scored": routed,
+        "variant": NAME, "precision": dtype, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights), "scored": routed,
         "clusters": clusters,
         **timings, "total_seconds": time.perf_counter() - started,
     }), f"metrics/{NAME}_train.json")

@@ -12,6 +12,7 @@ import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import write_frame
 
@@ -99,12 +100,12 @@ def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
 
 def tiny_params(backbone: Path, steps: int = 2) -> dict:
     """A params.yaml body for the rec stages on the tiny model (2 steps, everything small)."""
-    # grad_accum x batch_size covers the 30 train rows: each step is one full pass, probed on all rows
-    train = {"train_rows": 30, "steps": steps, "batch_size": 4, "grad_accum": 8, "lr": 0.01, "weight_decay": 0.0,
-             "warmup_steps": 1, "reasoning_prob": 0.5, "eval_every": 0, "probe_rows": 30, "dtype": "float32",
+    # the 30 train rows split 15 / 15 between the stages, in packs of up to 2 rows
+    train = {"train_rows": 15, "steps": steps, "batch_size": 2, "grad_accum": 4, "lr": 0.01, "weight_decay": 0.0,
+             "warmup_steps": 1, "reasoning_share": 0.5, "eval_every": 0, "probe_rows": 15, "dtype": "float32",
              "seed": 7}
     return {
-        "cf": {"model": "mf"},
+        "cf": section("cf", model="mf"),
         "rec": {
             "backbone": str(backbone), "threads": 1, "device": "cpu", "answer_logit": "yes_minus_no",
             "prompt": {"version": "v2", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
@@ -114,7 +115,8 @@ def tiny_params(backbone: Path, steps: int = 2) -> dict:
             "loss": {"bce_weight_single": 0.9, "bce_weight_multi": 0.1},
             "scoring": {"batch_size": 4, "topn_batch_size": 8, "selection": "reference", "valid": True,
                         "topn": ["tallrec", "collm", "thinkrec"]},
-            "stage1": train, "stage2": {**train, "reasoning_prob": 0.0},
+            "packing": {"targets": 2, "max_span_seconds": 10, "seed": 3},
+            "stage1": train, "stage2": {**train, "reasoning_share": 0.0, "lr": 0.002},
         },
     }
 

@@ -24,6 +24,7 @@ from pipeline.rec.losses import LossParams
 from pipeline.rec.model import ADAPTER_DIR, LoraParams, RecModel, build_rec_model, load_backbone, save_rec_model
 from pipeline.rec.prompts import get_template
 from pipeline.rec.scoring import score_candidates, score_examples, yes_logits
+from pipeline.rec.packing import singletons
 from pipeline.rec.split_body import lower_states, upper_states
 
 LAYERS, UPPER = 4, 2
@@ -154,8 +155,8 @@ def test_mixture_factors_give_the_weighted_sum_of_updates():
 
 
 def _train_params(**overrides) -> ExpertTrainParams:
-    values = dict(upper_layers=UPPER, train_rows=16, steps=3, batch_size=4, lr=0.01, weight_decay=0.0,
-                  warmup_steps=0, reasoning_prob=0.0, dtype="float32", seed=1)
+    values = dict(upper_layers=UPPER, train_rows=16, batch_size=4, lr=0.01, weight_decay=0.0,
+                  warmup_steps=0, reasoning_share=0.0, dtype="float32", seed=1)
     return ExpertTrainParams(**{**values, **overrides})
 
 
@@ -166,7 +167,8 @@ def test_expert_training_on_cached_lower_layers_matches_full_passes_and_trains_o
     for cached in (True, False):
         rec = _load(root, experts=False)
         before = {n: p.detach().clone() for n, p in rec.llm.named_parameters() if "lora_" in n}
-        logs.append(train_expert(rec, _examples(rec, setup), [], _train_params(), loss_params, cached=cached))
+        logs.append(train_expert(rec, singletons(_examples(rec, setup)), [], _train_params(), loss_params,
+                                 cached=cached))
         changed = {n for n, p in rec.llm.named_parameters() if "lora_" in n and not torch.equal(p, before[n])}
         assert changed and all(any(f"layers.{i}." in n for i in range(LAYERS - UPPER, LAYERS)) for n in changed)
         states.append({n: p.detach().clone() for n, p in rec.llm.named_parameters() if n in changed})

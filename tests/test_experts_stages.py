@@ -33,8 +33,8 @@ def _experts_params(root: Path, gate_kind: str) -> dict:
     params = rec_tiny.tiny_params(root / "tiny")
     params["experts"] = {
         "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cold": "global", "topn": True,
-        "train": {"upper_layers": 2, "train_rows": 12, "steps": 3, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
-                  "warmup_steps": 0, "reasoning_prob": 0.5, "dtype": "float32", "seed": 3},
+        "train": {"upper_layers": 2, "train_rows": 12, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
+                  "warmup_steps": 0, "reasoning_share": 0.5, "dtype": "float32", "seed": 3},
     }
     params["recommend"] = {"model": "thinkrec_experts", "candidates": 5, "k": 3, "explain": 1, "threads": 1}
     params["explain"] = {"models": ["thinkrec"], "rows": 4, "max_new_tokens": 4, "min_new_tokens": 2,

@@ -17,6 +17,7 @@ from pipeline.rec.losses import LossParams, rec_loss
 from pipeline.rec.model import LoraParams, build_rec_model, trainable_state
 from pipeline.rec.prompts import get_template
 from pipeline.rec.scoring import generation_inputs, score_examples
+from pipeline.rec.packing import singletons
 from pipeline.rec.training import TrainParams, train_rec_model
 
 
@@ -189,8 +190,8 @@ def test_training_restores_and_reports_the_same_evaluation(tiny, values, expecte
         return values[len(states) - 1]
 
     params = TrainParams(train_rows=12, steps=len(values), batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
-                         warmup_steps=1, reasoning_prob=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
-    log = train_rec_model(rec, examples, [], params, LossParams(**section("rec.loss")), validate)
+                         warmup_steps=1, reasoning_share=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
+    log, _ = train_rec_model(rec, singletons(examples), [], params, LossParams(**section("rec.loss")), validate)
     assert log["best_eval"] == expected and log["best_step"] == expected + 1
     restored = trainable_state(rec)
     assert all(torch.equal(restored[k], states[expected][k]) for k in restored)
@@ -206,9 +207,9 @@ def test_validation_time_is_reported_apart_from_training_time(tiny):
     for name, param in rec.named_parameters():
         param.requires_grad_("lora_" in name)
     params = TrainParams(train_rows=12, steps=3, batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
-                         warmup_steps=1, reasoning_prob=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
+                         warmup_steps=1, reasoning_share=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
     started = time.perf_counter()
-    log = train_rec_model(rec, examples, [], params, LossParams(**section("rec.loss")), lambda: time.sleep(0.4) or 0.5)
+    log, _ = train_rec_model(rec, singletons(examples), [], params, LossParams(**section("rec.loss")), lambda: time.sleep(0.4) or 0.5)
     wall = time.perf_counter() - started
     assert len(log["evals"]) == 3 and log["validation_seconds"] >= 1.2
     assert 0 < log["train_seconds"] <= wall - log["validation_seconds"]

@@ -84,7 +84,7 @@ def tallrec(project):
 
 
 def test_stage1_cli_two_steps_lowers_loss_and_reloads_to_identical_scores(project, tallrec):
-    assert "tallrec: stage 1, 30 train rows" in tallrec.stdout
+    assert "tallrec: stage 1, 15 train rows" in tallrec.stdout
     log = _check_variant(project, "tallrec", cf=False, keywords=False)
     metrics = json.loads((project / "metrics/tallrec_train.json").read_text())
     assert metrics["best_step"] == 2 and metrics["total_seconds"] > 0 and metrics["valid_small"]["auc"] is not None
@@ -103,7 +103,8 @@ def test_stage2_freezes_the_stage1_lora_and_thinkrec_trains_on_traces(project, t
     collm = _check_variant(project, "collm", cf=True, keywords=False)
     thinking = run_rec_stage("thinkrec_lora")["log"]  # stage 1 with keywords + traces: not reported
     assert thinking["rows"]["reasoning"] == 4 and not (project / "data/predictions/thinkrec_lora.parquet").exists()
-    assert any(step["reasoning_batches"] for step in thinking["steps"])
+    assert any(step["kinds"].get("reasoning") for step in thinking["steps"])
+    assert thinking["micro_batches"]["labels"] == collm["micro_batches"]["labels"] > 0  # traces are added
     run_rec_stage("thinkrec")
     think = _check_variant(project, "thinkrec", cf=True, keywords=True)
     assert collm["rows"]["reasoning"] == 0 and think["rows"]["reasoning"] == 4
@@ -112,3 +113,8 @@ def test_stage2_freezes_the_stage1_lora_and_thinkrec_trains_on_traces(project, t
     read = lambda name: (project / "data/rec" / name / adapter).read_bytes()  # noqa: E731
     assert read("collm") == read("tallrec") and read("thinkrec") == read("thinkrec_lora")
     assert read("thinkrec_lora") != read("tallrec")
+    # stage 2 learns from train rows stage 1 never saw: 15 + 15 distinct rows of the 30
+    metrics = json.loads((project / "metrics/collm_train.json").read_text())
+    assert metrics["stage1_overlap"] == 0 and metrics["train_rows"] == 15 and metrics["precision"] == "float32"
+    assert len(set(collm["train_rows"]) | set(json.loads(
+        (project / "data/rec/tallrec/train_log.json").read_text())["train_rows"])) == 30

@@ -12,14 +12,13 @@ class ExpertTrainParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (reference: 8 of 32)
-    train_rows: int = Field(ge=1)  # rows sampled from the cluster's train rows
-    steps: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    train_rows: int = Field(ge=1)  # distinct rows of the cluster's train rows (whole packs, rec.packing)
+    batch_size: int = Field(ge=1)  # packs per micro-batch
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_steps: int = Field(ge=0)
-    reasoning_prob: float = Field(ge=0, le=1)
-    dtype: Literal["bfloat16", "float32"]
+    reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are traces, added to the label ones
+    dtype: Literal["auto", "bfloat16", "float32"]
     seed: int
 
 

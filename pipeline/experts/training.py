@@ -1,8 +1,8 @@
 """Training one LoRA expert: ThinkRec's model (stage-1 LoRA, stage-2 projector, both frozen) with
-only the LoRA of the top `upper` layers trainable, on one cluster's rows and traces.
+only the LoRA of the top `upper` layers trainable, on one cluster's packed rows and traces.
 
-Only the top layers change, so the lower layers' output for a row is fixed: it is computed once
-per row (eval mode) and each step runs the top layers only (`cached=True`). `cached=False` runs
+Only the top layers change, so the lower layers' output for a pack is fixed: it is computed once
+per pack (eval mode) and each step runs the top layers only (`cached=True`). `cached=False` runs
 the whole body every step (the same loss; kept for the benchmark's comparison)."""
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.experts.params import ExpertTrainParams
-from pipeline.rec.batching import RecBatch, collate, length_buckets
+from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.examples import RecExample
-from pipeline.rec.losses import LossParams, rec_loss
-from pipeline.rec.model import RecModel, use_precision
+from pipeline.rec.losses import LossParams
+from pipeline.rec.model import RecModel, body_mask, use_precision
+from pipeline.rec.packing import Pack
+from pipeline.rec.precision import resolve_precision
 from pipeline.rec.split_body import lower_states, upper_layer_indices, upper_states
-from pipeline.rec.training import BatchStream, cosine_with_warmup
+from pipeline.rec.training import LoopParams, MicroBatch, label_batches, label_rows, train_loop, with_extras
 
 
 def make_upper_lora_trainable(rec: RecModel, upper: int) -> list[torch.nn.Parameter]:
@@ -45,71 +46,68 @@ def _layer_of(name: str) -> int | None:
 
 
 @torch.no_grad()
-def cache_lower_states(rec: RecModel, examples: Sequence[RecExample], lower: int, batch_size: int) -> dict[int, torch.Tensor]:
-    """id(example) -> (length, H) output of the first `lower` layers over prompt + answer (on the
-    model's device)."""
+def cache_lower_states(rec: RecModel, items: Sequence[RecExample | Pack], lower: int, batch_size: int
+                       ) -> dict[int, torch.Tensor]:
+    """id(item) -> (length, H) output of the first `lower` layers over prompt + answer of a row or
+    of a whole pack (on the model's device)."""
     was_training = rec.training
     rec.eval()
     cache = {}
-    for index in length_buckets([e.length for e in examples], batch_size):
-        chunk = [examples[i] for i in index]
-        states = lower_states(rec, collate(chunk, rec.pad_id, with_answers=True), lower)
-        for example, row in zip(chunk, states):
-            cache[id(example)] = row[: example.length].clone()
+    for index in length_buckets([item.length for item in items], batch_size):
+        chunk = [items[i] for i in index]
+        packs = [item if isinstance(item, Pack) else Pack([item]) for item in chunk]
+        states = lower_states(rec, collate_packs(packs, rec.pad_id), lower)
+        for item, row in zip(chunk, states):
+            cache[id(item)] = row[: item.length].clone()
     rec.train(was_training)
     return cache
 
 
-def padded_states(cache: dict[int, torch.Tensor], examples: Sequence[RecExample], width: int) -> torch.Tensor:
-    first = cache[id(examples[0])]
-    out = torch.zeros(len(examples), width, first.shape[-1], dtype=first.dtype, device=first.device)
-    for b, example in enumerate(examples):
-        row = cache[id(example)]
+def padded_states(cache: dict[int, torch.Tensor], items: Sequence[RecExample | Pack], width: int) -> torch.Tensor:
+    first = cache[id(items[0])]
+    out = torch.zeros(len(items), width, first.shape[-1], dtype=first.dtype, device=first.device)
+    for b, item in enumerate(items):
+        row = cache[id(item)]
         out[b, : len(row)] = row
     return out
 
 
+def expert_schedule(packs: Sequence[Pack], traces: Sequence[Pack], params: ExpertTrainParams) -> list[MicroBatch]:
+    """One pass over the cluster's packs (rng `seed`), trace micro-batches added among them."""
+    labels = label_batches(packs, params.batch_size, None, np.random.default_rng(params.seed))
+    return with_extras(labels, {"reasoning": (traces, params.reasoning_share)}, params.batch_size,
+                       np.random.default_rng([params.seed, 1]))
+
+
 def train_expert(
-    rec: RecModel, train: Sequence[RecExample], reasoning: Sequence[RecExample], params: ExpertTrainParams,
+    rec: RecModel, packs: Sequence[Pack], traces: Sequence[Pack], params: ExpertTrainParams,
     loss_params: LossParams, cached: bool = True,
 ) -> dict:
-    """Train the top layers' LoRA of `rec` in place. Returns the log (steps, tokens, seconds)."""
-    torch.manual_seed(params.seed)
-    rng = np.random.default_rng(params.seed)
-    use_precision(rec, params.dtype)
-    trainable = make_upper_lora_trainable(rec, params.upper_layers)
+    """Train the top layers' LoRA of `rec` in place on the cluster's `packs` and `traces` (the
+    shared loop, pipeline/rec/training.py). Returns its log plus cache_seconds (the lower layers'
+    pass, not in train_seconds) and the schedule's rows."""
+    precision = resolve_precision(params.dtype, rec.device)
+    use_precision(rec, precision)
+    make_upper_lora_trainable(rec, params.upper_layers)
     lower = upper_layer_indices(rec, params.upper_layers).start
+    schedule = expert_schedule(packs, traces, params)
     started = time.perf_counter()
-    cache = cache_lower_states(rec, list(train) + list(reasoning), lower, params.batch_size) if cached else {}
+    cache = cache_lower_states(rec, list(packs) + list(traces), lower, params.batch_size) if cached else {}
     cache_seconds = time.perf_counter() - started
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(params.warmup_steps, params.steps))
-    streams = {"train": BatchStream(train, params.batch_size, rng)}
-    if reasoning and params.reasoning_prob > 0:
-        streams["reasoning"] = BatchStream(reasoning, params.batch_size, rng)
-    log: dict = {"steps": [], "lower_layers": lower, "upper_layers": params.upper_layers, "cached": cached}
-    rec.train()
-    for step in tqdm(range(params.steps), desc="train expert", leave=False):
-        use_reasoning = "reasoning" in streams and rng.random() < params.reasoning_prob
-        examples = streams["reasoning" if use_reasoning else "train"].next()
-        batch = collate(examples, rec.pad_id, with_answers=True)
-        loss, parts = rec_loss(_hidden(rec, batch, examples, cache, lower, cached), rec, batch, loss_params)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        log["steps"].append({"step": step + 1, "loss": float(loss.detach()), **parts,
-                             "tokens": int(batch.attention_mask.sum()), "reasoning": use_reasoning})
+
+    def forward(model: RecModel, batch: RecBatch, chunk: list[Pack]) -> torch.Tensor:
+        if not cached:
+            return model.hidden_states(batch)
+        mask = body_mask(batch)
+        states = padded_states(cache, chunk, batch.input_ids.shape[1])
+        return upper_states(model, states, mask["attention_mask"], lower, position_ids=mask.get("position_ids"))
+
+    loop = LoopParams(params.lr, params.weight_decay, params.warmup_steps, 1, precision, params.seed)
+    log = train_loop(rec, schedule, loop, loss_params, forward)
     rec.eval()
     rec.requires_grad_(False)
-    log["cache_seconds"] = cache_seconds
-    log["train_seconds"] = time.perf_counter() - started
-    return log
-
-
-def _hidden(rec: RecModel, batch: RecBatch, examples, cache, lower: int, cached: bool) -> torch.Tensor:
-    if not cached:
-        return rec.hidden_states(batch)
-    states = padded_states(cache, examples, batch.input_ids.shape[1])
-    return upper_states(rec, states, batch.attention_mask, lower)
+    rows = label_rows(schedule)
+    return {**log, "precision": precision, "lower_layers": lower, "upper_layers": params.upper_layers,
+            "cached": cached, "cache_seconds": cache_seconds, "train_rows": sorted(set(rows)),
+            "micro_batches": {"labels": sum(m.kind == "labels" for m in schedule),
+                              "reasoning": sum(m.kind == "reasoning" for m in schedule)}}

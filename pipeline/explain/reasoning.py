@@ -15,6 +15,7 @@ from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.fusion import routing
 from pipeline.rec.model import RecModel
+from pipeline.rec.precision import resolve_precision, torch_dtype
 from pipeline.rec.scoring import generation_inputs
 
 
@@ -31,9 +32,10 @@ def write_reasoning(
 
     Rows are batched by prompt length (left-padded). `min_new_tokens` keeps EOS away for that
     many tokens: most training answers are a bare "Yes"/"No", so without it greedy decoding often
-    stops before any reasoning. With dtype bfloat16 the whole model is cast once (in place)."""
+    stops before any reasoning. With dtype bfloat16 (or auto on bf16 hardware, precision.py) the
+    whole model is cast once (in place)."""
     rec.eval()
-    rec.to(torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+    rec.to(torch_dtype(resolve_precision(dtype, rec.device)))
     tokenizer = rec.tokenizer
     eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     texts: list[str] = [""] * len(examples)

@@ -17,8 +17,7 @@ class StudentPrompt(BaseModel):
 
 class StudentTraining(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    steps: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1)  # packs per micro-batch (a rank pack: one user prompt, 1 + negatives targets)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_steps: int = Field(ge=0)
@@ -26,7 +25,7 @@ class StudentTraining(BaseModel):
     negatives: int = Field(ge=1)  # never-interacted items sampled per positive (label 0)
     rank_bce_weight: float = Field(ge=0, le=1)  # rank rows: BCE weight (LM on Yes/No gets 1 - this)
     use_fallback_rationales: bool  # also learn rationales the teacher's answer did not give (fallback text)
-    dtype: Literal["bfloat16", "float32"]
+    dtype: Literal["auto", "bfloat16", "float32"]
     seed: int
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ import torch
 from pipeline import schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
 from pipeline.rec.device import resolve_device
-from pipeline.rec.examples import CFVectors, RecExample, build_catalog, load_cf_vectors, topn_frame
+from pipeline.rec.examples import CFVectors, build_catalog, load_cf_vectors, topn_frame
 from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model
+from pipeline.rec.packing import Pack, singletons
 from pipeline.rec.scoring import score_candidates
 from pipeline.rdrec.params import RDRecParams
 from pipeline.rdrec.tasks import TaskEncoder, rank_rows
@@ -47,35 +49,40 @@ class Backbone:
 
 
 def build_student(backbone: Backbone, vectors: CFVectors, seed: int, frozen_dtype: str) -> RecModel:
-    """Backbone + a new trainable LoRA + a new projector scaled to the token embeddings' norm, the
-    frozen weights in `frozen_dtype`, on the backbone's device."""
+    """Backbone + a new trainable LoRA + a new projector scaled per slot kind to the token
+    embeddings' norm, the frozen weights in `frozen_dtype`, on the backbone's device."""
     torch.manual_seed(seed)
+    calibrate = backbone.match_embedding_norm
     rec = build_rec_model(backbone.path, backbone.lora, cf_dim=vectors.dim,
                           projector_expansion=backbone.projector_expansion, answer_logit=backbone.answer_logit,
-                          calibration_vectors=vectors.items[:2048] if backbone.match_embedding_norm else None,
+                          calibration_vectors=vectors.calibration_items() if calibrate else None,
+                          calibration_users=vectors.calibration_users() if calibrate else None,
                           frozen_dtype=frozen_dtype, device=resolve_device(backbone.device))
     rec.projector.requires_grad_(True)
     return rec
 
 
 def task_pools(encoder: TaskEncoder, interactions: pd.DataFrame, item_ids: np.ndarray,
-               rationales: pd.DataFrame | None, params: RDRecParams) -> dict[str, list[RecExample]]:
-    """rank rows (liked train rows + sampled never-interacted negatives) and, with `rationales`,
-    one preference and one attributes row per rationale (fallback rationales only when allowed)."""
+               rationales: pd.DataFrame | None, params: RDRecParams) -> dict[str, list[Pack]]:
+    """rank packs (a liked train row's user prompt, then the liked item and its sampled
+    never-interacted negatives as targets) and, with `rationales`, one preference and one
+    attributes row per rationale (fallback rationales only when allowed), each its own pack."""
     train = interactions[interactions["split"] == "train"]
     t = params.train
     ranked = rank_rows(train, item_ids, t.rank_positives, t.negatives, t.seed)
-    pools = {"rank": [encoder.rank(r.row, r.user, r.item, r.label, r.history_items, r.history_labels)
-                      for r in ranked.itertuples(index=False)]}
+    examples = [encoder.rank(r.row, r.user, r.item, r.label, r.history_items, r.history_labels)
+                for r in ranked.itertuples(index=False)]
+    pools = {"rank": [Pack([e for e in group]) for _, group in groupby(examples, key=lambda e: e.row)]}
     if rationales is not None:
         usable = rationales if t.use_fallback_rationales else rationales[rationales["source"] == "llm"]
         rows = usable.merge(interactions, on="row", how="left", validate="one_to_one")
         if rows["user"].isna().any():
             raise ValueError(f"rationales: row {int(rows.loc[rows['user'].isna(), 'row'].iloc[0])} is not in interactions")
-        pools["preference"] = [encoder.preference(r.row, r.user, r.item, r.history_items, r.history_labels,
-                                                  r.user_preference) for r in rows.itertuples(index=False)]
-        pools["attributes"] = [encoder.attributes(r.row, r.user, r.item, r.item_attributes)
-                               for r in rows.itertuples(index=False)]
+        pools["preference"] = singletons([encoder.preference(r.row, r.user, r.item, r.history_items,
+                                                             r.history_labels, r.user_preference)
+                                          for r in rows.itertuples(index=False)])
+        pools["attributes"] = singletons([encoder.attributes(r.row, r.user, r.item, r.item_attributes)
+                                          for r in rows.itertuples(index=False)])
     return pools
 
 
@@ -105,20 +112,22 @@ def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: Stud
     pools = task_pools(encoder, interactions, items["item"].to_numpy(), rationales, params)
     log = train_student(rec, pools, weights, params.train)
     train_seconds = log.pop("train_seconds")
+    log.pop("validation_seconds")
 
     frame = topn_frame(candidates, interactions)
     topn = [encoder.rank(-1, r.user, r.item, r.label, r.history_items, r.history_labels, r.state_row)
             for r in frame.itertuples(index=False)]
     clock = time.perf_counter()
-    scores = score_candidates(rec, topn, params.scoring.topn_batch_size, params.train.dtype, f"{name} top-N")
+    scores = score_candidates(rec, topn, params.scoring.topn_batch_size, log["precision"], f"{name} top-N")
     topn_seconds = time.perf_counter() - clock
 
     train_log = {
         "variant": name, "weights": weights,
-        "pool_rows": {task: len(pool) for task, pool in sorted(pools.items())},
-        "rationales_cut": sum(e.answer_cut for task in ("preference", "attributes") for e in pools.get(task, [])),
-        "mean_prompt_tokens": {task: float(np.mean([len(e.prompt_ids) for e in pool])) if pool else 0.0
-                               for task, pool in sorted(pools.items())},
+        "pool_packs": {task: len(pool) for task, pool in sorted(pools.items())},
+        "rationales_cut": sum(t.answer_cut for task in ("preference", "attributes") for p in pools.get(task, [])
+                              for t in p.targets),
+        "mean_pack_tokens": {task: float(np.mean([p.length for p in pool])) if pool else 0.0
+                             for task, pool in sorted(pools.items())},
         **log,
     }
     with atomic_directory(out_dir) as tmp:
@@ -134,10 +143,14 @@ def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: Stud
     train_tokens = sum(counts["tokens"] for counts in log["tasks"].values())
     metrics = {
         "variant": name,
+        "precision": log["precision"],
         "steps": len(log["steps"]),
+        "rank_rows": log["rank_rows"],
+        "rank_answers": log["rank_answers"],
         "tasks": log["tasks"],
         "task_probabilities": log["task_probabilities"],
-        "pool_rows": train_log["pool_rows"],
+        "pool_packs": train_log["pool_packs"],
+        "pool_answers": {task: sum(len(p.targets) for p in pool) for task, pool in sorted(pools.items())},
         "train_tokens": train_tokens,
         "train_seconds": train_seconds,
         "train_tokens_per_second": train_tokens / max(train_seconds, 1e-9),

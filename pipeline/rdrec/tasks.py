@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.rec.examples import CFVectors, RecExample
+from pipeline.rec.examples import CFVectors, RecExample, slot_kinds
 from pipeline.rec.prompts import ANSWERS, BREAK, SLOT, PromptItem, chat_text, encode_prompt
 
 SYSTEM = "You are a recommender."
@@ -70,7 +70,7 @@ class TaskEncoder:
         breaks = prompt.breaks + [len(prompt.ids)] * (2 - len(prompt.breaks))
         return RecExample(
             int(row), int(user), int(item), int(label), prompt.ids, answer + self.eos, prompt.slot_positions,
-            self.vectors.lookup(refs, int(state_row)), reasoning=reasoning, shared_len=breaks[0],
+            self.vectors.lookup(refs, int(state_row)), slot_kinds(refs), reasoning=reasoning, shared_len=breaks[0],
             target_start=breaks[1],
         )
 

@@ -1,24 +1,25 @@
-"""The student's multi-task loop: each micro-batch comes from one task, drawn by the variant's task
-weights; BCE + LM on rank rows, LM only on rationale rows (pipeline/rec/losses.py, with the
-rationale rows marked as multi-token answers whose BCE weight is 0)."""
+"""The student's training on the shared loop (pipeline/rec/training.py): the rank task's packs
+(one user prompt, then the positive and its sampled negatives as targets) are the label
+micro-batches, one pass; each rationale task with a weight adds its micro-batches among them
+(its share of all micro-batches is its normalised weight). So a student with rationale tasks sees
+exactly the rank batches, in the same order, that the ranking-only ablation sees. BCE + LM on rank
+rows, LM only on rationale rows (pipeline/rec/losses.py, rationale rows marked as multi-token
+answers whose BCE weight is 0)."""
 from __future__ import annotations
 
-import time
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-from pipeline.rec.batching import collate
-from pipeline.rec.examples import RecExample
-from pipeline.rec.losses import LossParams, rec_loss
+from pipeline.rec.losses import LossParams
 from pipeline.rec.model import RecModel
-from pipeline.rec.training import BatchStream, cosine_with_warmup
+from pipeline.rec.packing import Pack
+from pipeline.rec.precision import resolve_precision
+from pipeline.rec.training import LoopParams, MicroBatch, label_batches, label_rows, train_loop, with_extras
 from pipeline.rdrec.params import StudentTraining
 
 
-def task_weights(weights: Mapping[str, float], pools: Mapping[str, Sequence[RecExample]]) -> dict[str, float]:
+def task_weights(weights: Mapping[str, float], pools: Mapping[str, Sequence[Pack]]) -> dict[str, float]:
     """The variant's weights over the tasks that have rows, normalised; a task with weight > 0
     but no rows (no usable rationales) is an error, never a silently different student."""
     empty = [task for task, weight in weights.items() if weight > 0 and not pools.get(task)]
@@ -29,38 +30,31 @@ def task_weights(weights: Mapping[str, float], pools: Mapping[str, Sequence[RecE
     return {task: weight / total for task, weight in sorted(kept.items())}
 
 
+def student_schedule(pools: Mapping[str, Sequence[Pack]], probabilities: Mapping[str, float],
+                     params: StudentTraining) -> list[MicroBatch]:
+    """One pass over the rank packs (rng `seed`), the other tasks' micro-batches added among them."""
+    labels = label_batches(pools["rank"], params.batch_size, None, np.random.default_rng(params.seed))
+    extras = {task: (pools[task], share) for task, share in probabilities.items() if task != "rank"}
+    schedule = with_extras(labels, extras, params.batch_size, np.random.default_rng([params.seed, 1]))
+    return [MicroBatch("rank" if m.kind == "labels" else m.kind, m.packs) for m in schedule]
+
+
 def train_student(
-    rec: RecModel, pools: Mapping[str, Sequence[RecExample]], weights: Mapping[str, float], params: StudentTraining
+    rec: RecModel, pools: Mapping[str, Sequence[Pack]], weights: Mapping[str, float], params: StudentTraining
 ) -> dict:
-    """Train `rec`'s trainable parameters in place for `params.steps` steps of one micro-batch
-    each. Returns the log: per-step loss parts and task, per-task batch/row/token counts, seconds."""
-    torch.manual_seed(params.seed)
-    rng = np.random.default_rng(params.seed)
+    """Train `rec`'s trainable parameters in place, one micro-batch per step. Returns the shared
+    loop's log plus per-task batch / answer / token counts and the rank rows seen."""
     probabilities = task_weights(weights, pools)
-    tasks = list(probabilities)
-    streams = {task: BatchStream(pools[task], params.batch_size, rng) for task in tasks}
+    schedule = student_schedule(pools, probabilities, params)
     loss_params = LossParams(bce_weight_single=params.rank_bce_weight, bce_weight_multi=0.0)
-    trainable = [p for p in rec.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(params.warmup_steps, params.steps))
-    counts = {task: {"batches": 0, "rows": 0, "tokens": 0} for task in tasks}
-    steps = []
-    started = time.perf_counter()
-    rec.train()
-    for step in tqdm(range(params.steps), desc="rdrec train", leave=False):
-        task = tasks[int(rng.choice(len(tasks), p=[probabilities[t] for t in tasks]))]
-        examples = streams[task].next()
-        batch = collate(examples, rec.pad_id, with_answers=True)
-        loss, parts = rec_loss(rec.hidden_states(batch), rec, batch, loss_params)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        tokens = int(batch.attention_mask.sum())
-        counts[task]["batches"] += 1
-        counts[task]["rows"] += len(examples)
-        counts[task]["tokens"] += tokens
-        steps.append({"step": step + 1, "task": task, "loss": float(loss.detach()), **parts, "tokens": tokens})
-    return {"task_probabilities": probabilities, "tasks": counts, "steps": steps,
-            "train_seconds": time.perf_counter() - started}
+    precision = resolve_precision(params.dtype, rec.device)
+    loop = LoopParams(params.lr, params.weight_decay, params.warmup_steps, 1, precision, params.seed)
+    log = train_loop(rec, schedule, loop, loss_params)
+    counts = {task: {"batches": 0, "answers": 0, "tokens": 0} for task in probabilities}
+    for micro, step in zip(schedule, log["steps"]):
+        counts[micro.kind]["batches"] += 1
+        counts[micro.kind]["answers"] += step["answers"]
+        counts[micro.kind]["tokens"] += step["tokens"]
+    rank_rows = label_rows(schedule, "rank")
+    return {**log, "precision": precision, "task_probabilities": probabilities, "tasks": counts,
+            "rank_answers": len(rank_rows), "rank_rows": len(set(rank_rows))}

@@ -33,6 +33,7 @@ class RecExample:
     answer_ids: list[int]  # "Yes"/"No" (+ eos), or the reasoning trace (+ eos)
     slot_positions: list[int] = field(default_factory=list)
     slot_vectors: np.ndarray | None = None
+    slot_kinds: list[int] = field(default_factory=list)  # per slot: USER_SLOT or ITEM_SLOT (the projector's scale)
     reasoning: bool = False
     answer_cut: bool = False  # the trace was longer than the answer budget and was cut
     shared_len: int = 0  # prompt_ids[:shared_len]: the system part, the same for every row
@@ -43,6 +44,14 @@ class RecExample:
     @property
     def length(self) -> int:
         return len(self.prompt_ids) + len(self.answer_ids)
+
+
+USER_SLOT, ITEM_SLOT = 0, 1
+
+
+def slot_kinds(refs: list[tuple[str, int]]) -> list[int]:
+    """USER_SLOT / ITEM_SLOT of each ("user"|"item", id) slot reference."""
+    return [USER_SLOT if kind == "user" else ITEM_SLOT for kind, _ in refs]
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,26 @@ class CFVectors:
                 return self.row_users[index]
         return self.users[user]
 
+    def calibration_items(self, count: int = 2048) -> np.ndarray:
+        """Item vectors a new projector's item scale is calibrated on (evenly spaced ids)."""
+        return _spaced(self.items, count)
+
+    def calibration_users(self, count: int = 2048) -> np.ndarray:
+        """What the user slot shows, for the projector's user scale: per-row user states when the
+        tables have them (sequential models), else the user vectors (evenly spaced)."""
+        return _spaced(self.row_users if self.row_users is not None else self.users, count)
+
     def lookup(self, refs: list[tuple[str, int]], row: int = -1) -> np.ndarray:
         """(len(refs), d) float32 vectors for ("user"|"item", id) references; a user's vector is
         its state before interaction `row` when the tables have one."""
         return np.stack([self.user_state(i, row) if kind == "user" else self.items[i] for kind, i in refs])
+
+
+def _spaced(table: np.ndarray, count: int) -> np.ndarray:
+    finite = table[np.isfinite(table).all(axis=1)]
+    if len(finite) <= count:
+        return finite
+    return finite[np.linspace(0, len(finite) - 1, count).astype(np.int64)]
 
 
 def dense_vectors(frame: pd.DataFrame, id_column: str, where: str) -> np.ndarray:
@@ -152,10 +177,12 @@ def build_examples(
         trace = traces.get(int(row)) if traces else None
         answer = trace if trace else ANSWERS[int(label)]
         answer_ids = tokenizer.encode(answer, add_special_tokens=False)
-        slot_vectors = vectors.lookup(cf_slot_refs(user, h_items, item), int(state_row)) if vectors is not None else None
+        refs = cf_slot_refs(user, h_items, item)
+        slot_vectors = vectors.lookup(refs, int(state_row)) if vectors is not None else None
         examples.append(
             RecExample(int(row), int(user), int(item), int(label), prompt.ids, answer_ids[:max_answer_tokens] + eos,
-                       prompt.slot_positions, slot_vectors, reasoning=bool(trace),
+                       prompt.slot_positions, slot_vectors, slot_kinds(refs) if vectors is not None else [],
+                       reasoning=bool(trace),
                        answer_cut=len(answer_ids) > max_answer_tokens,
                        shared_len=prompt.breaks[0], target_start=prompt.breaks[1], state_row=int(state_row))
         )

@@ -18,6 +18,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.device import place_model
 from pipeline.rec.fusion import routing
+from pipeline.rec.packing import packed_attention_mask
+from pipeline.rec.precision import resolve_precision, torch_dtype
 from pipeline.rec.projector import CFProjector
 from pipeline.rec.prompts import answer_token_ids
 from pipeline.rec.soft_tokens import embed_with_soft_tokens
@@ -93,7 +95,7 @@ class RecModel(nn.Module):
             if self.projector is None:
                 raise ValueError("prompts carry CF slots but the model has no projector")
             weight = self.projector.net[0].weight
-            projected = self.projector(batch.slot_vectors.to(weight.dtype))
+            projected = self.projector(batch.slot_vectors.to(weight.dtype), batch.slot_kind)
         return embed_with_soft_tokens(
             self.llm.get_input_embeddings(), batch.input_ids, batch.slot_batch, batch.slot_position, projected
         )
@@ -115,7 +117,8 @@ class RecModel(nn.Module):
         expert mixture when the model fuses experts, fusion.py). `batch` is moved to the model's
         device; kwargs go to the body as they are (attention_mask defaults to the batch's)."""
         batch = batch.to(self.device)
-        kwargs.setdefault("attention_mask", batch.attention_mask)
+        for key, value in body_mask(batch).items():
+            kwargs.setdefault(key, value)
         with routing(self.body, batch.expert_weights):
             return self.body(inputs_embeds=self.input_embeddings(batch), **kwargs)
 
@@ -124,13 +127,27 @@ class RecModel(nn.Module):
         return self.run_body(batch, use_cache=False).last_hidden_state
 
 
+def body_mask(batch: RecBatch) -> dict[str, torch.Tensor]:
+    """The body's attention_mask (and, for packs, position_ids) for `batch`: the (B, T) padding
+    mask, or for packs the (B, 1, T, T) segment mask (packing.packed_attention_mask)."""
+    if batch.segments is None:
+        return {"attention_mask": batch.attention_mask}
+    return {"attention_mask": packed_attention_mask(batch.segments), "position_ids": batch.position_ids}
+
+
+def freeze_lora_dropout(rec: RecModel) -> None:
+    """Dropout off in every LoRA layer: a frozen LoRA (stage 2 trains the projector on it) then
+    computes in training what it computes in scoring."""
+    for name, module in rec.llm.named_modules():
+        if name.rsplit(".", 2)[-2:-1] == ["lora_dropout"] and isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
 def use_precision(rec: RecModel, dtype: str) -> None:
-    """"bfloat16": cast the frozen backbone weights to bf16 once (LoRA factors, trainable
+    """"auto": bf16 where the hardware has it (precision.py). "bfloat16": cast the frozen backbone weights to bf16 once (LoRA factors, trainable
     parameters and the projector stay fp32), so no autocast re-casts them at every step; the
     answer logits stay fp32 (answer_logit). "float32": everything fp32."""
-    if dtype not in ("bfloat16", "float32"):
-        raise ValueError(f"dtype must be bfloat16 or float32, got {dtype!r}")
-    target = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    target = torch_dtype(resolve_precision(dtype, rec.device))
     for name, parameter in rec.llm.named_parameters():
         if not parameter.requires_grad and "lora_" not in name:
             parameter.data = parameter.data.to(target)
@@ -154,14 +171,17 @@ def build_rec_model(
     projector_expansion: int = 10,
     answer_logit: str = "yes_minus_no",
     calibration_vectors: np.ndarray | None = None,
+    calibration_users: np.ndarray | None = None,
     frozen_dtype: str = "float32",
     device: torch.device | str = "cpu",
 ) -> RecModel:
     """A model ready to train: new LoRA (or the one saved in `init_from`, trainable or frozen), and a
     projector when `cf_dim` is given (loaded from `init_from` when it has one, else freshly made and,
-    with `calibration_vectors` (item CF vectors), scaled to the token embeddings' norm). The frozen
+    with `calibration_vectors` (item CF vectors) and `calibration_users` (user vectors or states),
+    scaled per slot kind to the token embeddings' norm). The frozen
     weights are cast to `frozen_dtype` (use_precision) before the model is placed on `device`
     (pipeline/rec/device.py: resolve_device(rec.device)), so a GPU receives them already in bf16."""
+    frozen_dtype = resolve_precision(frozen_dtype, device)
     model, tokenizer = load_backbone(backbone)
     if init_from is None:
         config = LoraConfig(
@@ -182,7 +202,8 @@ def build_rec_model(
         else:
             projector = CFProjector(cf_dim, model.config.hidden_size, projector_expansion)
             if calibration_vectors is not None:
-                projector.calibrate(torch.from_numpy(calibration_vectors), llm.get_input_embeddings().weight)
+                users = torch.from_numpy(calibration_users) if calibration_users is not None else None
+                projector.calibrate(torch.from_numpy(calibration_vectors), llm.get_input_embeddings().weight, users)
         if projector.cf_dim != cf_dim:
             raise ValueError(f"{saved}: projector expects CF vectors of size {projector.cf_dim}, got {cf_dim}")
     return _cast_and_place(RecModel(llm, tokenizer, projector, answer_logit), frozen_dtype, device)
@@ -224,7 +245,8 @@ def load_rec_model(
     backbone: str, model_dir: Path, device: torch.device | str = "cpu", frozen_dtype: str = "float32"
 ) -> RecModel:
     """A trained variant for scoring or generation (eval mode, nothing trainable), its frozen weights
-    in `frozen_dtype`, on `device`."""
+    in `frozen_dtype` (precision.py: auto picks by hardware), on `device`."""
+    frozen_dtype = resolve_precision(frozen_dtype, device)
     model, tokenizer = load_backbone(backbone)
     llm = PeftModel.from_pretrained(model, Path(model_dir) / ADAPTER_DIR, is_trainable=False)
     saved = Path(model_dir) / PROJECTOR_FILE

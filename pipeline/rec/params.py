@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.rec.device import DEVICE_SETTING
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import LoraParams
+from pipeline.rec.packing import PackingParams
 from pipeline.rec.training import TrainParams
 
 
@@ -49,5 +50,6 @@ class RecParams(BaseModel):
     projector: ProjectorParams
     loss: LossParams
     scoring: ScoringParams
+    packing: PackingParams
     stage1: TrainParams
     stage2: TrainParams

@@ -27,11 +27,13 @@ def split_example(example: RecExample, at: int) -> tuple[RecExample, RecExample]
     slots = np.asarray(example.slot_positions, dtype=np.int64)
     before = slots < at
     vectors = example.slot_vectors
+    kinds = np.asarray(example.slot_kinds, dtype=np.int64)
 
     def part(ids, positions, rows):
         return replace(
             example, prompt_ids=list(ids), answer_ids=[], slot_positions=positions.tolist(),
-            slot_vectors=None if vectors is None else vectors[rows], shared_len=0, target_start=0,
+            slot_vectors=None if vectors is None else vectors[rows],
+            slot_kinds=kinds[rows].tolist() if len(kinds) else [], shared_len=0, target_start=0,
         )
 
     return (

@@ -2,6 +2,7 @@
 evaluation rows, write adapter + projector, predictions and metrics."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from pipeline.rec import distributed
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
-from pipeline.rec.model import RecModel, build_rec_model, save_rec_model
+from pipeline.rec.model import RecModel, build_rec_model, freeze_lora_dropout, save_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.scoring import score_candidates, score_examples
 from pipeline.rec.selection import selection_metrics
-from pipeline.rec.training import train_rec_model
+from pipeline.rec.packing import Pack, PackingParams, disjoint_shares, label_blocks, packs_of, singletons
+from pipeline.rec.precision import resolve_precision
+from pipeline.rec.training import label_rows, train_rec_model
 from pipeline.rec.variants import VariantSpec
 
 
@@ -38,22 +41,26 @@ def run_variant(
     data = load_variant_data(spec, inputs)
     torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
     rec = build_variant_model(spec, params, data.vectors, lora_dir)
+    precision = resolve_precision(train_params.dtype, rec.device)
     encode = variant_encoder(spec, params.prompt, rec.tokenizer, data)
-    train_frame = data.interactions[data.interactions["split"] == "train"]
-    train_frame = train_frame.sample(n=min(train_params.train_rows, len(train_frame)), random_state=train_params.seed)
-    train = encode(train_frame, None, "encode train")
+    blocks = stage_blocks(data.interactions, params, spec.stage)
+    rows = [row for block in blocks for row in block]
+    train_examples = encode(data.interactions.set_index("row", drop=False).loc[rows], None, "encode train")
+    packs = packs_of(train_examples, blocks)
     reasoning = encode(data.interactions[data.interactions["row"].isin(data.traces)], data.traces, "encode traces")
     wants_valid = train_params.eval_every > 0 or (spec.reported and params.scoring.valid)
     valid = encode(data.subset("valid_small"), None, "encode valid_small") if wants_valid else []
     evals: list[dict] = []
 
     def validate() -> float:
-        scores = score_examples(rec, valid, params.scoring.batch_size, train_params.dtype, "valid_small")
+        scores = score_examples(rec, valid, params.scoring.batch_size, precision, "valid_small")
         evals.append({**selection_metrics(*_users_labels(valid), scores, params.scoring.selection), "scores": scores})
         return evals[-1]["selection"]
 
-    log = train_rec_model(rec, train, reasoning, train_params, params.loss,
-                          validate if train_params.eval_every > 0 and distributed.is_main() else None)
+    log, schedule = train_rec_model(
+        rec, packs, singletons(reasoning), train_params, params.loss,
+        validate=validate if train_params.eval_every > 0 and distributed.is_main() else None,
+        probe=singletons(train_examples[: train_params.probe_rows]))
     if not distributed.is_main():  # under torchrun: rank 0 holds the same weights and writes everything
         return {"log": log, "metrics": None}
     timings = {key: log.pop(key) for key in ("train_seconds", "validation_seconds")}
@@ -61,12 +68,18 @@ def run_variant(
         validate()  # the final weights on valid_small, for the record (no selection)
     chosen = evals[log.get("best_eval", -1)] if evals else None
     valid_small = {k: chosen[k] for k in ("auc", "uauc", "selection")} if chosen else None
+    seen = label_rows(schedule)
     train_log = {
         "variant": spec.name,
-        "rows": {"train": len(train), "reasoning": len(reasoning), "valid_small": len(valid) if evals else 0},
+        "precision": precision,
+        "rows": {"train": len(set(seen)), "reasoning": len(reasoning), "valid_small": len(valid) if evals else 0},
+        "packing": packing_summary(packs, params.packing),
+        "micro_batches": {"labels": sum(m.kind == "labels" for m in schedule),
+                          "reasoning": sum(m.kind == "reasoning" for m in schedule)},
         "traces_cut": sum(e.answer_cut for e in reasoning),
         "max_answer_tokens": params.prompt.max_answer_tokens,
-        "mean_prompt_tokens": float(np.mean([len(e.prompt_ids) for e in train])),
+        "mean_prompt_tokens": float(np.mean([len(e.prompt_ids) for e in train_examples])),
+        "train_rows": sorted(set(seen)),
         "valid_small": valid_small,
         "evals": [{k: v for k, v in e.items() if k != "scores"} for e in evals],
         **{k: v for k, v in log.items() if k != "evals"},
@@ -76,16 +89,24 @@ def run_variant(
         write_json(train_log, tmp / "train_log.json")
     if spec.reported:
         valid_rows, valid_scores = (valid, chosen["scores"]) if chosen else ([], np.zeros(0, np.float32))
-        scored = _score_reported(spec, params, rec, encode, data, valid_rows, valid_scores, timings)
+        scored = _score_reported(spec, params, rec, encode, data, valid_rows, valid_scores, timings, precision)
         write_frame(scored, predictions_path, schemas.PREDICTIONS)
     tokens = sum(s["tokens"] for s in log["steps"])
+    answers = sum(s["answers"] for s in log["steps"])
     metrics = {
         "variant": spec.name,
+        "precision": precision,
         "best_step": log.get("best_step", len(log["steps"])),
         "valid_small": valid_small,
-        "train_rows": len(train),
+        "train_rows": train_log["rows"]["train"],
+        "label_answers": len(seen),
+        "stage1_overlap": stage1_overlap(seen, lora_dir) if spec.stage == 2 else None,
+        "packing": train_log["packing"],
+        "micro_batches": train_log["micro_batches"],
         "traces": {"rows": len(reasoning), "cut": train_log["traces_cut"]},
+        "train_tokens": tokens,
         "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
+        "train_answers_per_second": answers / max(timings["train_seconds"], 1e-9),
         **timings,
         "total_seconds": time.perf_counter() - started,
     }
@@ -96,27 +117,55 @@ def run_variant(
 def build_variant_model(
     spec: VariantSpec, params: RecParams, vectors: CFVectors | None, lora_dir: Path | None
 ) -> RecModel:
-    """Stage 1: backbone + a new trainable LoRA. Stage 2: backbone + `lora_dir`'s LoRA (frozen) +
-    a new trainable projector, its output scale matched to the token embeddings' norm
-    (rec.projector.match_embedding_norm). Frozen weights in the stage's dtype, on `rec.device`."""
+    """Stage 1: backbone + a new trainable LoRA. Stage 2: backbone + `lora_dir`'s LoRA (frozen, its
+    dropout off) + a new trainable projector, its output scale matched to the token embeddings'
+    norm per slot kind, user states and item vectors apart (rec.projector.match_embedding_norm). Frozen weights in the stage's dtype, on `rec.device`."""
     if spec.stage == 2 and lora_dir is None:
         raise ValueError(f"{spec.name}: a stage-2 variant needs the stage-1 LoRA of {spec.lora_from}")
     calibrate = spec.cf_slots and params.projector.match_embedding_norm
     rec = build_rec_model(
         params.backbone, params.lora, lora_dir if spec.stage == 2 else None, train_lora=spec.stage == 1,
         cf_dim=vectors.dim if spec.cf_slots else None, projector_expansion=params.projector.expansion,
-        answer_logit=params.answer_logit, calibration_vectors=vectors.items[:2048] if calibrate else None,
+        answer_logit=params.answer_logit,
+        calibration_vectors=vectors.calibration_items() if calibrate else None,
+        calibration_users=vectors.calibration_users() if calibrate else None,
         frozen_dtype=(params.stage1 if spec.stage == 1 else params.stage2).dtype,
         device=resolve_device(params.device),
     )
     if rec.projector is not None:
         rec.projector.requires_grad_(True)
+    if spec.stage == 2:
+        freeze_lora_dropout(rec)
     return rec
 
 
-def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_scores, timings) -> pd.DataFrame:
+def stage_blocks(interactions: pd.DataFrame, params: RecParams, stage: int) -> list[list[int]]:
+    """The packs' row blocks of `stage`'s share of the train split: all train rows grouped into
+    blocks (rec.packing), shuffled by rec.packing.seed, stage 1 taking the first
+    rec.stage1.train_rows rows of them and stage 2 the next rec.stage2.train_rows (disjoint)."""
+    train = interactions[interactions["split"] == "train"]
+    blocks = label_blocks(train, params.packing.targets, params.packing.max_span_seconds)
+    shares = disjoint_shares(blocks, [params.stage1.train_rows, params.stage2.train_rows], params.packing.seed)
+    return shares[stage - 1]
+
+
+def packing_summary(packs: list[Pack], packing: PackingParams) -> dict:
+    sizes = np.array([len(p.targets) for p in packs])
+    return {"targets": packing.targets, "max_span_seconds": packing.max_span_seconds, "seed": packing.seed,
+            "packs": int(len(packs)), "mean_targets": float(sizes.mean()) if len(sizes) else 0.0,
+            "mean_tokens": float(np.mean([p.length for p in packs])) if packs else 0.0}
+
+
+def stage1_overlap(rows: list[int], lora_dir: Path | None) -> int | None:
+    """How many of `rows` the stage-1 LoRA in `lora_dir` trained on (its train_log.json)."""
+    path = Path(lora_dir) / "train_log.json" if lora_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    return len(set(rows) & set(json.loads(path.read_text()).get("train_rows", [])))
+
+
+def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_scores, timings, dtype) -> pd.DataFrame:
     """PREDICTIONS rows: valid_small, test_small and (rec.scoring.topn) top-N candidates (row -1)."""
-    dtype = params.stage1.dtype if spec.stage == 1 else params.stage2.dtype
     test = encode(data.subset("test_small"), None, "encode test_small")
     clock = time.perf_counter()
     test_scores = score_examples(rec, test, params.scoring.batch_size, dtype, "test_small")

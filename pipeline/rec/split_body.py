@@ -53,11 +53,13 @@ def lower_states(rec: RecModel, batch: RecBatch, lower: int) -> torch.Tensor:
 
 def upper_states(
     rec: RecModel, hidden: torch.Tensor, attention_mask: torch.Tensor, lower: int,
-    expert_weights: torch.Tensor | None = None,
+    expert_weights: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, T, H) last hidden states (final norm applied) from `hidden`, the output of the first
-    `lower` layers: runs layers lower.. only, each row routed to its expert mixture when fused."""
+    `lower` layers: runs layers lower.. only, each row routed to its expert mixture when fused.
+    `attention_mask` and `position_ids` as the lower pass had them (model.body_mask)."""
     body = rec.body
     attention_mask = attention_mask.to(hidden.device)
+    extra = {"position_ids": position_ids.to(hidden.device)} if position_ids is not None else {}
     with _only_layers(body, slice(lower, None), final_norm=True), routing(body, expert_weights):
-        return body(inputs_embeds=hidden, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return body(inputs_embeds=hidden, attention_mask=attention_mask, use_cache=False, **extra).last_hidden_state
