@@ -43,7 +43,7 @@ def _write_reference_traces(root: Path) -> pd.DataFrame:
 def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
     """Overfit a ThinkRec-style tiny model (CF slots + keywords) to the first 4 reference traces."""
     torch.manual_seed(0)
-    lora = LoraParams(**section("rec.lora", r=8, alpha=16, dropout=0.0, target_modules=ALL_LINEAR))
+    lora = LoraParams(**section("rec.lora", layers=None, r=8, alpha=16, dropout=0.0, target_modules=ALL_LINEAR))
     rec = build_rec_model(str(root / "tiny"), lora,
                           cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
     vectors = CFVectors(
@@ -75,7 +75,7 @@ def explained(tmp_path_factory):
     rows = _write_reference_traces(root)
     _train_thinkrec_on_traces(root, rows)
     # an untrained text-only baseline: LoRA B = 0, so it is the random backbone itself
-    lora = LoraParams(**section("rec.lora", r=2, alpha=4))
+    lora = LoraParams(**section("rec.lora", layers=None, r=2, alpha=4))
     save_rec_model(build_rec_model(str(root / "tiny"), lora), root / "data/rec/tallrec")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-m", "stages.explain"], cwd=root, env=env,

@@ -39,7 +39,7 @@ def _model_and_examples(root, with_cf: bool, traces=None, answer_logit="yes_minu
         users = dense_vectors(read_frame(root / "data/cf/mf/user_vectors.parquet"), "user", "users")
         item_table = dense_vectors(read_frame(root / "data/cf/mf/item_vectors.parquet"), "item", "items")
         vectors = CFVectors(users, item_table)
-    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    lora = LoraParams(**section("rec.lora", layers=None, r=4, alpha=8, dropout=0.0))
     rec = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM if with_cf else None,
                           projector_expansion=2, answer_logit=answer_logit)
     # random LoRA B (peft starts it at zero) so the adapter really changes the logits under test

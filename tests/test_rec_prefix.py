@@ -25,7 +25,7 @@ def setup(tmp_path_factory):
     rec_tiny.write_tiny_model(root / "tiny")
     rec_tiny.write_tiny_artifacts(root)
     torch.manual_seed(5)
-    lora = LoraParams(**section("rec.lora", r=4, alpha=8, dropout=0.0))
+    lora = LoraParams(**section("rec.lora", layers=None, r=4, alpha=8, dropout=0.0))
     rec = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM,
                           projector_expansion=2)
     for name, param in rec.llm.named_parameters():

@@ -49,7 +49,7 @@ def project(tmp_path_factory):
                          "batch_size": 2, "dtype": "float32", "threads": 1}
     rec_tiny.write_params(root, params)
     torch.manual_seed(0)
-    lora = LoraParams(**section("rec.lora", r=2, alpha=4))
+    lora = LoraParams(**section("rec.lora", layers=None, r=2, alpha=4))
     model = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
     save_rec_model(model, root / "data/rec/collm")
     return root

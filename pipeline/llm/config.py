@@ -22,7 +22,7 @@ class LocalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     batch_size: int = Field(ge=1)  # prompts per generate() call (left-padded)
-    dtype: Literal["bfloat16", "float32"]
+    dtype: Literal["auto", "bfloat16", "float32"]  # auto: bf16 where the hardware computes it (pipeline/rec/precision.py)
     threads: int = Field(ge=1)  # torch CPU threads
 
 

@@ -28,6 +28,7 @@ from pipeline.llm.chat import (
     split_reasoning,
 )
 from pipeline.llm.config import LocalConfig
+from pipeline.rec.precision import resolve_precision
 
 # A common prefix shorter than this many tokens is not worth its separate forward pass.
 MIN_SHARED_PREFIX = 16
@@ -38,11 +39,12 @@ class LocalBackend:
         torch.set_num_threads(config.threads)
         self.batch_size = config.batch_size
         # Cache keys name the weights by content, and the dtype, which changes the answers too.
-        self.model_name = f"{model_identity(model)}@{config.dtype}"
+        precision = resolve_precision(config.dtype)  # the cache key names the resolved dtype
+        self.model_name = f"{model_identity(model)}@{precision}"
         self.tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, config.dtype))
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, precision))
         self.model.eval()
         # Stop at the tokenizer's EOS (ChatML's <|im_end|>) and any EOS the model's config names.
         self.eos_ids = sorted(
