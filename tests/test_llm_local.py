@@ -87,6 +87,8 @@ def test_prepare_model_stage_writes_a_plain_copy_with_identical_logits(tmp_path)
     out = tmp_path / "models" / "smol"
     config = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in config
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert "transformers_version" not in config and "transformers_version" not in generation  # no install metadata
     assert json.loads((out / INFO_FILE).read_text())["parameters"] == 134_515_008
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
 

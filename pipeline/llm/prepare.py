@@ -25,6 +25,9 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Written next to the weights: where the copy came from and how it was verified.
 INFO_FILE = "thinkrec_prepare.json"
 PROBE_TEXT = "The user liked Toy Story and Star Wars. Will the user enjoy Fargo? Answer:"
+# Install metadata save_pretrained writes into these files: left in, each transformers release would
+# change the copy's hash (and rerun every stage after it) for identical weights.
+INSTALL_METADATA = {"config.json": "transformers_version", "generation_config.json": "transformers_version"}
 
 
 def packaged_gguf(package: str = GGUF_PACKAGE, filename: str = GGUF_FILE) -> Path:
@@ -80,6 +83,7 @@ def prepare_model(source: str | None, output: str | Path, gguf_file: str = GGUF_
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        strip_install_metadata(staging)
         started = time.perf_counter()
         reloaded = AutoModelForCausalLM.from_pretrained(staging, dtype=torch.float32).eval()
         reload_seconds = time.perf_counter() - started
@@ -99,3 +103,13 @@ def prepare_model(source: str | None, output: str | Path, gguf_file: str = GGUF_
         if staging.exists():
             shutil.rmtree(staging)
     return {**info, "load_source_seconds": round(load_seconds, 2), "reload_seconds": round(reload_seconds, 2)}
+
+
+def strip_install_metadata(directory: Path) -> None:
+    """Drop INSTALL_METADATA's keys, rewriting each file the way transformers writes it."""
+    for name, key in INSTALL_METADATA.items():
+        path = directory / name
+        if path.exists():
+            config = json.loads(path.read_text())
+            config.pop(key, None)
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
