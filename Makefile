@@ -39,7 +39,7 @@ else
 endif
 	touch $@
 
-# Rewrite $(LOCK) and $(SCALE_LOCK) from a fresh unlocked install (about 3 min, 1.6 GB while it runs):
+# Rewrite $(LOCK) and $(SCALE_LOCK) from a fresh unlocked install (about 2 min, 1.6 GB while it runs):
 # `pip freeze` gives the versions, a `pip install --dry-run --report` of those pins the sha256 of each
 # file pip picks. Commit both files with the change that needed them.
 LOCK_VENV := .venv-lock
