@@ -73,7 +73,7 @@ def test_two_processes_log_the_whole_global_batch_and_score_alike(runs):
         log_two = json.loads((two / f"data/rec/{variant}/train_log.json").read_text())
         assert len(log_two["steps"]) == 3
         for a, b in zip(log_one["steps"], log_two["steps"]):
-            assert a["tokens"] == b["tokens"] and a["reasoning_batches"] == b["reasoning_batches"]
+            assert a["tokens"] == b["tokens"] and a["kinds"] == b["kinds"] and a["answers"] == b["answers"]
             assert abs(a["loss"] - b["loss"]) < 1e-4
         scores_one = read_frame(one / f"data/predictions/{variant}.parquet")
         scores_two = read_frame(two / f"data/predictions/{variant}.parquet")
