@@ -47,7 +47,9 @@ def test_paper_profiles_set_known_keys_and_validate(dataset):
     profiles = [PROFILES / "paper-gpu.yaml", PROFILES / dataset]
     sets = profile_sets(_params(), profiles)
     assert sets["rec.backbone"] == sets["prepare_model.output"]  # the recommender trains the prepared 8B copy
-    assert sets["llm.backend"] == "openai" and sets["rec.stage1.batch_size"] > 8
+    assert sets["llm.backend"] == "openai"
+    for stage in ("rec.stage1", "rec.stage2"):  # GPU-sized steps: packs per micro-batch x accumulation
+        assert sets[f"{stage}.batch_size"] * sets[f"{stage}.grad_accum"] >= 8
     params = _apply(_params(), sets)
     for name, model in SECTIONS.items():
         model.model_validate(params[name])  # raises on a wrong type, name or value
