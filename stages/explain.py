@@ -5,7 +5,8 @@ Reads data/traces/reference_traces.parquet, data/ingest/{interactions,items}.par
 and CF-vector artifacts the variants' prompts use, and data/rec/<model>/ (adapter + projector).
 Writes data/explanations/explanations.parquet (one row per (model, row)) and
 metrics/explanations.json ({model: {bleu4, bleu4_sentence_mean, rouge_l, meteor, bertscore_f1,
-n_rows, mean_new_words}}, plus generation seconds).
+n_rows, mean_new_words, says_nothing}}, plus generation seconds; says_nothing counts the reasons
+that say nothing by explain.says_nothing).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame, write_json, write_table
 from pipeline.explain.bertscore import BertScorer
+from pipeline.explain.generate import RepetitionControls
 from pipeline.explain.prompts import reference_rows, variant_examples
 from pipeline.explain.reasoning import score_explanations, write_reasoning
+from pipeline.explain.says_nothing import SaysNothingRule, count_saying_nothing
 from pipeline.rec.device import resolve_device
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.model import load_rec_model
@@ -41,9 +44,15 @@ class ExplainParams(BaseModel):
     rows: int = Field(ge=1)  # reference traces explained (the first by row id)
     max_new_tokens: int = Field(ge=1)
     min_new_tokens: Annotated[int, Field(ge=0), at_most("max_new_tokens")]
+    no_repeat_ngram_size: int = Field(ge=0)  # 0 = off
+    repetition_penalty: float = Field(gt=0.0)  # 1.0 = off
+    says_nothing: SaysNothingRule  # a reason that says nothing: counted here, not printed by `thinkrec recommend`
     batch_size: int = Field(ge=1)
     dtype: Literal["auto", "bfloat16", "float32"]
     threads: int = Field(ge=1)
+
+    def controls(self) -> RepetitionControls:
+        return RepetitionControls(self.no_repeat_ngram_size, self.repetition_penalty)
 
 
 def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:
@@ -53,7 +62,7 @@ def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame
     examples = variant_examples(spec, rec_params.prompt, rec_inputs(spec), rec, frame)
     return write_reasoning(
         rec, examples, params.batch_size, params.max_new_tokens, params.min_new_tokens, params.dtype,
-        desc=f"explain {name}",
+        desc=f"explain {name}", controls=params.controls(),
     )
 
 
@@ -78,7 +87,8 @@ def main() -> None:
         per_row, summary = score_explanations(texts, frame["trace"].tolist(), scorer)
         summary.update(
             precision=resolve_precision(params.dtype, resolve_device(rec_params.device)),
-            generation_seconds=seconds, mean_new_words=sum(len(t.split()) for t in texts) / len(texts)
+            generation_seconds=seconds, mean_new_words=sum(len(t.split()) for t in texts) / len(texts),
+            says_nothing=count_saying_nothing(texts, params.says_nothing),
         )
         metrics[name] = summary
         tables.append(

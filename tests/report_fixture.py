@@ -1,6 +1,7 @@
 """A tiny project directory with every input `thinkrec report` reads: two models' metrics (with
-intervals, warm/cold, a paired comparison and per-cluster results), ROC points, predictions for
-per-user AUC, training logs, LLM usage and explanations."""
+intervals, warm/cold, a paired comparison, per-cluster results and top-N fields), a top-N-only
+model's metrics (as RDRec's: no pointwise rows), ROC points, predictions for per-user AUC,
+training logs, LLM usage and explanations."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,17 @@ from pipeline import schemas
 from pipeline.artifacts import write_frame
 
 MODELS = {"mf": 0.812, "collm": 0.655}  # name -> AUC written to its metrics file
+TOPN_HR = {"mf": (0.30, 0.55), "collm": (0.20, 0.40), "rdrec": (0.45, 0.70)}  # name -> (HR@1, HR@3)
+TOPN_ONLY = "rdrec"  # top-N fields only, as metrics/rdrec.json
+
+
+def _topn(hr1: float, hr3: float) -> dict:
+    """Top-level top-N fields as evaluate writes them (20 users; HR@1 and HR@3 with intervals;
+    NDCG@5 with one; HR@2 only in all_k, without)."""
+    fields = {"topn_users": 20, "all_k": {"topn_hr@2": (hr1 + hr3) / 2}}
+    for name, value in (("topn_hr@1", hr1), ("topn_hr@3", hr3), ("topn_ndcg@5", (hr1 + hr3) / 2)):
+        fields.update({name: value, f"{name}_low": max(0.0, value - 0.15), f"{name}_high": value + 0.15})
+    return fields
 
 
 def _metrics(auc: float) -> dict:
@@ -33,13 +45,15 @@ def write_report_project(root: Path) -> Path:
     (root / "metrics").mkdir()
     (root / "plots/roc").mkdir(parents=True)
     for name, auc in MODELS.items():
-        metrics = _metrics(auc)
+        metrics = {**_metrics(auc), **_topn(*TOPN_HR[name])}
         if name == "collm":
             metrics["vs_mf"] = {"auc": auc - 0.812, "auc_low": auc - 0.86, "auc_high": auc - 0.76,
                                 "clusters": {"0": {"auc": -0.1, "auc_low": -0.2, "auc_high": 0.0}}}
         (root / f"metrics/{name}.json").write_text(json.dumps(metrics))
         points = [{"fpr": x / 10, "tpr": min(1.0, (x / 10) ** (1 - auc + 0.3))} for x in range(11)]
         (root / f"plots/roc/{name}.json").write_text(json.dumps({"roc": points}))
+    rdrec = {"n_rows": 0, "n_users": 0, "n_uauc_users": 0, "positive_rate": None, **_topn(*TOPN_HR[TOPN_ONLY])}
+    (root / f"metrics/{TOPN_ONLY}.json").write_text(json.dumps(rdrec))
     (root / "metrics/keywords.json").write_text(json.dumps({"llm": {
         "calls": 1291, "cache_hits": 9, "hit_rate": 0.0069, "tokens_in": 212467, "tokens_out": 30033,
         "wall_seconds": 199.3}, "stage_seconds": 206.2}))
@@ -58,5 +72,5 @@ def write_report_project(root: Path) -> Path:
         "bleu4": 0.1, "rouge_l": 0.2, "meteor": 0.3, "bertscore_f1": 0.4,
     }), root / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)
     (root / "params.yaml").write_text(yaml.safe_dump({"evaluate": {
-        "models": list(MODELS), "subset": "train", "headline": ["auc", "uauc"]}}))
+        "models": [*MODELS, TOPN_ONLY], "subset": "train", "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@3"]}}))
     return root

@@ -15,6 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 import rec_tiny
+from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
 
@@ -37,8 +38,8 @@ def _experts_params(root: Path, gate_kind: str) -> dict:
                   "warmup_steps": 0, "reasoning_share": 0.5, "dtype": "float32", "seed": 3},
     }
     params["recommend"] = {"model": "thinkrec_experts", "candidates": 5, "k": 3, "explain": 1, "threads": 1}
-    params["explain"] = {"models": ["thinkrec"], "rows": 4, "max_new_tokens": 4, "min_new_tokens": 2,
-                         "batch_size": 2, "dtype": "float32", "threads": 1}
+    params["explain"] = section("explain", models=["thinkrec"], rows=4, max_new_tokens=4, min_new_tokens=2,
+                                batch_size=2, dtype="float32", threads=1)
     params["gate"] = {"kind": gate_kind, "temperature": 0.1, "subset": "valid_small",
                       "train": {"hidden": 4, "epochs": 2, "batch_size": 4, "lr": 0.05, "seed": 3}}
     return params

@@ -1,8 +1,9 @@
-"""Greedy generation from embeddings matches a step-by-step argmax loop on a tiny random Llama."""
+"""Greedy generation from embeddings matches a step-by-step argmax loop on a tiny random Llama, with and
+without the repetition controls."""
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pipeline.explain.generate import decode_until_eos, greedy_generate
+from pipeline.explain.generate import RepetitionControls, decode_until_eos, greedy_generate
 
 
 def _tiny_llama() -> LlamaForCausalLM:
@@ -46,3 +47,44 @@ class _Tokens:
 def test_decode_stops_at_first_eos():
     tokens = torch.tensor([[5, 6, 1, 7], [8, 9, 9, 9]])
     assert decode_until_eos(_Tokens(), tokens, {1}) == ["t5 t6", "t8 t9 t9 t9"]
+
+
+def _controlled_argmax_loop(lm, ids: list[int], steps: int, ngram: int, penalty: float) -> list[int]:
+    """Greedy decoding written out: a generated token's logit is divided by `penalty` (multiplied when
+    negative), and a token that would repeat an `ngram` of the generated tokens is banned."""
+    generated: list[int] = []
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = lm(torch.tensor([ids + generated])).logits[0, -1].clone()
+            for token in set(generated):
+                logits[token] = logits[token] / penalty if logits[token] > 0 else logits[token] * penalty
+            tail = tuple(generated[len(generated) - ngram + 1:]) if ngram > 1 else ()
+            for i in range(len(generated) - ngram + 1):
+                if tuple(generated[i:i + ngram - 1]) == tail:
+                    logits[generated[i + ngram - 1]] = -float("inf")
+            generated.append(int(logits.argmax()))
+    return generated
+
+
+def _repeats(row: list[int], n: int) -> bool:
+    grams = [tuple(row[i:i + n]) for i in range(len(row) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def test_repetition_controls_reach_generate_and_apply_to_generated_tokens_only():
+    lm = _tiny_llama()
+    ids = torch.randint(3, 64, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, :3] = 0  # row 1 is left-padded by 3: transformers' own repetition_penalty= would skip its first 3 tokens
+    embeds = lm.get_input_embeddings()(ids).detach()
+    plain = greedy_generate(lm, embeds, mask, max_new_tokens=12, eos_token_id=None, pad_token_id=0)
+    assert any(_repeats(row, 2) for row in plain.tokens.tolist())  # the random model loops without controls
+    controls = RepetitionControls(no_repeat_ngram_size=2, repetition_penalty=5.0)
+    out = greedy_generate(lm, embeds, mask, max_new_tokens=12, eos_token_id=None, pad_token_id=0, controls=controls)
+    assert torch.equal(out.first_logits, plain.first_logits)  # the first step's logits stay the model's own
+    assert out.tokens.shape == (2, 12)
+    for row in range(2):
+        expected = _controlled_argmax_loop(lm, ids[row, mask[row].bool()].tolist(), 12, ngram=2, penalty=5.0)
+        assert out.tokens[row].tolist() == expected
+        assert not _repeats(expected, 2)
+    assert out.tokens.tolist() != plain.tokens.tolist()

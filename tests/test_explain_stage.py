@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,8 +70,8 @@ def explained(tmp_path_factory):
     rec_tiny.write_tiny_artifacts(root)
     params = rec_tiny.tiny_params(root / "tiny")
     params["rec"]["prompt"].update(history_items=HISTORY, title_words=TITLE_WORDS, keywords_per_item=KEYWORDS)
-    params["explain"] = {"models": ["thinkrec", "tallrec"], "rows": 4, "max_new_tokens": 12,
-                         "min_new_tokens": 0, "batch_size": 2, "dtype": "float32", "threads": 1}
+    params["explain"] = section("explain", models=["thinkrec", "tallrec"], rows=4, max_new_tokens=12,
+                                min_new_tokens=0, batch_size=2, dtype="float32", threads=1)
     rec_tiny.write_params(root, params)
     rows = _write_reference_traces(root)
     _train_thinkrec_on_traces(root, rows)
@@ -101,6 +102,13 @@ def test_stage_reproduces_trained_traces_and_writes_both_models(explained):
     assert metrics["thinkrec"]["rouge_l"] > metrics["tallrec"]["rouge_l"] + 0.3
     assert metrics["thinkrec"]["bertscore_f1"] > metrics["tallrec"]["bertscore_f1"]
     assert think["rouge_l"].mean() == pytest.approx(metrics["thinkrec"]["rouge_l"], abs=1e-6)
+    # says_nothing (params.yaml's rule: under 4 distinct words, or under 0.4 distinct per word) counted per model:
+    # the tiny traces are 2-4 words, so a reproduced "Yes. liked drama" (3 words) says nothing
+    for name, part in table.groupby("model"):
+        words = [re.findall(r"\w+", text.lower()) for text in part["explanation"]]
+        flagged = sum(len(set(w)) < 4 or len(set(w)) < 0.4 * len(w) for w in words)
+        assert metrics[name]["says_nothing"] == flagged
+    assert metrics["thinkrec"]["says_nothing"] >= 1
 
 
 def test_reference_row_missing_from_interactions_is_named(tmp_path):
@@ -116,8 +124,8 @@ def test_reference_row_missing_from_interactions_is_named(tmp_path):
 def test_no_reference_traces_write_an_empty_explanation_table(tmp_path):
     rec_tiny.write_tiny_artifacts(tmp_path)
     params = rec_tiny.tiny_params(tmp_path / "tiny")
-    params["explain"] = {"models": ["thinkrec"], "rows": 4, "max_new_tokens": 4, "min_new_tokens": 1,
-                         "batch_size": 2, "dtype": "float32", "threads": 1}
+    params["explain"] = section("explain", models=["thinkrec"], rows=4, max_new_tokens=4, min_new_tokens=1,
+                                batch_size=2, dtype="float32", threads=1)
     rec_tiny.write_params(tmp_path, params)
     traces = read_frame(tmp_path / "data/traces/traces.parquet", schemas.TRACES).head(0)
     write_frame(traces, tmp_path / "data/traces/reference_traces.parquet", schemas.TRACES)

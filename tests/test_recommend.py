@@ -4,17 +4,21 @@ explained; unknown users, users without history and missing artifacts name what 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from transformers import GenerationMixin
 
 import rec_tiny
 from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
 from pipeline.cli.main import main
+from pipeline.profiles import overlay
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
 from pipeline.rec.model import LoraParams, build_rec_model, load_rec_model, save_rec_model
 from pipeline.rec.prompts import get_template
@@ -45,8 +49,8 @@ def project(tmp_path_factory):
                 root / "data/ingest/users.parquet", schemas.USERS)
     params = rec_tiny.tiny_params(root / "tiny")
     params["recommend"] = {"model": "collm", "candidates": 4, "k": 3, "explain": 1, "threads": 1}
-    params["explain"] = {"models": ["collm"], "rows": 4, "max_new_tokens": 6, "min_new_tokens": 2,
-                         "batch_size": 2, "dtype": "float32", "threads": 1}
+    params["explain"] = section("explain", models=["collm"], rows=4, max_new_tokens=6, min_new_tokens=2,
+                                batch_size=2, dtype="float32", threads=1)
     rec_tiny.write_params(root, params)
     torch.manual_seed(0)
     lora = LoraParams(**section("rec.lora", layers=None, r=2, alpha=4))
@@ -156,3 +160,58 @@ def test_sequential_cf_state_is_reencoded_from_the_latest_history(tmp_path):
     mf.write_bytes(checkpoint_bytes({"model": "mf", "config": MFConfig(dim=4, lr=0.1, weight_decay=0.0).model_dump(),
                                      "n_users": 3, "n_items": 10, "state_dict": MF(3, 10, MFConfig(dim=4, lr=0.1, weight_decay=0.0)).state_dict()}))
     assert load_history_encoder(mf) is None and load_history_encoder(tmp_path / "missing.pt") is None
+
+
+def _with_explain(root, **overrides) -> None:
+    """Rewrite the project's explain section (params.yaml's, the fixture's keys, `overrides` over them)."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["explain"] = overlay(params["explain"], overrides)
+    rec_tiny.write_params(root, params)
+
+
+def test_reasons_are_decoded_with_the_explain_sections_repetition_controls(project, monkeypatch, capsys):
+    seen = []
+    real = GenerationMixin.generate
+
+    def recording(self, *args, **kwargs):  # the real generate, its processors noted
+        seen.append([(type(p).__name__, vars(p)) for p in kwargs["logits_processor"]])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(GenerationMixin, "generate", recording)
+    _with_explain(project, no_repeat_ngram_size=2, repetition_penalty=1.7)
+    try:
+        code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--json")
+    finally:
+        _with_explain(project, **{k: section("explain")[k] for k in ("no_repeat_ngram_size", "repetition_penalty")})
+    assert code == 0, err
+    assert len(seen) == 1  # one generate() call: the single explained recommendation
+    processors = dict((name, state) for name, state in seen[0])
+    assert processors["RepetitionPenaltyLogitsProcessor"]["penalty"] == 1.7
+    assert processors["RepetitionPenaltyLogitsProcessor"]["prompt_ignore_length"] is None
+    assert processors["NoRepeatNGramLogitsProcessor"]["ngram_size"] == 2
+
+
+def test_a_reason_that_says_nothing_is_named_not_printed(project, monkeypatch, capsys):
+    code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--json")
+    assert code == 0, err
+    reason = json.loads(out)["recommendations"][0]["reasoning"]
+    words = re.findall(r"\w+", reason.lower())
+    assert words  # the untrained model wrote something
+    # a rule this text passes: it is printed as written
+    _with_explain(project, says_nothing={"min_distinct_words": 1, "min_distinct_ratio": 0.0})
+    code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--explain", "1")
+    assert code == 0, err
+    assert f"why: {' '.join(reason.split())}" in out
+    # a rule it fails: named with its count, the text is not printed
+    _with_explain(project, says_nothing={"min_distinct_words": len(set(words)) + 1, "min_distinct_ratio": 0.0})
+    try:
+        code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--explain", "1")
+        assert code == 0, err
+        distinct = len(set(words))
+        assert f"why: (the model's reason says nothing: {distinct} distinct word{'' if distinct == 1 else 's'})" in out
+        assert " ".join(reason.split()) not in out
+        code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--json")
+        flagged = json.loads(out)["recommendations"][0]
+        assert flagged["reasoning"] == reason and flagged["reasoning_says_nothing"].startswith(f"{distinct} distinct")
+    finally:
+        _with_explain(project, says_nothing=section("explain.says_nothing"))

@@ -1,5 +1,6 @@
 """The report in a real browser: headless Chromium (Debian's package) renders the tiny project's
-page offline; the screenshot is not blank and the rendered DOM holds the table rows and charts."""
+page offline; the screenshot is not blank and the rendered DOM holds the table rows (the top-N-only
+model's too) and charts (ROC of the pointwise models, top-N HR of every model)."""
 from __future__ import annotations
 
 import re
@@ -11,7 +12,7 @@ import pytest
 
 from pipeline.cli.main import main
 from png_pixels import read_png
-from report_fixture import MODELS, write_report_project
+from report_fixture import MODELS, TOPN_ONLY, write_report_project
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1000, 1400
@@ -48,7 +49,10 @@ def test_report_renders_in_chromium(tmp_path, monkeypatch):
     dom = chromium(tmp_path / "profile", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     table = re.search(r'<table id="results">(.*?)</table>', dom.stdout, re.S).group(1)
-    assert re.findall(r'<tr><td class="name">(\w+)</td>', table) == list(MODELS)
-    assert "0.812 [0.762, 0.862]" in table
+    assert re.findall(r'<tr><td class="name">(\w+)</td>', table) == [*MODELS, TOPN_ONLY]
+    assert "0.812 [0.762, 0.862]" in table and "0.450 [0.300, 0.600]" in table  # mf's AUC, rdrec's HR@1
     roc = dom.stdout.split("ROC curves</h2>")[1].split("</svg>")[0]
     assert re.findall(r'<polyline[^>]*data-series="(\w+)"', roc) == list(MODELS)
+    topn = dom.stdout.split("Top-N ranking</h2>")[1].split("</svg>")[0]
+    assert "<title>top-N hr@1</title>" in topn
+    assert re.findall(r'<circle[^>]*data-row="(\w+)"', topn) == [*MODELS, TOPN_ONLY]

@@ -87,7 +87,8 @@ def run(args) -> int:
     result = recommend_items(
         recommender, recommender.data.interactions, user, args.user, cf_users, cf_items,
         params.candidates, params.k, params.explain, rec_params.scoring.topn_batch_size, train.dtype,
-        GenerationSettings(explain.batch_size, explain.max_new_tokens, explain.min_new_tokens),
+        GenerationSettings(explain.batch_size, explain.max_new_tokens, explain.min_new_tokens, explain.controls(),
+                           explain.says_nothing),
         load_history_encoder(cf_dir / "model.pt"),
     )
     seconds = time.perf_counter() - started
@@ -108,7 +109,8 @@ def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_m
         "recommendations": [
             {"rank": rank, "item": items.at[int(r.item), "raw_id"], "title": items.at[int(r.item), "title"],
              "score": round(float(r.score), 4), "cf_score": round(float(r.cf_score), 4), "cf_rank": int(r.cf_rank),
-             **({"reasoning": r.reasoning} if r.reasoning else {})}
+             **({"reasoning": r.reasoning} if r.reasoning else {}),
+             **({"reasoning_says_nothing": r.says_nothing} if r.says_nothing else {})}
             for rank, r in enumerate(result.ranked.itertuples(index=False), 1)
         ],
     }
@@ -125,6 +127,8 @@ def as_text(result: Recommendation, raw_user: str, params: RecommendParams, cf_m
     for rank, r in enumerate(result.ranked.itertuples(index=False), 1):
         lines.append(f"{rank:>4}  {items.at[int(r.item), 'raw_id']:>6}  {r.score:>7.3f}  {int(r.cf_rank):>7}  "
                      f"{items.at[int(r.item), 'title']}")
-        if r.reasoning:
+        if r.says_nothing:
+            lines.append(f"{'':>6}why: (the model's reason says nothing: {r.says_nothing})")
+        elif r.reasoning:
             lines.append(f"{'':>6}why: {' '.join(r.reasoning.split())}")
     return "\n".join(lines)

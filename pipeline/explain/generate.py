@@ -3,18 +3,40 @@
 The LLM recommender builds `inputs_embeds` itself (soft tokens written into placeholder
 positions), so generation starts from embeddings, not token ids. Rows are left-padded: every
 prompt ends at the last position, where the answer starts.
+
+Repetition controls are transformers' own logits processors, handed to `generate()` built here:
+its `repetition_penalty=` argument exempts each row's first `padding` positions (the prompt, it
+assumes), and with `inputs_embeds` alone those are the row's first generated tokens, so a
+left-padded row would be penalised differently from the same prompt alone.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
 
 
 @dataclass(frozen=True)
 class Generation:
     tokens: torch.Tensor  # (B, T_new) generated ids, padded with pad_token_id after EOS
     first_logits: torch.Tensor  # (B, V) float32 logits of the first answer position
+
+
+@dataclass(frozen=True)
+class RepetitionControls:
+    """Both apply to the generated tokens only (the prompt is embeddings, not ids)."""
+
+    no_repeat_ngram_size: int = 0  # no n-gram of this many tokens occurs twice; 0 = off
+    repetition_penalty: float = 1.0  # a generated token's logit is divided by this (multiplied if < 0); 1 = off
+
+    def processors(self) -> LogitsProcessorList:
+        processors = LogitsProcessorList()
+        if self.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(float(self.repetition_penalty)))
+        if self.no_repeat_ngram_size > 0:
+            processors.append(NoRepeatNGramLogitsProcessor(self.no_repeat_ngram_size))
+        return processors
 
 
 @torch.inference_mode()
@@ -26,11 +48,12 @@ def greedy_generate(
     eos_token_id: int | list[int] | None,
     pad_token_id: int,
     min_new_tokens: int = 0,
+    controls: RepetitionControls = RepetitionControls(),
 ) -> Generation:
     """Greedy decoding with the KV cache via `generate()`; also returns the first step's logits.
 
-    `min_new_tokens` > 0 blocks EOS for that many steps (the first step's logits are returned
-    before that block, so they stay the model's own)."""
+    `min_new_tokens` > 0 blocks EOS for that many steps; `controls` keep the text from looping
+    (the first step's logits are returned before either, so they stay the model's own)."""
     out = lm.generate(
         inputs_embeds=inputs_embeds,
         attention_mask=attention_mask,
@@ -40,6 +63,8 @@ def greedy_generate(
         num_beams=1,
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
+        repetition_penalty=1.0, no_repeat_ngram_size=0,  # the backbone's generation_config must not add its own
+        logits_processor=controls.processors(),
         output_logits=True,
         return_dict_in_generate=True,
     )

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.explain.bertscore import BertScorer
-from pipeline.explain.generate import decode_until_eos, greedy_generate
+from pipeline.explain.generate import RepetitionControls, decode_until_eos, greedy_generate
 from pipeline.explain.text_metrics import meteor, overlap_metrics, rouge_l, sentence_bleu
 from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import RecExample
@@ -27,13 +27,14 @@ def write_reasoning(
     min_new_tokens: int = 0,
     dtype: str = "bfloat16",
     desc: str = "explain",
+    controls: RepetitionControls = RepetitionControls(),
 ) -> list[str]:
     """Greedy answers of `rec` to the examples' prompts (the prompts it was trained on), in order.
 
     Rows are batched by prompt length (left-padded). `min_new_tokens` keeps EOS away for that
     many tokens: most training answers are a bare "Yes"/"No", so without it greedy decoding often
-    stops before any reasoning. With dtype bfloat16 (or auto on bf16 hardware, precision.py) the
-    whole model is cast once (in place)."""
+    stops before any reasoning; `controls` keep it from looping ("Yes No No No ..."). With dtype
+    bfloat16 (or auto on bf16 hardware, precision.py) the whole model is cast once (in place)."""
     rec.eval()
     rec.to(torch_dtype(resolve_precision(dtype, rec.device)))
     tokenizer = rec.tokenizer
@@ -48,7 +49,7 @@ def write_reasoning(
             with routing(rec.body, weights):  # fused experts: every row its own mixture
                 out = greedy_generate(
                     rec.llm, inputs["inputs_embeds"], inputs["attention_mask"], max_new_tokens,
-                    tokenizer.eos_token_id, rec.pad_id, min_new_tokens,
+                    tokenizer.eos_token_id, rec.pad_id, min_new_tokens, controls,
                 )
             for i, text in zip(index, decode_until_eos(tokenizer, out.tokens, eos_ids)):
                 texts[i] = text

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from pipeline.explain.generate import RepetitionControls
+from pipeline.explain.says_nothing import SaysNothingRule, says_nothing
 from pipeline.recommend.candidates import latest_history, unseen_by_cf
 from pipeline.recommend.cf_state import HistoryEncoder
 from pipeline.recommend.rerank import Recommender, candidate_frame, reasons, rerank
@@ -17,13 +19,17 @@ class GenerationSettings:
     batch_size: int  # prompts per generate() call
     max_new_tokens: int
     min_new_tokens: int  # EOS blocked this long: most training answers are a bare Yes/No
+    controls: RepetitionControls  # no_repeat_ngram_size, repetition_penalty
+    says_nothing: SaysNothingRule  # a reason it flags is reported as saying nothing
 
 
 @dataclass
 class Recommendation:
     user: int
     history: tuple[list[int], list[int]]  # the prompt's history: items, labels (1 = liked), oldest first
-    ranked: pd.DataFrame  # item, score (LLM answer logit), cf_score, cf_rank, reasoning ("" past the explained)
+    # item, score (LLM answer logit), cf_score, cf_rank, reasoning ("" past the explained),
+    # says_nothing (why the reasoning says nothing, e.g. "2 distinct words"; "" when it says something)
+    ranked: pd.DataFrame
 
 
 def recommend_items(
@@ -34,7 +40,8 @@ def recommend_items(
     """Top `k` of `candidates` CF-proposed unseen items by the LLM's answer score (ties: CF order),
     reasoning for the first `explain`. `cf_users` (n_users, d), `cf_items` (n_items, d): CF tables;
     with `encode_history` (a sequential CF model) the user's vector is its state after the latest
-    history instead, for the candidates and for the prompt's CF slot alike."""
+    history instead, for the candidates and for the prompt's CF slot alike. Each reason is judged
+    by `generation.says_nothing`."""
     items, labels = latest_history(interactions, user, raw_id)
     keep = recommender.prompt.history_items
     history = (items[-keep:], labels[-keep:]) if keep > 0 else ([], [])
@@ -50,6 +57,8 @@ def recommend_items(
     order = np.lexsort((proposed["cf_rank"].to_numpy(), -scores))[:k]
     ranked = proposed.iloc[order].reset_index(drop=True)
     texts = reasons(recommender, [examples[i] for i in order[:explain]], generation.batch_size,
-                    generation.max_new_tokens, generation.min_new_tokens, dtype)
-    ranked["reasoning"] = texts + [""] * (len(ranked) - len(texts))
-    return Recommendation(user, history, ranked[["item", "score", "cf_score", "cf_rank", "reasoning"]])
+                    generation.max_new_tokens, generation.min_new_tokens, dtype, generation.controls)
+    unexplained = [""] * (len(ranked) - len(texts))
+    ranked["reasoning"] = texts + unexplained
+    ranked["says_nothing"] = [says_nothing(t, generation.says_nothing) for t in texts] + unexplained
+    return Recommendation(user, history, ranked[["item", "score", "cf_score", "cf_rank", "reasoning", "says_nothing"]])

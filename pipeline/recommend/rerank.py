@@ -15,6 +15,7 @@ import torch
 from pipeline.experts.assign import assign_weights
 from pipeline.experts.fused import install_experts
 from pipeline.experts.gate import Gate
+from pipeline.explain.generate import RepetitionControls
 from pipeline.explain.reasoning import write_reasoning
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.model import RecModel, load_rec_model
@@ -75,10 +76,10 @@ def rerank(recommender: Recommender, frame: pd.DataFrame, batch_size: int, dtype
 
 
 def reasons(recommender: Recommender, examples: list, batch_size: int, max_new_tokens: int,
-            min_new_tokens: int, dtype: str) -> list[str]:
+            min_new_tokens: int, dtype: str, controls: RepetitionControls = RepetitionControls()) -> list[str]:
     """The model's greedy reasoning for `examples` (generation as in the explain stage). Casts the
     whole model to `dtype`, so score first."""
     if not examples:
         return []
     return write_reasoning(recommender.rec, examples, batch_size, max_new_tokens, min_new_tokens, dtype,
-                           desc=f"reasons {recommender.spec.name}")
+                           desc=f"reasons {recommender.spec.name}", controls=controls)

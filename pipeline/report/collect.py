@@ -19,7 +19,7 @@ from pipeline.metrics.scores import pointwise_scores
 
 @dataclass
 class ReportInputs:
-    models: dict[str, dict] = field(default_factory=dict)  # metrics/<model>.json with intervals
+    models: dict[str, dict] = field(default_factory=dict)  # metrics/<model>.json with intervals (pointwise and/or top-N)
     roc: dict[str, tuple[list, list]] = field(default_factory=dict)  # model -> (fpr, tpr)
     user_auc: dict[str, np.ndarray] = field(default_factory=dict)  # model -> per-user AUC on `subset`
     subset: str = ""
@@ -40,9 +40,15 @@ def _json(path: Path) -> dict | None:
         return None
 
 
+def has_interval(metrics: dict, name: str) -> bool:
+    """`name` is a number at the top level of `metrics` with its `_low` and `_high` bounds."""
+    return all(isinstance(metrics.get(key), (int, float)) for key in (name, f"{name}_low", f"{name}_high"))
+
+
 def model_metrics(root: Path, order: list[str], unreadable: list[str]) -> dict[str, dict]:
-    """metrics/*.json files that are model evaluations (an AUC with its interval), `order` first;
-    a file that is not JSON, or a model of `order` whose file holds no AUC, is named in `unreadable`."""
+    """metrics/*.json files that are model evaluations (some metric with its interval at the top
+    level: pointwise AUC, top-N HR, ...), `order` first; a file that is not JSON, or a model of
+    `order` whose file holds no such metric, is named in `unreadable`."""
     found = {}
     for path in sorted((root / "metrics").glob("*.json")):
         try:
@@ -50,10 +56,10 @@ def model_metrics(root: Path, order: list[str], unreadable: list[str]) -> dict[s
         except (OSError, ValueError) as err:
             unreadable.append(f"metrics/{path.name} (unreadable: {err})")
             continue
-        if isinstance(data, dict) and "auc" in data and "auc_low" in data:
+        if isinstance(data, dict) and any(has_interval(data, key) for key in data):
             found[path.stem] = data
         elif path.stem in order:
-            unreadable.append(f"metrics/{path.name} (no auc with its interval)")
+            unreadable.append(f"metrics/{path.name} (no metric with its interval)")
     return {name: found[name] for name in [*order, *sorted(found)] if name in found}
 
 
@@ -127,8 +133,9 @@ def collect(root: Path, order: list[str], subset: str, headline: list[str], expe
     inputs = ReportInputs(subset=subset, headline=headline)
     inputs.models = model_metrics(root, order, inputs.skipped)
     inputs.roc = roc_curves(root, list(inputs.models))
+    pointwise = [name for name, m in inputs.models.items() if has_interval(m, "auc")]  # not the top-N-only
     try:
-        inputs.user_auc = per_user_auc(root, list(inputs.models), subset) if inputs.models else {}
+        inputs.user_auc = per_user_auc(root, pointwise, subset) if pointwise else {}
     except (OSError, ValueError, KeyError) as err:
         inputs.skipped.append(f"per-user AUC: {err}")
     inputs.rec_logs = training_logs(root, "rec", "steps")

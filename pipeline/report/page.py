@@ -5,7 +5,7 @@ from html import escape
 
 import numpy as np
 
-from pipeline.report.collect import ReportInputs
+from pipeline.report.collect import ReportInputs, has_interval
 from pipeline.report.svg import box_plot, interval_chart, line_chart
 
 CSS = """
@@ -32,10 +32,11 @@ def interval(group: dict, name: str, signed: bool = False) -> str:
 
 
 def headline(models: dict[str, dict], preferred: list[str] | None = None) -> list[str]:
-    """Metrics with an interval at the top level of the first model's file: `preferred` ones in
-    that order, then the others in file order."""
-    first = next(iter(models.values()), {})
-    found = [k for k, v in first.items() if isinstance(v, (int, float)) and f"{k}_low" in first and f"{k}_high" in first]
+    """Metrics with an interval at the top level of any model's file (a top-N-only model has no
+    AUC, a pointwise-only one no top-N): `preferred` ones in that order, then the others in the
+    order the files first hold them."""
+    found = list(dict.fromkeys(k for m in models.values() for k in m
+                               if not k.endswith(("_low", "_high")) and has_interval(m, k)))
     return [k for k in preferred or [] if k in found] + [k for k in found if k not in (preferred or [])]
 
 
@@ -53,11 +54,27 @@ def results_section(models: dict[str, dict], preferred: list[str]) -> str:
     names = headline(models, preferred)
     best = {n: max((m.get(n) for m in models.values() if isinstance(m.get(n), (int, float))), default=None)
             for n in names}
-    rows = [[escape(model), str(m.get("n_rows", "—")), str(m.get("n_users", "—")),
+    rows = [[escape(model), str(m.get("n_rows", "—")), str(m.get("n_users", "—")), str(m.get("topn_users", "—")),
              *(f'<span class="{"best" if m.get(n) == best[n] else ""}">{interval(m, n)}</span>' for n in names)]
             for model, m in models.items()]
     return ("<h2>Results</h2><p class=note>value [95% interval] from user-level bootstrap resamples; "
-            "bold = best value of the column.</p>" + table(["model", "rows", "users", *names], rows, id_="results"))
+            "bold = best value of the column; — = not measured (top-N-only models have no pointwise rows, "
+            "pointwise-only ones no top-N).</p>"
+            + table(["model", "rows", "users", "top-N users", *names], rows, id_="results"))
+
+
+def topn_section(models: dict[str, dict], preferred: list[str]) -> str:
+    """One chart per top-N metric at the top level of the files (topn_hr@K, topn_ndcg@K): every
+    model that has it, with its interval."""
+    charts = [interval_chart([(model, m[name], m[f"{name}_low"], m[f"{name}_high"])
+                              for model, m in models.items() if has_interval(m, name)],
+                             f"top-N {name.removeprefix('topn_')}", f"{name.removeprefix('topn_').upper()} [95% interval]")
+              for name in headline(models, preferred) if name.startswith("topn_")]
+    if not charts:
+        return ""
+    return ("<h2>Top-N ranking</h2><p class=note>each test user's held-out item ranked among sampled "
+            "items the user never rated (metrics/&lt;model&gt;.json's topn_* fields; top-N users in the "
+            "results table); dot: value, line: 95% interval.</p><div class=charts>" + "".join(charts) + "</div>")
 
 
 def groups_section(models: dict[str, dict], preferred: list[str]) -> str:
@@ -66,7 +83,7 @@ def groups_section(models: dict[str, dict], preferred: list[str]) -> str:
     for model, m in models.items():
         for group in ("warm", "cold"):
             g = m.get(group)
-            if isinstance(g, dict):
+            if isinstance(g, dict) and any(isinstance(g.get(n), (int, float)) for n in names):
                 rows.append([f"{escape(model)} ({group})", str(g.get("n_users", "—")), str(g.get("n_rows", "—")),
                              *(interval(g, n) for n in names)])
                 points.append((f"{model} {group}", g.get("auc"), g.get("auc_low"), g.get("auc_high")))
@@ -235,7 +252,8 @@ def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int =
         sections.append(f"<h2>Per-user AUC ({escape(inputs.subset)})</h2><p class=note>users with liked and "
                         "not-liked rows; box: quartiles, whiskers: 5th-95th percentile, diamond: mean.</p>"
                         + box_plot(inputs.user_auc, "per-user AUC", "AUC of one user's rows"))
-    sections += [groups_section(inputs.models, inputs.headline), comparisons_section(inputs.models, inputs.headline), clusters_section(inputs.models),
+    sections += [topn_section(inputs.models, inputs.headline),
+                 groups_section(inputs.models, inputs.headline), comparisons_section(inputs.models, inputs.headline), clusters_section(inputs.models),
                  curves_section(inputs), llm_section(inputs.llm), explanations_section(inputs, examples),
                  experiments_section(inputs)]
     if inputs.skipped:

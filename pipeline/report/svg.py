@@ -156,5 +156,5 @@ def interval_chart(rows: list[tuple[str, float, float, float]], title: str, valu
             parts.append(f'<line x1="{frame.x(low):.1f}" y1="{mid}" x2="{frame.x(high):.1f}" y2="{mid}" '
                          f'stroke="{c}" stroke-width="2"/>')
         if value is not None:
-            parts.append(f'<circle cx="{frame.x(value):.1f}" cy="{mid}" r="4" fill="{c}"/>')
+            parts.append(f'<circle cx="{frame.x(value):.1f}" cy="{mid}" r="4" fill="{c}" data-row="{escape(label)}"/>')
     return _svg(parts, width, height, title, left, 24)

@@ -1,0 +1,34 @@
+"""A measurable rule for a generated reason that says nothing: too few distinct words ("Yes No No
+No No"), or so few for its length that it is a loop. Words are lower-cased runs of word characters
+(text_metrics.tokenize without its punctuation marks), so case and punctuation add no word."""
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_WORD = re.compile(r"\w+")
+
+
+class SaysNothingRule(BaseModel):
+    """params.yaml's explain.says_nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_distinct_words: int = Field(ge=1)  # fewer distinct words than this says nothing
+    min_distinct_ratio: float = Field(ge=0.0, le=1.0)  # distinct / all words below this is a loop
+
+
+def says_nothing(text: str, rule: SaysNothingRule) -> str:
+    """Why `text` says nothing by `rule` ("2 distinct words", "5 distinct of 40 words"), or "" when
+    it says something."""
+    words = _WORD.findall(text.lower())
+    distinct = len(set(words))
+    if distinct < rule.min_distinct_words:
+        return f"{distinct} distinct word{'' if distinct == 1 else 's'}"
+    if distinct < rule.min_distinct_ratio * len(words):
+        return f"{distinct} distinct of {len(words)} words"
+    return ""
+
+
+def count_saying_nothing(texts: list[str], rule: SaysNothingRule) -> int:
+    return sum(bool(says_nothing(text, rule)) for text in texts)
