@@ -53,6 +53,7 @@ class TraceParams(TeacherParams):
     min_history: int = Field(ge=0)
     max_rounds: int = Field(ge=1)
     min_reasoning_words: int = Field(ge=1)
+    ask_verdict: bool
     balance_labels: bool
     seed: int
     reference: ReferenceParams
@@ -102,7 +103,8 @@ def main() -> None:
 
     def verify(chosen, desc: str):
         cases = make_cases(chosen, catalog, template, prompt.history_items)
-        return run_verification(cases, client, sampling, params.max_rounds, params.min_reasoning_words, desc)
+        return run_verification(cases, client, sampling, params.max_rounds, params.min_reasoning_words, desc,
+                                params.ask_verdict)
 
     cases = verify(rows, "traces")
     reference = verify(reference_rows, "reference traces")

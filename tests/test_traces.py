@@ -14,7 +14,7 @@ from pipeline.llm.chat import ChatMessage, SamplingParams
 from pipeline.rec.examples import build_catalog
 from pipeline.rec.prompts import get_template, render_prompt
 from pipeline.schemas import ITEM_KEYWORDS, TRACES
-from pipeline.traces.prompt import ANSWER_LINE, HINTS, INSTRUCTION, LEADING, NO_VERDICT, read_answer
+from pipeline.traces.prompt import ANSWER_LINE, HINTS, INSTRUCTION, LEADING, NO_VERDICT, VERDICT_QUESTION, read_answer
 from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
 from pipeline.traces.verification import (
     NO_REASONING,
@@ -173,7 +173,7 @@ def teacher(request):
 
 PROMPT = {"version": "v1", "history_items": 3, "title_words": 2, "keywords_per_item": 1, "max_answer_tokens": 64}
 TRACE_PARAMS = {"selection": "hard", "count": 6, "score_threshold": None, "min_history": 3, "max_rounds": 3,
-                "max_tokens": 64, "repetition_penalty": 1.0, "min_reasoning_words": 3, "balance_labels": False,
+                "max_tokens": 64, "repetition_penalty": 1.0, "min_reasoning_words": 3, "ask_verdict": True, "balance_labels": False,
                 "seed": 5, "reference": {"count": 4}}
 
 
@@ -211,7 +211,8 @@ def test_traces_stage_cli(tmp_path, monkeypatch):
     assert metrics["traces"]["kept_fraction"] == 1.0
     assert metrics["traces"]["kept_by_label"] == metrics["traces"]["written_by_label"] == {"0": n_no, "1": n_yes}
     # every answer of this teacher ends in an answer line: 6 first answers + one more per No row
-    assert metrics["traces"]["verdict_forms"] == {"answer_line": 6 + n_no, "leading": 0, "none": 0}
+    assert metrics["traces"]["verdict_forms"] == {"answer_line": 6 + n_no, "leading": 0, "asked": 0, "none": 0}
+    assert metrics["traces"]["verdict_questions"] == 0  # nothing to ask: every answer stated its verdict
     assert metrics["traces"]["dropped_for_balance"] == 0 and not metrics["traces"]["balance_labels"]
     assert len(reference) == 4 and reference["row"].isin(interactions.loc[interactions["split"] == "test", "row"]).all()
 
@@ -219,6 +220,35 @@ def test_traces_stage_cli(tmp_path, monkeypatch):
     stages.traces.main()  # a re-run is answered entirely from the cache
     rerun = json.loads((tmp_path / stages.traces.METRICS).read_text())
     assert rerun["llm"]["calls"] == 0 and rerun["llm"]["hit_rate"] == 1.0
+    pd.testing.assert_frame_equal(read_frame(tmp_path / stages.traces.OUTPUT, TRACES), traces)
+
+
+def unsure_teacher(request):
+    """Reasons but never states a verdict; asked, says No, or after a hint the label it names."""
+    if request.messages[-1].content != VERDICT_QUESTION:
+        return "The user liked films of this genre before, and this one is similar."
+    hints = [m.content for m in request.messages if m.content.startswith("That is not right")]
+    return "Yes." if hints and "answer is Yes" in hints[-1] else "No"
+
+
+def test_traces_stage_asks_for_missing_verdicts(tmp_path, monkeypatch):
+    backend = ScriptedBackend(unsure_teacher)
+    interactions, _ = run_traces_stage(tmp_path, monkeypatch, backend)
+    traces = read_frame(tmp_path / stages.traces.OUTPUT, TRACES)
+    metrics = json.loads((tmp_path / stages.traces.METRICS).read_text())
+    n_no = int((traces["label"] == 0).sum())
+    assert len(traces) == 6 and (traces["rounds"] == traces["label"].map({1: 2, 0: 1})).all()
+    assert metrics["traces"]["verdict_forms"] == {"answer_line": 0, "leading": 0, "asked": 6 + (6 - n_no), "none": 0}
+    assert metrics["traces"]["verdict_questions"] == 6 + (6 - n_no)  # one per answer
+    assert metrics["traces"]["teacher_calls"] == 2 * (6 + 6 - n_no)
+    reference = metrics["reference"]
+    assert reference["kept"] == 4 and reference["kept_verdict_forms"]["asked"] == 4
+    assert metrics["llm"]["calls"] == len(backend.requests) == metrics["traces"]["teacher_calls"] + reference["teacher_calls"]
+    assert sum(r.sampling.max_tokens == 3 for r in backend.requests) == metrics["traces"]["verdict_questions"] + reference["verdict_questions"]
+
+    monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend([]))
+    stages.traces.main()  # the verdict questions are cached too
+    assert json.loads((tmp_path / stages.traces.METRICS).read_text())["llm"]["calls"] == 0
     pd.testing.assert_frame_equal(read_frame(tmp_path / stages.traces.OUTPUT, TRACES), traces)
 
 

@@ -15,9 +15,10 @@ from pipeline.rec.prompts import PromptItem, PromptTemplate, render_prompt
 
 LABEL_WORDS = {1: "Yes", 0: "No"}
 # Where a counted verdict came from: an "Answer: Yes" line, a leading "Yes." followed by reasoning,
-# or nowhere (no explicit verdict, or explicit verdicts that disagree).
-ANSWER_LINE, LEADING, NO_VERDICT = "answer_line", "leading", "none"
-VERDICT_FORMS = (ANSWER_LINE, LEADING, NO_VERDICT)
+# the one-word reply to VERDICT_QUESTION after an answer that stated none, or nowhere (no explicit
+# verdict, or explicit verdicts that disagree, and no readable reply when asked).
+ANSWER_LINE, LEADING, ASKED, NO_VERDICT = "answer_line", "leading", "asked", "none"
+VERDICT_FORMS = (ANSWER_LINE, LEADING, ASKED, NO_VERDICT)
 
 SYSTEM = (
     "You are a recommender system. Given a user's history of rated items, you decide whether "
@@ -36,6 +37,10 @@ HINTS = (
     "Not quite. The right answer is {label}. Re-examine which items the user liked and disliked "
     "and reason step by step towards {label}. End with 'Answer: {label}'.",
 )
+# Asked in the same conversation after an answer that reasons but states no verdict (a small teacher
+# often runs out of tokens before its "Answer:" line). Three tokens hold "Yes.", "No," or "**No**".
+VERDICT_QUESTION = "So, is your answer Yes or No? Reply with one word."
+VERDICT_TOKENS = 3
 
 # "Answer: Yes", "**Answer:** No", 'Answer "Yes"', "answer - yes"; not "Answer: No doubt..." nor
 # "answer yes or no" (a lowercase word follows the verdict).
@@ -107,6 +112,12 @@ def read_answer(text: str, reasoning_field: str | None = None, min_reasoning_wor
     if len(verdicts) != 1:
         return TeacherAnswer(None, reasoning, NO_VERDICT)
     return TeacherAnswer(int(verdicts.pop() == "yes"), reasoning, form)
+
+
+def read_asked_verdict(text: str, reasoning_field: str | None = None) -> int | None:
+    """The verdict of a reply to VERDICT_QUESTION: a leading Yes/No (nothing need follow it) or an
+    answer line, read as read_answer reads them; None when the reply states none."""
+    return read_answer(text, reasoning_field, min_reasoning_words=0).verdict
 
 
 def collapse_whitespace(text: str) -> str:

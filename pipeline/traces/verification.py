@@ -1,5 +1,7 @@
 """The verification loop: ask, and while the teacher's verdict is wrong, show it a hint naming the
-true label and ask again; keep only traces that end in the true label.
+true label and ask again; keep only traces that end in the true label. With `ask_verdict`, an answer
+that reasons but states no verdict is followed, in the same conversation, by VERDICT_QUESTION (one
+short request) whose Yes/No counts as that answer's verdict (form `asked`).
 
 All rows still in play are sent together each round, so a batched backend answers a round in one
 batch. Requests are a pure function of the row and the earlier (cached) answers, so a re-run is
@@ -14,9 +16,20 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from pipeline.llm.chat import ChatMessage, ChatRequest, SamplingParams
+from pipeline.llm.chat import ChatMessage, ChatRequest, ChatResponse, SamplingParams
 from pipeline.rec.prompts import PromptItem, PromptTemplate
-from pipeline.traces.prompt import VERDICT_FORMS, hint_message, question_messages, read_answer, stored_trace
+from pipeline.traces.prompt import (
+    ASKED,
+    VERDICT_FORMS,
+    VERDICT_QUESTION,
+    VERDICT_TOKENS,
+    TeacherAnswer,
+    hint_message,
+    question_messages,
+    read_answer,
+    read_asked_verdict,
+    stored_trace,
+)
 from pipeline.traces.selection import sample_rows
 
 # How a row's loop ended.
@@ -27,8 +40,10 @@ VERIFIED, WRONG, NO_REASONING = "verified", "never_right", "no_reasoning"
 class TraceCase:
     row: int
     label: int  # 1 = liked
-    messages: list[ChatMessage]  # the conversation so far; grows by (answer, hint) per wrong round
+    # The conversation so far: each answer (then its verdict question and the reply), a hint per wrong round.
+    messages: list[ChatMessage]
     rounds: int = 0
+    questions: int = 0  # verdict questions asked (calls besides the rounds)
     tokens_in: int = 0
     tokens_out: int = 0
     outcome: str | None = None
@@ -61,6 +76,7 @@ def run_verification(
     max_rounds: int,
     min_reasoning_words: int = 3,
     desc: str = "traces",
+    ask_verdict: bool = False,
 ) -> list[TraceCase]:
     """Run the loop for every case (mutated in place and returned)."""
     active = list(cases)
@@ -69,13 +85,16 @@ def run_verification(
             break
         requests = [ChatRequest(messages=tuple(c.messages), sampling=sampling) for c in active]
         responses = client.complete(requests, desc=f"{desc} round {round_no}")
-        still_wrong = []
+        answers = []
         for case, response in zip(active, responses):
             case.rounds = round_no
-            case.tokens_in += response.tokens_in
-            case.tokens_out += response.tokens_out
+            record_call(case, response)
             case.history.append(response.text)
-            answer = read_answer(response.text, response.reasoning, min_reasoning_words)
+            answers.append(read_answer(response.text, response.reasoning, min_reasoning_words))
+        if ask_verdict:
+            answers = ask_verdicts(active, answers, client, sampling, min_reasoning_words, f"{desc} round {round_no}")
+        still_wrong = []
+        for case, answer in zip(active, answers):
             case.forms.append(answer.form)
             if len(answer.reasoning.split()) < min_reasoning_words:
                 case.outcome = NO_REASONING
@@ -83,11 +102,42 @@ def run_verification(
                 case.outcome, case.trace = VERIFIED, stored_trace(case.label, answer.reasoning)
             else:
                 case.outcome = WRONG
-                case.messages.append(ChatMessage(role="assistant", content=response.text))
                 case.messages.append(hint_message(case.label, round_no))
                 still_wrong.append(case)
         active = still_wrong
     return cases
+
+
+def record_call(case: TraceCase, response: ChatResponse) -> None:
+    """Add one teacher answer to the case's conversation and token counts."""
+    case.tokens_in += response.tokens_in
+    case.tokens_out += response.tokens_out
+    case.messages.append(ChatMessage(role="assistant", content=response.text))
+
+
+def ask_verdicts(
+    cases: list[TraceCase], answers: list[TeacherAnswer], client, sampling: SamplingParams,
+    min_reasoning_words: int, desc: str,
+) -> list[TeacherAnswer]:
+    """`answers` with the verdict asked for where an answer has enough reasoning but no verdict:
+    one batch of VERDICT_QUESTIONs, each continuing its case's conversation. A reply that states
+    no verdict leaves the answer as it was."""
+    # A one-word reply cannot loop, and a repetition penalty would push it away from "Yes"/"No",
+    # which the question itself contains.
+    short = sampling.model_copy(update={"max_tokens": VERDICT_TOKENS, "repetition_penalty": 1.0})
+    asked = [i for i, a in enumerate(answers) if a.verdict is None and len(a.reasoning.split()) >= min_reasoning_words]
+    for i in asked:
+        cases[i].messages.append(ChatMessage(role="user", content=VERDICT_QUESTION))
+        cases[i].questions += 1
+    requests = [ChatRequest(messages=tuple(cases[i].messages), sampling=short) for i in asked]
+    replies = client.complete(requests, desc=f"{desc} verdicts") if requests else []
+    answers = list(answers)
+    for i, reply in zip(asked, replies):
+        record_call(cases[i], reply)
+        verdict = read_asked_verdict(reply.text, reply.reasoning)
+        if verdict is not None:
+            answers[i] = TeacherAnswer(verdict, answers[i].reasoning, ASKED)
+    return answers
 
 
 def traces_table(cases: list[TraceCase]) -> pd.DataFrame:
@@ -124,7 +174,8 @@ def verification_stats(cases: list[TraceCase], max_rounds: int) -> dict:
         "kept_by_label": label_counts([c.label for c in kept]),
         "verdict_forms": {form: forms.get(form, 0) for form in VERDICT_FORMS},
         "kept_verdict_forms": {form: kept_forms.get(form, 0) for form in VERDICT_FORMS},
-        "teacher_calls": sum(c.rounds for c in cases),
+        "verdict_questions": sum(c.questions for c in cases),
+        "teacher_calls": sum(c.rounds + c.questions for c in cases),
         "tokens_in": sum(c.tokens_in for c in cases),
         "tokens_out": sum(c.tokens_out for c in cases),
     }
