@@ -63,8 +63,8 @@ def main() -> None:
     section = with_overrides(yaml.safe_load(PARAMS_FILE.read_text())["rec"], args.overrides)
     spec = dataclasses.replace(get_variant(args.variant), reported=False)
     stage = "stage1" if spec.stage == 1 else "stage2"
-    # one valid_small scoring, after the last step
-    section[stage]["eval_every"] = 0 if args.no_valid else section[stage]["steps"]
+    # one valid_small scoring, after the last step (the loop validates at the end whenever it validates)
+    section[stage]["eval_every"] = 0 if args.no_valid else 10**9
     params = RecParams.model_validate(section)
     lora_dir = args.lora_from or (REC_DIR / spec.lora_from if spec.lora_from else None)
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,9 +21,10 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pipeline.errors import BadInput, MissingInput
 
 
-class SchemaError(ValueError):
+class SchemaError(BadInput):
     """An artifact on disk does not have the columns or types its reader declares."""
 
 
@@ -167,7 +168,7 @@ def read_table(path: str | os.PathLike, schema: pa.Schema | None = None) -> pa.T
     """Read a Parquet artifact; with `schema`, check its fields and cast to the declared types."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: artifact not found (has the stage that writes it run?)")
+        raise MissingInput(f"{path}: artifact not found (has the stage that writes it run?)")
     table = pq.read_table(path)
     if schema is None:
         return table

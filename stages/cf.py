@@ -22,6 +22,7 @@ from pipeline.cf.models import (
     MODEL_CONFIGS, SEQUENTIAL, build_model, history_length_of, score_rows, training_examples,
 )
 from pipeline.cf.train import fit, seed_everything
+from pipeline.errors import run_stage
 from pipeline.schemas import (
     INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, ROW_USER_VECTORS, SPLITS, TOPN_CANDIDATES, USER_VECTORS, USERS,
 )
@@ -85,4 +86,4 @@ def checkpoint_bytes(checkpoint: dict) -> bytes:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m stages.cf <mf|lightgcn|sasrec>")
-    main(sys.argv[1])
+    run_stage(main, sys.argv[1])

@@ -16,6 +16,7 @@ from pipeline.experts.clusters import cluster_users
 from pipeline.rec.examples import dense_vectors
 from stages.experts_common import CLUSTERS_DIR, ExpertsParams
 from stages.params import load_section
+from pipeline.errors import BadParams, run_stage
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     interactions = read_frame("data/ingest/interactions.parquet", schemas.INTERACTIONS)
     warm = np.unique(interactions.loc[interactions["split"] == "train", "user"].to_numpy())
     if params.n is not None and params.n > len(params.slots):
-        raise ValueError(f"params.yaml experts.n = {params.n} but only {len(params.slots)} experts.slots (dvc.yaml "
+        raise BadParams(f"params.yaml experts.n = {params.n} but only {len(params.slots)} experts.slots (dvc.yaml "
                          "generates one expert stage per slot): add slots")
     clustering = cluster_users(warm, table[warm], params.method, params.n, range(2, len(params.slots) + 1), params.seed)
     sizes = np.bincount(clustering.labels, minlength=clustering.n).tolist()
@@ -49,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

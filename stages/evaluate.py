@@ -24,6 +24,7 @@ from pipeline.metrics.report import Resamples, measure_model, metric_ks, model_r
 from pipeline.metrics.scores import pointwise_scores, topn_scores
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, SUBSETS, TOPN_CANDIDATES
 from stages.params import load_section
+from pipeline.errors import BadInput, BadParams, run_stage
 
 INGEST = Path("data/ingest")
 PREDICTIONS_DIR = Path("data/predictions")
@@ -70,7 +71,7 @@ def evaluation_rows(subset: str, interactions, subsets):
         return interactions.loc[interactions["split"] == subset, "row"].to_numpy()
     rows = subsets.loc[subsets["subset"] == subset, "row"].to_numpy()
     if rows.size == 0:
-        raise ValueError(f"{INGEST / 'subsets.parquet'}: subset '{subset}' is empty or unknown")
+        raise BadInput(f"{INGEST / 'subsets.parquet'}: subset '{subset}' is empty or unknown")
     return rows
 
 
@@ -78,7 +79,7 @@ def choose_best_cf(params: EvaluateParams, predictions: dict, interactions, subs
     """The CF model with the best AUC on the selection subset, which may not contain test rows."""
     rows = evaluation_rows(params.selection_subset, interactions, subsets)
     if (interactions.loc[interactions["row"].isin(rows), "split"] == "test").any():
-        raise ValueError(f"evaluate.selection_subset '{params.selection_subset}' holds test rows: "
+        raise BadParams(f"evaluate.selection_subset '{params.selection_subset}' holds test rows: "
                          "the best CF model must be chosen without them")
     candidates = {}
     for name in params.cf_models:
@@ -109,12 +110,13 @@ def main() -> None:
         pointwise = pointwise_scores(frame, interactions, rows, where) if (frame["row"] >= 0).any() else None
         topn = topn_scores(frame, candidates, where)
         if pointwise is None and topn is None:
-            raise ValueError(f"{where}: no scored rows (neither evaluation rows nor top-N candidates, row -1)")
+            raise BadInput(f"{where}: no scored rows (neither evaluation rows nor top-N candidates, row -1)")
         evaluations[name] = measure_model(
             pointwise, topn,
             warm_users, resamples, params.ks, params.headline, params.roc_points)
     best_cf = choose_best_cf(params, predictions, interactions, subsets) if params.cf_models else None
 
+    topn_headline = [metric for metric in params.headline if metric.startswith("topn_")]
     for name, evaluation in evaluations.items():
         comparisons = {f"vs_{reference}": paired_report(evaluation.groups["all"],
                                                         evaluations[reference].groups["all"], params.headline)
@@ -130,9 +132,10 @@ def main() -> None:
         if roc is not None:
             write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
                        Path("plots/roc") / f"{name}.json")
+        topn_shown = ", ".join(f"{metric} {_shown(report, metric)}" for metric in topn_headline)
         print(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
               f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}, "
-              f"top-N {report.get('topn_users', 0)} users: HR@10 {_shown(report, 'topn_hr@10')}")
+              f"top-N {report.get('topn_users', 0)} users: {topn_shown}")
     if best_cf is not None:
         print(f"best CF model on {params.selection_subset}: {best_cf[0]} (AUC {best_cf[1]:.4f})")
 
@@ -143,4 +146,4 @@ def _shown(report: dict, name: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -18,6 +18,7 @@ import time
 from pipeline.artifacts import atomic_directory, write_json
 from stages.experts_common import BASE_VARIANT, ExpertsParams, expert_dir, read_clustering
 from stages.params import load_section
+from pipeline.errors import run_stage
 
 
 def main(slot: int) -> None:
@@ -88,4 +89,4 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         raise SystemExit("usage: python -m stages.expert <slot>")
-    main(int(sys.argv[1]))
+    run_stage(main, int(sys.argv[1]))

@@ -13,6 +13,7 @@ from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.experts.params import ExpertsParams, GateParams
 from stages.params import load_section
+from pipeline.errors import MissingInput
 
 EXPERTS_DIR = Path("data/experts")
 CLUSTERS_DIR = EXPERTS_DIR / "clusters"
@@ -28,7 +29,7 @@ def read_clustering() -> tuple[dict, pd.DataFrame]:
     """(clustering.json, user_clusters frame) written by the clusters stage."""
     path = CLUSTERS_DIR / "clustering.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; run `dvc repro clusters`")
+        raise MissingInput(f"{path}: missing; run `dvc repro clusters`")
     return json.loads(path.read_text()), read_frame(CLUSTERS_DIR / "user_clusters.parquet", schemas.USER_CLUSTERS)
 
 

@@ -30,6 +30,7 @@ from pipeline.rec.precision import resolve_precision
 from pipeline.rec.model import load_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
+from pipeline.errors import run_stage
 from stages.params import at_most, load_section
 from stages.rec_stage import INGEST, REC_DIR, rec_inputs
 
@@ -106,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -21,6 +21,7 @@ from pipeline.experts.gate import route_kinds
 from pipeline.rec.data import load_variant_data, variant_encoder
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
+from pipeline.errors import run_stage
 from stages.experts_common import (
     BASE_VARIANT, GATE_DIR, ExpertsParams, GateParams, read_clustering, reference_gate, used_expert_dirs,
 )
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

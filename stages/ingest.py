@@ -14,6 +14,7 @@ from pipeline.artifacts import atomic_directory, write_json, write_table
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
 from pipeline.schemas import INTERACTIONS, ITEMS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
+from pipeline.errors import run_stage
 from stages.params import load_section
 
 OUT = Path("data/ingest")
@@ -46,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -16,6 +16,7 @@ from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS
+from pipeline.errors import run_stage
 from stages.params import at_most, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
@@ -68,4 +69,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    main()
+    run_stage(main)

@@ -8,6 +8,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError, ValidationInfo
 
 from pipeline.cf.config import CFParams
+from pipeline.errors import BadParams, MissingInput
 
 Section = TypeVar("Section", bound=BaseModel)
 
@@ -32,16 +33,16 @@ def load_section(name: str, model: type[Section], path: Path = PARAMS_FILE) -> S
     """Return params.yaml's section at the dotted `name` ("ingest", "rec.prompt") validated as
     `model`; an invalid one is a one-line error naming each bad key in full (`cf.sasrec.heads`)."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run stages from the project root")
+        raise MissingInput(f"{path}: not found; run stages from the project root")
     node = yaml.safe_load(path.read_text()) or {}
     for part in name.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise KeyError(f"{path}: no section '{name}'")
+            raise BadParams(f"{path}: no section '{name}'")
         node = node[part]
     try:
         return model.model_validate(node)
     except ValidationError as err:
-        raise ValueError(f"{path}: {invalid_keys(name, err)}") from None
+        raise BadParams(f"{path}: {invalid_keys(name, err)}") from None
 
 
 def invalid_keys(name: str, err: ValidationError) -> str:

@@ -7,6 +7,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.llm.prepare import prepare_model
+from pipeline.errors import run_stage
 from stages.params import load_section
 
 log = logging.getLogger("prepare_model")
@@ -34,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

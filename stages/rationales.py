@@ -17,6 +17,7 @@ from pipeline.keywords.item_text import WordBudgets
 from pipeline.llm.config import LLMConfig
 from pipeline.rationales.distill import distill_rationales, select_rationale_rows
 from pipeline.schemas import INTERACTIONS, ITEMS, RATIONALES
+from pipeline.errors import run_stage
 from stages.params import load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
@@ -84,4 +85,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    main()
+    run_stage(main)

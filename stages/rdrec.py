@@ -16,6 +16,7 @@ from pipeline.rdrec.params import RDRecParams
 from pipeline.rdrec.student import Backbone, StudentInputs, run_student
 from pipeline.rec.params import RecParams
 from stages.params import CFChoice, load_section
+from pipeline.errors import run_stage
 
 INGEST = Path("data/ingest")
 RATIONALES = Path("data/rationales/rationales.parquet")
@@ -53,4 +54,4 @@ def main(variant: str) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m stages.rdrec <variant>  (a key of params.yaml rdrec.variants)")
-    main(sys.argv[1])
+    run_stage(main, sys.argv[1])

@@ -23,6 +23,7 @@ from pipeline.rec.recipe import predictions_frame
 from pipeline.rec.scoring import score_candidates, score_examples
 from stages.experts_common import BASE_VARIANT, load_fused_setup
 from stages.rec_stage import PREDICTIONS_DIR
+from pipeline.errors import BadInput, run_stage
 
 NAME = "thinkrec_experts"
 
@@ -80,10 +81,10 @@ def _reference_scores(reference: pd.DataFrame, examples, pointwise: bool) -> np.
     joined = wanted.merge(part[keys + ["score"]], on=keys, how="left", validate="many_to_one")
     if joined["score"].isna().any():
         missing = int(joined["score"].isna().sum())
-        raise ValueError(f"{PREDICTIONS_DIR / BASE_VARIANT}.parquet lacks {missing} of the rows scored here "
+        raise BadInput(f"{PREDICTIONS_DIR / BASE_VARIANT}.parquet lacks {missing} of the rows scored here "
                          f"({'test_small' if pointwise else 'top-N: is thinkrec in rec.scoring.topn?'})")
     return joined["score"].to_numpy(np.float32)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

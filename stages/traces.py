@@ -30,6 +30,7 @@ from pipeline.traces.verification import (
     traces_table,
     verification_stats,
 )
+from pipeline.errors import run_stage
 from stages.params import load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
@@ -137,4 +138,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    main()
+    run_stage(main)

@@ -7,9 +7,10 @@ CF vectors into the prompt's slots. Usage: python -m stages.train_rec <variant>
 """
 import sys
 
+from pipeline.errors import run_stage
 from stages.rec_stage import run_rec_stage
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m stages.train_rec <variant>")
-    run_rec_stage(sys.argv[1])
+    run_stage(run_rec_stage, sys.argv[1])

@@ -1,4 +1,5 @@
-"""History-only baseline: liked rate over the prompt's history, popularity tie-break, and its stage."""
+"""The training-free baselines and their stage: history (liked rate over the prompt's history,
+popularity tie-break) and popularity (train counts)."""
 import os
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_stage_scores_every_row_and_candidate(tmp_path):
     prompt = section("rec.prompt", history_items=3, version="v1")  # the stage checks rec.prompt whole
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"rec": {"prompt": prompt}}))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "stages.history"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "stages.baselines"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     predictions = pd.read_parquet(tmp_path / "data/predictions/history.parquet")
     pointwise = predictions[predictions["row"] >= 0].set_index("row")
@@ -67,9 +68,13 @@ def test_stage_scores_every_row_and_candidate(tmp_path):
     no_history = interactions["history_labels"].map(len) == 0
     assert no_history.any()
     assert (pointwise.loc[interactions.loc[no_history, "row"], "score"] - train["label"].mean()).abs().max() < 0.05
+    assert (predictions["row"] >= 0).all()  # no top-N: within a user its order would be popularity's
+
+    by_count = pd.read_parquet(tmp_path / "data/predictions/popularity.parquet")
+    rows = by_count[by_count["row"] >= 0].set_index("row")
+    assert sorted(rows.index) == sorted(interactions["row"])
+    np.testing.assert_array_equal(rows.loc[interactions["row"], "score"], popularity[interactions["item"]])
     candidates = pd.read_parquet(tmp_path / "data/ingest/topn_candidates.parquet")
-    topn = predictions[predictions["row"] == -1].merge(candidates, on=["user", "item"])
-    assert len(topn) == len(candidates)
-    for _, user in topn.groupby("user"):  # one history per user: order = popularity order
-        order = user.sort_values("score")["item"].to_numpy()
-        assert np.all(np.diff(popularity[order]) >= 0)
+    topn = by_count[by_count["row"] == -1].merge(candidates, on=["user", "item"], validate="one_to_one")
+    assert len(topn) == len(candidates) and topn["user"].nunique() > 1
+    np.testing.assert_array_equal(topn["score"], popularity[topn["item"]])

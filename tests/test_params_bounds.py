@@ -85,8 +85,8 @@ def test_cf_stage_with_zero_epochs_stops_before_reading_or_writing(tmp_path, mon
     ("clusters", "cf.train.max_epochs", 0),  # reads cf.model: through the whole cf section
     ("traces", "cf.sasrec.max_length", 0),
     ("clusters", "cf.model", "bpr"),
-    ("history", "rec.prompt.history_items", -1),  # reads rec.prompt through the rec stages' model
-    ("history", "rec.prompt.history_items", 0),  # valid for prompts, but the baseline needs one item
+    ("baselines", "rec.prompt.history_items", -1),  # reads rec.prompt through the rec stages' model
+    ("baselines", "rec.prompt.history_items", 0),  # valid for prompts, but the baseline needs one item
 ])
 def test_a_stage_reads_another_sections_keys_through_its_checks(tmp_path, monkeypatch, stage, key, value):
     import importlib

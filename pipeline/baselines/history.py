@@ -1,6 +1,8 @@
 """History-only baseline: a row's score is the share of liked items in the history its LLM prompt
 shows (the last `last` items of the row's history), the target item's train popularity breaking
 ties. It asks how much the LLM recommenders add to what the prompt's Liked/Not liked marks say.
+It scores interaction rows only: within one user's top-N candidates (one history) its order would
+be the popularity baseline's (pipeline/baselines/popularity.py).
 
 score = rate + scale * popularity / (max popularity + 1), where `scale` is half the smallest gap
 between two different rates a row can have, so popularity orders rows of equal rate only. (A
@@ -13,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from pipeline.baselines.popularity import train_popularity
 
 
 def recent_liked_rate(history_labels: Sequence[np.ndarray], last: int) -> np.ndarray:
@@ -45,26 +49,10 @@ def history_scores(
     return rate + tie_break_scale(last, fallback) * bonus
 
 
-def history_predictions(interactions: pd.DataFrame, candidates: pd.DataFrame, last: int, where: str) -> pd.DataFrame:
-    """Predictions (row, user, item, score) of every interaction row and of every top-N candidate
-    (row = -1), a candidate shown its user's positive row's history; `where` names the candidates
-    file in errors."""
-    train = interactions[interactions["split"] == "train"]
-    if train.empty:
-        raise ValueError("interactions have no train rows: no popularity and no fallback rate")
-    n_items = int(np.concatenate([interactions["item"], candidates["item"]]).max()) + 1
-    popularity = np.bincount(train["item"], minlength=n_items)
-    fallback = float(train["label"].mean())
-    history = interactions.set_index("row")["history_labels"]
-    unknown = ~candidates["row"].isin(history.index)
-    if unknown.any():
-        raise ValueError(f"{where}: row {int(candidates.loc[unknown, 'row'].iloc[0])} "
-                         "is not in interactions.parquet")
-    pointwise = interactions[["row", "user", "item"]].assign(
+def history_predictions(interactions: pd.DataFrame, last: int) -> pd.DataFrame:
+    """Predictions (row, user, item, score) of every interaction row."""
+    popularity = train_popularity(interactions, int(interactions["item"].max()) + 1)
+    fallback = float(interactions.loc[interactions["split"] == "train", "label"].mean())
+    return interactions[["row", "user", "item"]].assign(
         score=history_scores(interactions["history_labels"].tolist(), interactions["item"].to_numpy(),
                              popularity, last, fallback))
-    topn = candidates[["user", "item"]].assign(
-        row=-1,
-        score=history_scores(history.loc[candidates["row"]].tolist(), candidates["item"].to_numpy(),
-                             popularity, last, fallback))
-    return pd.concat([pointwise, topn[["row", "user", "item", "score"]]], ignore_index=True)

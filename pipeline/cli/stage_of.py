@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from pipeline.errors import MissingInput
 
 PREFIXES = {"data/ingest": "ingest", "data/keywords": "keywords", "data/traces": "traces",
             "data/explanations": "explain", "data/predictions": "evaluate", "data/experts": "gate"}
 
 
-class MissingArtifact(FileNotFoundError):
+class MissingArtifact(MissingInput):
     def __init__(self, path: Path, stage: str):
         super().__init__(f"{path} is missing: run `dvc repro {stage}` first (or `make repro` for everything)")
         self.path, self.stage = path, stage

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from pipeline.rec.fusion import ExpertLoRALinear, fused_layers
 from pipeline.rec.model import ADAPTER_DIR, RecModel
 from pipeline.rec.split_body import upper_layer_indices
+from pipeline.errors import MissingInput
 
 ADAPTER_FILE = "adapter_model.safetensors"
 
@@ -27,7 +28,7 @@ def adapter_factors(adapter_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Te
     module path from "layers." on (e.g. 'layers.29.self_attn.q_proj')."""
     path = Path(adapter_dir) / ADAPTER_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no LoRA adapter (run the expert stage first)")
+        raise MissingInput(f"{path}: no LoRA adapter (run the expert stage first)")
     tensors = load_file(str(path))
     factors: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

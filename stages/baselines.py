@@ -1,0 +1,41 @@
+"""Baselines stage: the training-free baselines' predictions.
+
+Usage: python -m stages.baselines
+Reads data/ingest/{interactions,topn_candidates}.parquet and params rec.prompt.history_items (the
+history length the LLM prompts show). Writes data/predictions/history.parquet (every interaction
+row scored by the liked rate of the history its prompt shows) and
+data/predictions/popularity.parquet (every interaction row and every top-N candidate, row = -1,
+scored by its item's train count).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.artifacts import read_frame, write_frame
+from pipeline.baselines.history import history_predictions
+from pipeline.baselines.popularity import popularity_predictions
+from pipeline.rec.params import PromptParams
+from pipeline.schemas import INTERACTIONS, PREDICTIONS, TOPN_CANDIDATES
+from stages.params import load_section
+from pipeline.errors import BadParams, run_stage
+
+INGEST = Path("data/ingest")
+OUTPUTS = {"history": Path("data/predictions/history.parquet"),
+           "popularity": Path("data/predictions/popularity.parquet")}
+
+
+def main() -> None:
+    last = load_section("rec.prompt", PromptParams).history_items  # validated as the rec stages do
+    if last < 1:
+        raise BadParams(f"params.yaml: rec.prompt.history_items is {last}: the history baseline scores the "
+                         "liked rate of at least one history item")
+    interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
+    candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
+    write_frame(history_predictions(interactions, last), OUTPUTS["history"], PREDICTIONS)
+    write_frame(popularity_predictions(interactions, candidates), OUTPUTS["popularity"], PREDICTIONS)
+    print(f"baselines: {len(interactions)} rows scored by history (last {last} items) and by popularity, "
+          f"{len(candidates)} top-N candidates by popularity; wrote {', '.join(map(str, OUTPUTS.values()))}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
