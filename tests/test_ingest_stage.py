@@ -69,7 +69,7 @@ def test_embedded_ml100k_default_split_sizes():
     assert out.interactions.num_rows == 100_000
     assert (splits["train"]["rows"], splits["valid"]["rows"], splits["test"]["rows"]) == (77_985, 12_656, 9_359)
     assert out.users.num_rows == 943 and out.items.num_rows == 1682
-    # every valid / test user, rows capped at 4 / 7 each
+    # every valid / test user, rows capped at 4 each
     assert out.card["subsets"]["valid_small"]["rows"] == 859 and out.card["subsets"]["valid_small"]["users"] == 226
-    assert out.card["subsets"]["test_small"]["rows"] == 955 and out.card["subsets"]["test_small"]["users"] == 162
+    assert out.card["subsets"]["test_small"]["rows"] == 597 and out.card["subsets"]["test_small"]["users"] == 162
     assert out.card["subsets"]["test_tiny"]["rows"] == 200
