@@ -1,7 +1,7 @@
 """Benchmark of expert fusion, each a ratio measured in one run on the same rows:
 
 - scoring: batched per-row fusion (one forward over a batch of mixed users, every row with its own
-  expert weights) vs the reference's way, one peft adapter merged per user with
+  expert weights) vs the paper's way, one peft adapter merged per user with
   add_weighted_adapter(..., combination_type="cat") and that user's rows scored with it (samples/s);
 - expert training: the top layers trained on the lower layers' output computed once per row vs a
   full forward (and backward) per step (tokens/s).
@@ -25,19 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from peft import PeftModel  # noqa: E402
 
 from pipeline.artifacts import write_json  # noqa: E402
+from pipeline.experts.assembly import BASE_VARIANT, load_fused_setup, used_expert_dirs  # noqa: E402
 from pipeline.experts.assign import assign_weights  # noqa: E402
 from pipeline.experts.training import train_expert  # noqa: E402
+from pipeline.rec.inputs import REC_DIR  # noqa: E402
 from pipeline.rec.model import ADAPTER_DIR, RecModel, load_backbone, load_rec_model, use_precision  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.scoring import score_examples  # noqa: E402
-from stages.experts_common import BASE_VARIANT, load_fused_setup, used_expert_dirs  # noqa: E402
-from stages.rec_stage import REC_DIR  # noqa: E402
 
 RESULTS = Path("bench/results/experts_speed.json")
 
 
 def merged_per_user_scores(params: RecParams, expert_dirs, examples, dtype: str) -> np.ndarray:
-    """The reference's way: merge the experts' whole adapters for one user's weights (exact "cat"
+    """The paper's way: merge the experts' whole adapters for one user's weights (exact "cat"
     combination; here once per user and mixture, since the gate reads each row's state), then score
     those rows with the merged adapter."""
     model, tokenizer = load_backbone(params.backbone)

@@ -25,7 +25,7 @@ from llm_fake_server import FakeChatServer  # noqa: E402
 from pipeline.artifacts import write_json  # noqa: E402
 from pipeline.llm.chat import SamplingParams, chat  # noqa: E402
 from pipeline.llm.config import LLMConfig, LocalConfig  # noqa: E402
-from stages.params import load_section  # noqa: E402
+from pipeline.params import load_section  # noqa: E402
 
 PREPARED = REPO / "data" / "models" / "smollm2-135m-instruct"
 ITEMS = ["Toy Story (1995)", "Fargo (1996)", "Heat (1995)", "Babe (1995)", "Casino (1995)",

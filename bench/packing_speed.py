@@ -26,7 +26,7 @@ from pipeline.rec.precision import resolve_precision
 from pipeline.rec.recipe import stage_blocks
 from pipeline.rec.training import LoopParams, label_batches, train_loop, with_extras
 from pipeline.rec.variants import get_variant
-from stages.params import load_section
+from pipeline.params import load_section
 
 
 def run(rows: int, repeats: int, dtype: str) -> None:

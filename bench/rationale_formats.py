@@ -23,7 +23,7 @@ from pipeline.llm.chat import SamplingParams
 from pipeline.llm.config import LLMConfig
 from pipeline.rationales.distill import distill_rationales, select_rationale_rows
 from pipeline.schemas import INTERACTIONS, ITEMS
-from stages.params import load_section
+from pipeline.params import load_section
 from stages.rationales import RationaleParams
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "rationale_formats.json"

@@ -43,7 +43,7 @@ from pipeline.rec.prefix import prefix_kv, split_example, suffix_states  # noqa:
 from pipeline.rec.prompts import get_template  # noqa: E402
 from pipeline.rec.scoring import score_candidates, score_examples  # noqa: E402
 from pipeline.schemas import INTERACTIONS, ITEMS, TOPN_CANDIDATES  # noqa: E402
-from stages.params import load_section  # noqa: E402
+from pipeline.params import load_section  # noqa: E402
 
 SMOLLM2 = Path("data/models/smollm2-135m-instruct")
 INGEST = Path("data/ingest")

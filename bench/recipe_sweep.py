@@ -9,8 +9,8 @@ sweep's `--save` directory) or, by default, from the committed pipeline's data/r
 Run from the root of a repro'd checkout (it reads data/ and params.yaml), on a quiet machine:
     python bench/recipe_sweep.py s1_lr5e-3 tallrec --set stage1.lr=0.005 --save /tmp/sweep/s1_lr5e-3
     python bench/recipe_sweep.py s12 collm --set stage2.lr=0.03 --lora-from /tmp/sweep/s1_lr5e-3
-Appends to bench/results/recipe_sweep.jsonl (git-ignored like every bench result; README, "Choosing
-the recipe", tabulates it).
+Appends to bench/results/recipe_sweep.jsonl (git-ignored like every bench result;
+docs/experiments/2026-11-22-choosing-the-recipe.md tabulates it).
 """
 from __future__ import annotations
 
@@ -25,11 +25,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.cf.config import CFParams  # noqa: E402
+from pipeline.rec.inputs import REC_DIR, rec_inputs  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.recipe import run_variant  # noqa: E402
 from pipeline.rec.variants import get_variant  # noqa: E402
-from stages.params import PARAMS_FILE  # noqa: E402
-from stages.rec_stage import REC_DIR, rec_inputs  # noqa: E402
+from pipeline.params import PARAMS_FILE, load_section  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recipe_sweep.jsonl"
 
@@ -69,7 +70,8 @@ def main() -> None:
     lora_dir = args.lora_from or (REC_DIR / spec.lora_from if spec.lora_from else None)
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.save or Path(tmp) / "model"
-        summary = run_variant(spec, params, rec_inputs(spec), lora_dir, out_dir, None, Path(tmp) / "metrics.json")
+        inputs = rec_inputs(spec, load_section("cf", CFParams).model)
+        summary = run_variant(spec, params, inputs, lora_dir, out_dir, None, Path(tmp) / "metrics.json")
     metrics, log = summary["metrics"], summary["log"]
     valid = metrics["valid_small"] or {}
     result = {

@@ -78,7 +78,7 @@ ITEM_KEYWORDS = pa.schema(
     ]
 )
 
-# data/traces/traces.parquet and data/traces/reference_traces.parquet
+# data/traces/traces.parquet and data/traces/gold_traces.parquet
 TRACES = pa.schema(
     [
         ("row", pa.int64()),
@@ -102,13 +102,13 @@ RATIONALES = pa.schema(
 )
 
 # data/explanations/explanations.parquet: reasoning written by a trained LLM recommender for the
-# reference-trace rows, with per-row scores against the teacher's reference trace.
+# gold-trace rows, with per-row scores against the teacher's gold trace.
 EXPLANATIONS = pa.schema(
     [
         ("row", pa.int64()),
         ("model", pa.string()),  # variant name: thinkrec, tallrec, ...
         ("explanation", pa.string()),  # the model's greedy output
-        ("reference", pa.string()),  # the teacher's "<Yes|No>. <reasoning>" trace
+        ("gold", pa.string()),  # the teacher's "<Yes|No>. <reasoning>" trace (gold_traces.parquet)
         ("bleu4", pa.float32()),  # sentence BLEU-4, smoothed (Chen & Cherry method 1)
         ("rouge_l", pa.float32()),  # ROUGE-L F1
         ("meteor", pa.float32()),  # METEOR, exact + Porter-stem matches

@@ -9,19 +9,16 @@ scored by its item's train count).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
+from pipeline import layout
 from pipeline.artifacts import read_frame, write_frame
 from pipeline.baselines.history import history_predictions
 from pipeline.baselines.popularity import popularity_predictions
 from pipeline.rec.params import PromptParams
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, TOPN_CANDIDATES
-from stages.params import load_section
+from pipeline.params import load_section
 from pipeline.errors import BadParams, run_stage
 
-INGEST = Path("data/ingest")
-OUTPUTS = {"history": Path("data/predictions/history.parquet"),
-           "popularity": Path("data/predictions/popularity.parquet")}
+OUTPUTS = {name: layout.predictions(name) for name in ("history", "popularity")}
 
 
 def main() -> None:
@@ -29,8 +26,8 @@ def main() -> None:
     if last < 1:
         raise BadParams(f"params.yaml: rec.prompt.history_items is {last}: the history baseline scores the "
                          "liked rate of at least one history item")
-    interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
-    candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
+    interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
+    candidates = read_frame(layout.TOPN_CANDIDATES, TOPN_CANDIDATES)
     write_frame(history_predictions(interactions, last), OUTPUTS["history"], PREDICTIONS)
     write_frame(popularity_predictions(interactions, candidates), OUTPUTS["popularity"], PREDICTIONS)
     print(f"baselines: {len(interactions)} rows scored by history (last {last} items) and by popularity, "

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
 import pandas as pd
 import torch
+
+from pipeline import layout
 from pipeline.artifacts import atomic_directory, read_frame, write_bytes, write_frame, write_json
 from pipeline.cf.config import CFParams
 from pipeline.cf.data import latest_train_histories, rows_to_tensors, topn_histories
@@ -26,9 +27,8 @@ from pipeline.errors import run_stage
 from pipeline.schemas import (
     INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, ROW_USER_VECTORS, SPLITS, TOPN_CANDIDATES, USER_VECTORS, USERS,
 )
-from stages.params import load_section
+from pipeline.params import load_section
 
-INGEST = Path("data/ingest")
 
 
 def main(name: str) -> None:
@@ -36,10 +36,10 @@ def main(name: str) -> None:
         raise SystemExit(f"usage: python -m stages.cf <{'|'.join(MODEL_CONFIGS)}>; got '{name}'")
     params = load_section("cf", CFParams)
     config = getattr(params, name)
-    interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
-    n_users = len(read_frame(INGEST / "users.parquet", USERS))
-    n_items = len(read_frame(INGEST / "items.parquet", ITEMS))
-    candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
+    interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
+    n_users = len(read_frame(layout.USERS, USERS))
+    n_items = len(read_frame(layout.ITEMS, ITEMS))
+    candidates = read_frame(layout.TOPN_CANDIDATES, TOPN_CANDIDATES)
     examples, batch_size = training_examples(name, config, interactions, params.train.batch_size)
     valid = interactions[interactions["split"] == "valid"].sort_values("row")
 
@@ -49,7 +49,7 @@ def main(name: str) -> None:
               lambda: score_rows(name, model, config, interactions, ("valid",))["score"].to_numpy(),
               valid["label"].to_numpy(), params.train, config.lr, config.weight_decay, f"cf {name}")
 
-    out = Path("data/cf") / name
+    out = layout.cf_dir(name)
     histories = latest_train_histories(interactions, n_users, history_length_of(config))
     users, items = user_item_vectors(model, histories)
     user_frame, item_frame = vector_frames(users, items)
@@ -69,10 +69,10 @@ def main(name: str) -> None:
     candidate_users, _ = user_item_vectors(model, topn_histories(candidates, interactions, histories))
     row_scores = score_rows(name, model, config, interactions, SPLITS)
     predictions = prediction_frame(row_scores, interactions, candidates, candidate_users, items)
-    write_frame(predictions, Path("data/predictions") / f"{name}.parquet", PREDICTIONS)
+    write_frame(predictions, layout.predictions(name), PREDICTIONS)
     print(f"cf {name}: best valid AUC {log.best_valid_auc:.4f} at epoch {log.best_epoch}/"
           f"{len(log.epochs)} in {log.seconds:.0f}s; wrote {out}/ ({n_users} users, {n_items} items) "
-          f"and data/predictions/{name}.parquet ({len(predictions)} scores)")
+          f"and {layout.predictions(name)} ({len(predictions)} scores)")
 
 
 def checkpoint_bytes(checkpoint: dict) -> bytes:

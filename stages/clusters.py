@@ -9,22 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import schemas
+from pipeline import layout, schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
 from pipeline.cf.config import CFParams
+from pipeline.experts.assembly import CLUSTERS_DIR
 from pipeline.experts.clusters import cluster_users
+from pipeline.experts.params import ExpertsParams
+from pipeline.params import load_section
 from pipeline.rec.examples import dense_vectors
-from stages.experts_common import CLUSTERS_DIR, ExpertsParams
-from stages.params import load_section
 from pipeline.errors import BadParams, run_stage
 
 
 def main() -> None:
     params = load_section("experts", ExpertsParams)
     cf_model = load_section("cf", CFParams).model
-    vectors_path = f"data/cf/{cf_model}/user_vectors.parquet"
+    vectors_path = str(layout.cf_dir(cf_model) / "user_vectors.parquet")
     table = dense_vectors(read_frame(vectors_path, schemas.USER_VECTORS), "user", vectors_path)
-    interactions = read_frame("data/ingest/interactions.parquet", schemas.INTERACTIONS)
+    interactions = read_frame(layout.INTERACTIONS, schemas.INTERACTIONS)
     warm = np.unique(interactions.loc[interactions["split"] == "train", "user"].to_numpy())
     if params.n is not None and params.n > len(params.slots):
         raise BadParams(f"params.yaml experts.n = {params.n} but only {len(params.slots)} experts.slots (dvc.yaml "
@@ -44,7 +45,7 @@ def main() -> None:
     all_users = np.unique(interactions["user"].to_numpy())
     write_json({"n": clustering.n, "sizes": sizes, "silhouette": clustering.silhouettes[clustering.n],
                 "silhouettes": description["silhouettes"], "clustered_users": int(len(warm)),
-                "cold_users": int(len(np.setdiff1d(all_users, warm)))}, "metrics/clusters.json")
+                "cold_users": int(len(np.setdiff1d(all_users, warm)))}, layout.metrics("clusters"))
     print(f"clusters: {clustering.n} clusters of {len(warm)} users with train rows ({params.method} on {cf_model} "
           f"vectors), sizes {sizes}, silhouette {clustering.silhouettes[clustering.n]:.3f}")
 

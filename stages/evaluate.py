@@ -1,49 +1,38 @@
-"""Evaluate stage: every model of `evaluate.models` on the same `evaluate.subset` rows, with
-user-level bootstrap intervals, warm/cold groups and paired comparisons.
+"""Evaluate stage: every evaluated model of the registry (pipeline/registry.py) on the same
+`evaluate.subset` rows, with user-level bootstrap intervals, warm/cold groups and paired comparisons.
 
 Usage: python -m stages.evaluate
 Reads data/predictions/<model>.parquet for each model and data/ingest/{interactions,subsets,
 topn_candidates}.parquet. Writes metrics/<model>.json (for `dvc metrics show`) and
-plots/roc/<model>.json per model. Each model is compared (`vs_<reference>`) with the models it
-ablates (`evaluate.ablations`) and with the best CF model (`vs_best_cf`), chosen by AUC on
-`evaluate.selection_subset`, which must hold no test rows.
+plots/roc/<model>.json per model. Each model is compared (`vs_<other>`) with the models its registry
+entry names (`compared_with`) and with the best CF model (`vs_best_cf`), chosen by AUC among the
+registry's CF models on `evaluate.selection_subset`, which must hold no test rows.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
+from pipeline import layout, registry
 from pipeline.artifacts import read_frame, write_json
 from pipeline.metrics.bootstrap import resample_counts
-from pipeline.metrics.compare import best_by_auc, comparison_pairs
+from pipeline.metrics.compare import best_by_auc
 from pipeline.metrics.report import Resamples, measure_model, metric_ks, model_report, paired_report
 from pipeline.metrics.scores import pointwise_scores, topn_scores
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, SUBSETS, TOPN_CANDIDATES
-from stages.params import load_section
 from pipeline.errors import BadInput, BadParams, run_stage
-
-INGEST = Path("data/ingest")
-PREDICTIONS_DIR = Path("data/predictions")
-
+from pipeline.params import Strict, load_section
 
 RowSet = Literal[SPLITS + SUBSETS]  # a split's rows, or a subset's (data/ingest/subsets.parquet)
 
 
-class BootstrapParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BootstrapParams(Strict):
     resamples: int = Field(ge=2)  # an interval needs at least two resamples
     seed: int
 
 
-class EvaluateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    models: list[str] = Field(min_length=1)
-    cf_models: list[str] = Field(min_length=1)
-    ablations: dict[str, list[str]]
+class EvaluateParams(Strict):
     bootstrap: BootstrapParams
     selection_subset: RowSet
     subset: RowSet
@@ -57,13 +46,6 @@ class EvaluateParams(BaseModel):
         metric_ks(headline)
         return headline
 
-    @model_validator(mode="after")
-    def _cf_models_are_evaluated(self) -> "EvaluateParams":
-        missing = [name for name in self.cf_models if name not in self.models]
-        if missing:
-            raise ValueError(f"cf_models {missing} are not in models")
-        return self
-
 
 def evaluation_rows(subset: str, interactions, subsets):
     """Row ids of a named subset, or of every row of a split when `subset` is a split name."""
@@ -71,30 +53,30 @@ def evaluation_rows(subset: str, interactions, subsets):
         return interactions.loc[interactions["split"] == subset, "row"].to_numpy()
     rows = subsets.loc[subsets["subset"] == subset, "row"].to_numpy()
     if rows.size == 0:
-        raise BadInput(f"{INGEST / 'subsets.parquet'}: subset '{subset}' is empty or unknown")
+        raise BadInput(f"{layout.SUBSETS}: subset '{subset}' is empty or unknown")
     return rows
 
 
 def choose_best_cf(params: EvaluateParams, predictions: dict, interactions, subsets) -> tuple[str, float]:
-    """The CF model with the best AUC on the selection subset, which may not contain test rows."""
+    """The registry's CF model with the best AUC on the selection subset, which may not contain test rows."""
     rows = evaluation_rows(params.selection_subset, interactions, subsets)
     if (interactions.loc[interactions["row"].isin(rows), "split"] == "test").any():
         raise BadParams(f"evaluate.selection_subset '{params.selection_subset}' holds test rows: "
                          "the best CF model must be chosen without them")
     candidates = {}
-    for name in params.cf_models:
-        scores = pointwise_scores(predictions[name], interactions, rows, str(PREDICTIONS_DIR / f"{name}.parquet"))
+    for name in [entry.name for entry in registry.models("cf") if entry.evaluated]:
+        scores = pointwise_scores(predictions[name], interactions, rows, str(layout.predictions(name)))
         candidates[name] = (scores["label"].to_numpy(), scores["score"].to_numpy())
     return best_by_auc(candidates)
 
 
 def main() -> None:
     params = load_section("evaluate", EvaluateParams)
-    pairs = comparison_pairs(params.models, params.ablations)
-    interactions = read_frame(INGEST / "interactions.parquet", INTERACTIONS)
-    subsets = read_frame(INGEST / "subsets.parquet", SUBSET_ROWS)
-    candidates = read_frame(INGEST / "topn_candidates.parquet", TOPN_CANDIDATES)
-    predictions = {name: read_frame(PREDICTIONS_DIR / f"{name}.parquet", PREDICTIONS) for name in params.models}
+    pairs = registry.comparisons()
+    interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
+    subsets = read_frame(layout.SUBSETS, SUBSET_ROWS)
+    candidates = read_frame(layout.TOPN_CANDIDATES, TOPN_CANDIDATES)
+    predictions = {name: read_frame(layout.predictions(name), PREDICTIONS) for name in registry.evaluated()}
     rows = evaluation_rows(params.subset, interactions, subsets)
     warm_users = interactions.loc[interactions["split"] == "train", "user"].unique()
     resamples = Resamples(
@@ -105,7 +87,7 @@ def main() -> None:
     )
     evaluations = {}
     for name, frame in predictions.items():
-        where = str(PREDICTIONS_DIR / f"{name}.parquet")
+        where = str(layout.predictions(name))
         # a model with top-N rows only (row -1: e.g. the RDRec student) has no pointwise metrics
         pointwise = pointwise_scores(frame, interactions, rows, where) if (frame["row"] >= 0).any() else None
         topn = topn_scores(frame, candidates, where)
@@ -114,24 +96,24 @@ def main() -> None:
         evaluations[name] = measure_model(
             pointwise, topn,
             warm_users, resamples, params.ks, params.headline, params.roc_points)
-    best_cf = choose_best_cf(params, predictions, interactions, subsets) if params.cf_models else None
+    best_cf = choose_best_cf(params, predictions, interactions, subsets) if registry.models("cf") else None
 
     topn_headline = [metric for metric in params.headline if metric.startswith("topn_")]
     for name, evaluation in evaluations.items():
-        comparisons = {f"vs_{reference}": paired_report(evaluation.groups["all"],
-                                                        evaluations[reference].groups["all"], params.headline)
-                       for reference in pairs.get(name, [])}
+        comparisons = {f"vs_{other}": paired_report(evaluation.groups["all"],
+                                                    evaluations[other].groups["all"], params.headline)
+                       for other in pairs.get(name, [])}
         if best_cf is not None:
             comparisons["vs_best_cf"] = {
                 "model": best_cf[0], "selection_auc": best_cf[1],
                 **paired_report(evaluation.groups["all"], evaluations[best_cf[0]].groups["all"], params.headline),
             }
         report = model_report(evaluation, comparisons, params.headline)
-        write_json(report, Path("metrics") / f"{name}.json")
+        write_json(report, layout.metrics(name))
         roc = evaluation.roc
         if roc is not None:
             write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
-                       Path("plots/roc") / f"{name}.json")
+                       layout.roc(name))
         topn_shown = ", ".join(f"{metric} {_shown(report, metric)}" for metric in topn_headline)
         print(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
               f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}, "

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
+from pipeline import layout
 from pipeline.artifacts import atomic_directory, write_json
-from stages.experts_common import BASE_VARIANT, ExpertsParams, expert_dir, read_clustering
-from stages.params import load_section
+from pipeline.cf.config import CFParams
+from pipeline.experts.assembly import BASE_VARIANT, expert_dir, read_clustering
+from pipeline.experts.params import ExpertsParams
+from pipeline.params import load_section
 from pipeline.errors import run_stage
 
 
 def main(slot: int) -> None:
     params = load_section("experts", ExpertsParams)
     clustering, user_clusters = read_clustering()
-    metrics_path = f"metrics/experts/expert_{slot}.json"
+    metrics_path = layout.expert_metrics(slot)
     if slot >= clustering["n"]:
         with atomic_directory(expert_dir(slot)) as tmp:
             write_json({"slot": slot, "used": False, "clusters": clustering["n"]}, tmp / "expert.json")
@@ -34,7 +38,7 @@ def main(slot: int) -> None:
     train_slot(slot, params, clustering, user_clusters, metrics_path)
 
 
-def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters, metrics_path: str) -> None:
+def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters, metrics_path: Path) -> None:
     import torch
 
     from pipeline.experts.training import train_expert
@@ -43,14 +47,14 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     from pipeline.rec.model import ADAPTER_DIR, load_rec_model, save_adapter
     from pipeline.rec.packing import disjoint_shares, label_blocks, packs_of, singletons
     from pipeline.rec.params import RecParams
+    from pipeline.rec.inputs import REC_DIR, rec_inputs
     from pipeline.rec.variants import get_variant
-    from stages.rec_stage import REC_DIR, rec_inputs
 
     started = time.perf_counter()
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
     spec = get_variant(BASE_VARIANT)
-    data = load_variant_data(spec, rec_inputs(spec))
+    data = load_variant_data(spec, rec_inputs(spec, load_section("cf", CFParams).model))
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     train_params = params.train

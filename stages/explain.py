@@ -1,7 +1,7 @@
-"""Stage explain: trained LLM recommenders write their reasoning for the reference-trace rows,
-scored against the teacher's traces with BLEU-4, ROUGE-L, METEOR and BERTScore (MiniLM).
+"""Stage explain: trained LLM recommenders write their reasoning for the gold-trace rows,
+scored against the teacher's gold traces with BLEU-4, ROUGE-L, METEOR and BERTScore (MiniLM).
 
-Reads data/traces/reference_traces.parquet, data/ingest/{interactions,items}.parquet, the keyword
+Reads data/traces/gold_traces.parquet, data/ingest/{interactions,items}.parquet, the keyword
 and CF-vector artifacts the variants' prompts use, and data/rec/<model>/ (adapter + projector).
 Writes data/explanations/explanations.parquet (one row per (model, row)) and
 metrics/explanations.json ({model: {bleu4, bleu4_sentence_mean, rouge_l, meteor, bertscore_f1,
@@ -11,56 +11,38 @@ that say nothing by explain.says_nothing).
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Annotated, Literal
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline import schemas
+from pipeline import layout, schemas
 from pipeline.artifacts import read_frame, write_frame, write_json, write_table
+from pipeline.cf.config import CFParams
 from pipeline.explain.bertscore import BertScorer
-from pipeline.explain.generate import RepetitionControls
-from pipeline.explain.prompts import reference_rows, variant_examples
+from pipeline.explain.params import ExplainParams
+from pipeline.explain.prompts import gold_rows, variant_examples
 from pipeline.explain.reasoning import score_explanations, write_reasoning
-from pipeline.explain.says_nothing import SaysNothingRule, count_saying_nothing
+from pipeline.explain.says_nothing import count_saying_nothing
+from pipeline.params import load_section
 from pipeline.rec.device import resolve_device
+from pipeline.rec.inputs import INGEST, REC_DIR, rec_inputs
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.model import load_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
 from pipeline.errors import run_stage
-from stages.params import at_most, load_section
-from stages.rec_stage import INGEST, REC_DIR, rec_inputs
 
-REFERENCE_TRACES = Path("data/traces/reference_traces.parquet")
-OUTPUT = Path("data/explanations/explanations.parquet")
-METRICS = Path("metrics/explanations.json")
-
-
-class ExplainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    models: list[str] = Field(min_length=1)  # variants in data/rec/<name>, first = the ThinkRec-style model
-    rows: int = Field(ge=1)  # reference traces explained (the first by row id)
-    max_new_tokens: int = Field(ge=1)
-    min_new_tokens: Annotated[int, Field(ge=0), at_most("max_new_tokens")]
-    no_repeat_ngram_size: int = Field(ge=0)  # 0 = off
-    repetition_penalty: float = Field(gt=0.0)  # 1.0 = off
-    says_nothing: SaysNothingRule  # a reason that says nothing: counted here, not printed by `thinkrec recommend`
-    batch_size: int = Field(ge=1)
-    dtype: Literal["auto", "bfloat16", "float32"]
-    threads: int = Field(ge=1)
-
-    def controls(self) -> RepetitionControls:
-        return RepetitionControls(self.no_repeat_ngram_size, self.repetition_penalty)
+GOLD_TRACES = layout.GOLD_TRACES
+OUTPUT = layout.EXPLANATIONS_DIR / "explanations.parquet"
+METRICS = layout.metrics("explanations")
 
 
 def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:
     """Greedy reasoning of variant `name` for `frame`'s rows, in order."""
     spec = get_variant(name)
     rec = load_rec_model(rec_params.backbone, REC_DIR / name, resolve_device(rec_params.device), params.dtype)
-    examples = variant_examples(spec, rec_params.prompt, rec_inputs(spec), rec, frame)
+    inputs = rec_inputs(spec, load_section("cf", CFParams).model)
+    examples = variant_examples(spec, rec_params.prompt, inputs, rec, frame)
     return write_reasoning(
         rec, examples, params.batch_size, params.max_new_tokens, params.min_new_tokens, params.dtype,
         desc=f"explain {name}", controls=params.controls(),
@@ -71,12 +53,12 @@ def main() -> None:
     params = load_section("explain", ExplainParams)
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(params.threads)
-    interactions = read_frame(INGEST / "interactions.parquet", schemas.INTERACTIONS)
-    frame = reference_rows(REFERENCE_TRACES, interactions, params.rows)
-    if frame.empty:  # a weak teacher may verify no reference row: nothing to compare with, counted
+    interactions = read_frame(layout.INTERACTIONS, schemas.INTERACTIONS)
+    frame = gold_rows(GOLD_TRACES, interactions, params.rows)
+    if frame.empty:  # a weak teacher may verify no gold row: nothing to compare with, counted
         write_table(schemas.EXPLANATIONS.empty_table(), OUTPUT, schemas.EXPLANATIONS)
         write_json({name: {"n_rows": 0} for name in params.models}, METRICS)
-        print(f"explain: {REFERENCE_TRACES} holds no reference traces (the teacher verified none; metrics/traces.json):"
+        print(f"explain: {GOLD_TRACES} holds no gold traces (the teacher verified none; metrics/traces.json):"
               f" nothing to explain -> {OUTPUT} (empty), {METRICS}")
         return
     scorer = BertScorer()
@@ -94,7 +76,7 @@ def main() -> None:
         metrics[name] = summary
         tables.append(
             pd.concat([pd.DataFrame({"row": frame["row"], "model": name, "explanation": texts,
-                                     "reference": frame["trace"]}), per_row], axis=1)
+                                     "gold": frame["trace"]}), per_row], axis=1)
         )
     write_frame(pd.concat(tables, ignore_index=True), OUTPUT, schemas.EXPLANATIONS)
     write_json(metrics, METRICS)
@@ -103,7 +85,7 @@ def main() -> None:
         f"BERTScore {m['bertscore_f1']:.4f} ({m['generation_seconds']:.0f} s)"
         for name, m in metrics.items()
     )
-    print(f"explain: {len(frame)} reference rows; {shown} -> {OUTPUT}, {METRICS}")
+    print(f"explain: {len(frame)} gold rows; {shown} -> {OUTPUT}, {METRICS}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `gate`: the gate that weighs the experts per row from the user's CF state.
 
-gate.kind "reference": training-free (cosine to the clusters' raw centroids, pipeline/experts/gate.py);
+gate.kind "centroid": training-free (cosine to the clusters' raw centroids, pipeline/experts/gate.py);
 "trained": a small network trained on `gate.subset` rows (validation, never test) to minimise the
 fused model's BCE, the lower layers run once per row.
 
@@ -15,18 +15,21 @@ import time
 import numpy as np
 import torch
 
+from pipeline import layout
 from pipeline.artifacts import atomic_directory, write_json
+from pipeline.cf.config import CFParams
+from pipeline.experts.assembly import (
+    BASE_VARIANT, GATE_DIR, read_clustering, gate_from_clustering, used_expert_dirs,
+)
 from pipeline.experts.assign import row_user_vectors
 from pipeline.experts.gate import route_kinds
+from pipeline.experts.params import ExpertsParams, GateParams
+from pipeline.params import load_section
 from pipeline.rec.data import load_variant_data, variant_encoder
+from pipeline.rec.inputs import REC_DIR, rec_inputs
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
 from pipeline.errors import run_stage
-from stages.experts_common import (
-    BASE_VARIANT, GATE_DIR, ExpertsParams, GateParams, read_clustering, reference_gate, used_expert_dirs,
-)
-from stages.params import load_section
-from stages.rec_stage import REC_DIR, rec_inputs
 
 
 def main() -> None:
@@ -36,9 +39,9 @@ def main() -> None:
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
     clustering, user_clusters = read_clustering()
-    gate = reference_gate(clustering, params, experts)
+    gate = gate_from_clustering(clustering, params, experts)
     spec = get_variant(BASE_VARIANT)
-    data = load_variant_data(spec, rec_inputs(spec))
+    data = load_variant_data(spec, rec_inputs(spec, load_section("cf", CFParams).model))
     warm = set(user_clusters["user"].astype(int))
     log = None
     if params.kind == "trained":
@@ -64,7 +67,7 @@ def main() -> None:
         routes[subset] = route_kinds(gate.weights(vectors, frame["user"].isin(warm).to_numpy()))
     seconds = time.perf_counter() - started
     write_json({"kind": params.kind, "experts": gate.experts, "routes": routes, "seconds": seconds,
-                "train": {k: v for k, v in (log or {}).items() if k != "seconds"} or None}, "metrics/gate.json")
+                "train": {k: v for k, v in (log or {}).items() if k != "seconds"} or None}, layout.metrics("gate"))
     print(f"gate: {params.kind} over {gate.experts} experts; test_small rows {routes['test_small']}; {seconds:.0f} s")
 
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
+from pipeline import layout
 from pipeline.artifacts import atomic_directory, write_json, write_table
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
 from pipeline.schemas import INTERACTIONS, ITEMS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
 from pipeline.errors import run_stage
-from stages.params import load_section
+from pipeline.params import load_section
 
-OUT = Path("data/ingest")
+OUT = layout.INGEST
 log = logging.getLogger("stages.ingest")
 
 

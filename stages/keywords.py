@@ -12,18 +12,19 @@ from typing import Annotated
 
 from pydantic import Field
 
+from pipeline import layout
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS
 from pipeline.errors import run_stage
-from stages.params import at_most, load_section
+from pipeline.params import at_most, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
-ITEMS_PATH = "data/ingest/items.parquet"
-INTERACTIONS_PATH = "data/ingest/interactions.parquet"
-OUTPUT = "data/keywords/item_keywords.parquet"
-METRICS = "metrics/keywords.json"
+ITEMS_PATH = layout.ITEMS
+INTERACTIONS_PATH = layout.INTERACTIONS
+OUTPUT = layout.ITEM_KEYWORDS
+METRICS = layout.metrics("keywords")
 
 
 class KeywordParams(TeacherParams):

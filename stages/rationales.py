@@ -12,18 +12,18 @@ from typing import Literal
 
 from pydantic import Field
 
+from pipeline import layout
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.llm.config import LLMConfig
 from pipeline.rationales.distill import distill_rationales, select_rationale_rows
 from pipeline.schemas import INTERACTIONS, ITEMS, RATIONALES
 from pipeline.errors import run_stage
-from stages.params import load_section
+from pipeline.params import load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
-INGEST = "data/ingest"
-OUTPUT = "data/rationales/rationales.parquet"
-METRICS = "metrics/rationales.json"
+OUTPUT = layout.RATIONALES
+METRICS = layout.metrics("rationales")
 
 
 class RationaleParams(TeacherParams):
@@ -55,8 +55,8 @@ def parse_counts_by_kind(table) -> dict:
 def main() -> None:
     started = time.perf_counter()
     params = load_section("rationales", RationaleParams)
-    interactions = read_frame(f"{INGEST}/interactions.parquet", INTERACTIONS)
-    items = read_frame(f"{INGEST}/items.parquet", ITEMS)
+    interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
+    items = read_frame(layout.ITEMS, ITEMS)
     train = interactions[interactions["split"] == "train"]
     rows, kind = select_rationale_rows(train, params.count, params.seed)
 

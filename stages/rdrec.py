@@ -10,38 +10,37 @@ row = -1) and metrics/<variant>_train.json.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
+from pipeline import layout
 from pipeline.rdrec.params import RDRecParams
 from pipeline.rdrec.student import Backbone, StudentInputs, run_student
 from pipeline.rec.params import RecParams
-from stages.params import CFChoice, load_section
+from pipeline.cf.config import CFParams
+from pipeline.params import load_section
 from pipeline.errors import run_stage
 
-INGEST = Path("data/ingest")
-RATIONALES = Path("data/rationales/rationales.parquet")
 
 
 def main(variant: str) -> dict:
     params = load_section("rdrec", RDRecParams)
     rec = load_section("rec", RecParams)
-    cf_dir = Path("data/cf") / load_section("cf", CFChoice).model
+    cf_dir = layout.cf_dir(load_section("cf", CFParams).model)
     row_states = cf_dir / "row_user_vectors.parquet"
     weights = params.variants.get(variant, {})
     inputs = StudentInputs(
-        interactions=INGEST / "interactions.parquet",
-        items=INGEST / "items.parquet",
-        topn_candidates=INGEST / "topn_candidates.parquet",
+        interactions=layout.INTERACTIONS,
+        items=layout.ITEMS,
+        topn_candidates=layout.TOPN_CANDIDATES,
         user_vectors=cf_dir / "user_vectors.parquet",
         item_vectors=cf_dir / "item_vectors.parquet",
         row_user_vectors=row_states if row_states.exists() else None,
-        rationales=RATIONALES if weights.get("preference", 0) > 0 or weights.get("attributes", 0) > 0 else None,
+        rationales=layout.RATIONALES if weights.get("preference", 0) > 0 or weights.get("attributes", 0) > 0 else None,
     )
     backbone = Backbone(rec.backbone, rec.lora, rec.projector.expansion, rec.projector.match_embedding_norm,
                         rec.answer_logit, rec.threads, rec.device)
-    out_dir = Path("data/rdrec") / variant
-    predictions = Path("data/predictions") / f"{variant}.parquet"
-    metrics_path = Path("metrics") / f"{variant}_train.json"
+    out_dir = layout.rdrec_dir(variant)
+    predictions = layout.predictions(variant)
+    metrics_path = layout.train_metrics(variant)
     metrics = run_student(variant, params, backbone, inputs, out_dir, predictions, metrics_path)
     tasks = ", ".join(f"{task} {c['batches']} batches" for task, c in metrics["tasks"].items())
     print(f"{variant}: {metrics['steps']} steps ({tasks}), {metrics['train_tokens']} tokens at "

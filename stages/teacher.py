@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipeline.llm.backends import build_backend
 from pipeline.llm.cache import CachedChat
 from pipeline.llm.chat import SamplingParams
 from pipeline.llm.config import LLMConfig
-from stages.params import load_section
+from pipeline.params import Strict, load_section
 
 
-class TeacherParams(BaseModel):
+class TeacherParams(Strict):
     """What every teacher stage's params section has: its sampling (max_tokens, repetition_penalty)."""
 
-    model_config = ConfigDict(extra="forbid")
 
     max_tokens: int = Field(ge=1)
     repetition_penalty: float = Field(gt=0)

@@ -1,8 +1,8 @@
 """Stage `thinkrec_experts`: ThinkRec with its cluster experts fused per row by the gate, scored on
-test_small (and, with experts.topn, the top-N candidates) in mixed batches.
+test_small (and, when its registry entry ranks top-N, the top-N candidates) in mixed batches.
 
 Usage: python -m stages.thinkrec_experts
-Writes data/predictions/thinkrec_experts.parquet and metrics/thinkrec_experts_train.json (timings,
+Writes data/predictions/thinkrec_experts.parquet and metrics/thinkrec_experts_scoring.json (timings,
 routing, and per-cluster AUC/UAUC beside ThinkRec without experts on the same rows).
 """
 from __future__ import annotations
@@ -11,21 +11,19 @@ import time
 
 import numpy as np
 import pandas as pd
-from pipeline.rec.precision import resolve_precision
-from pipeline import schemas
+from pipeline import layout, registry, schemas
 from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.experts.assembly import BASE_VARIANT, NAME, load_fused_setup
 from pipeline.experts.assign import assign_weights, scores_with_reuse
 from pipeline.experts.gate import route_kinds
 from pipeline.experts.per_cluster import per_cluster
 from pipeline.metrics.report import json_safe
 from pipeline.rec.examples import topn_frame
+from pipeline.rec.precision import resolve_precision
 from pipeline.rec.recipe import predictions_frame
 from pipeline.rec.scoring import score_candidates, score_examples
-from stages.experts_common import BASE_VARIANT, load_fused_setup
-from stages.rec_stage import PREDICTIONS_DIR
 from pipeline.errors import BadInput, run_stage
 
-NAME = "thinkrec_experts"
 
 
 def main() -> None:
@@ -34,7 +32,7 @@ def main() -> None:
     experts, rec_params, rec, encode, data = setup.experts, setup.rec_params, setup.rec, setup.encode, setup.data
     gate, warm, user_clusters = setup.gate, setup.warm, setup.user_clusters
     dtype = resolve_precision(experts.train.dtype, rec.device)
-    reference = read_frame(PREDICTIONS_DIR / f"{BASE_VARIANT}.parquet", schemas.PREDICTIONS)
+    reference = read_frame(layout.predictions(BASE_VARIANT), schemas.PREDICTIONS)
     test = encode(data.subset("test_small"), None, "encode test_small")
     weights = assign_weights(test, gate, data.vectors, warm)
     clock = time.perf_counter()
@@ -44,7 +42,7 @@ def main() -> None:
     timings = {"test_scoring_seconds": time.perf_counter() - clock}
     routed = {"test_small": {"rows": len(test), "scored_fused": fused_rows}}
     parts = [predictions_frame(test, scores)]
-    if experts.topn:
+    if registry.get_model(NAME).topn:
         candidates = encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
         assign_weights(candidates, gate, data.vectors, warm)
         clock = time.perf_counter()
@@ -55,7 +53,7 @@ def main() -> None:
         timings["topn_scoring_seconds"] = time.perf_counter() - clock
         routed["topn"] = {"rows": len(candidates), "scored_fused": fused_rows}
     predictions = pd.concat(parts, ignore_index=True)
-    write_frame(predictions, PREDICTIONS_DIR / f"{NAME}.parquet", schemas.PREDICTIONS)
+    write_frame(predictions, layout.predictions(NAME), schemas.PREDICTIONS)
     rows = pd.DataFrame({"row": [e.row for e in test], "user": [e.user for e in test],
                          "label": [e.label for e in test], "score": scores,
                          "reference": _reference_scores(reference, test, pointwise=True)})
@@ -64,7 +62,7 @@ def main() -> None:
         "variant": NAME, "precision": dtype, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights), "scored": routed,
         "clusters": clusters,
         **timings, "total_seconds": time.perf_counter() - started,
-    }), f"metrics/{NAME}_train.json")
+    }), layout.scoring_metrics(NAME))
     gains = ", ".join(f"{g}: {c['auc_gain']:+.4f}" if c["auc_gain"] is not None else f"{g}: n/a"
                       for g, c in clusters.items())
     print(f"{NAME}: {len(test)} test_small rows routed {route_kinds(weights)}; AUC gain over {BASE_VARIANT} by "
@@ -81,8 +79,8 @@ def _reference_scores(reference: pd.DataFrame, examples, pointwise: bool) -> np.
     joined = wanted.merge(part[keys + ["score"]], on=keys, how="left", validate="many_to_one")
     if joined["score"].isna().any():
         missing = int(joined["score"].isna().sum())
-        raise BadInput(f"{PREDICTIONS_DIR / BASE_VARIANT}.parquet lacks {missing} of the rows scored here "
-                         f"({'test_small' if pointwise else 'top-N: is thinkrec in rec.scoring.topn?'})")
+        raise BadInput(f"{layout.predictions(BASE_VARIANT)} lacks {missing} of the rows scored here "
+                         f"({'test_small' if pointwise else f'top-N: does {BASE_VARIANT} rank top-N in pipeline/registry.py?'})")
     return joined["score"].to_numpy(np.float32)
 
 

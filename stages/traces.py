@@ -1,11 +1,11 @@
-"""Stage `traces`: verified reasoning traces on selected training rows, and reference traces on a
-fixed test_tiny sample (for explanation quality).
+"""Stage `traces`: verified reasoning traces on selected training rows, and gold traces on a
+fixed test_tiny sample (the gold explanations the explain stage scores against).
 
 Reads data/ingest/{interactions,items,subsets}.parquet, data/keywords/item_keywords.parquet,
 data/predictions/<cf.model>.parquet (for selection = hard) and params `traces`, `cf.model`,
 `rec.prompt.{version,history_items,title_words,keywords_per_item}` (the student's rendering, which
 the teacher's question embeds) and `llm`; writes data/traces/traces.parquet,
-data/traces/reference_traces.parquet and metrics/traces.json.
+data/traces/gold_traces.parquet and metrics/traces.json.
 """
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import logging
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from pipeline import layout
 from pipeline.artifacts import read_frame, write_frame, write_json
 from pipeline.cf.config import CFParams
 from pipeline.rec.examples import build_catalog
 from pipeline.rec.prompts import get_template
 from pipeline.rec.params import PromptParams
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS, PREDICTIONS, SUBSET_ROWS, TRACES
-from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
+from pipeline.traces.selection import score_threshold, select_gold_rows, select_trace_rows
 from pipeline.traces.verification import (
     balance_labels,
     label_counts,
@@ -31,18 +32,16 @@ from pipeline.traces.verification import (
     verification_stats,
 )
 from pipeline.errors import run_stage
-from stages.params import load_section
+from pipeline.params import Strict, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
-INGEST = "data/ingest"
-KEYWORDS = "data/keywords/item_keywords.parquet"
-OUTPUT = "data/traces/traces.parquet"
-REFERENCE_OUTPUT = "data/traces/reference_traces.parquet"
-METRICS = "metrics/traces.json"
+KEYWORDS = layout.ITEM_KEYWORDS
+OUTPUT = layout.TRACES
+GOLD_OUTPUT = layout.GOLD_TRACES
+METRICS = layout.metrics("traces")
 
 
-class ReferenceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GoldParams(Strict):
 
     count: int = Field(ge=0)  # rows have at least rec.prompt.history_items earlier interactions
 
@@ -57,7 +56,7 @@ class TraceParams(TeacherParams):
     ask_verdict: bool
     balance_labels: bool
     seed: int
-    reference: ReferenceParams
+    gold: GoldParams
 
 
 def student_prompt() -> PromptParams:
@@ -72,13 +71,13 @@ def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
     info = {"mode": params.selection, "train_rows": len(train)}
     predictions, threshold = None, None
     if params.selection == "hard":
-        path = f"data/predictions/{cf_model}.parquet"
+        path = layout.predictions(cf_model)
         predictions = read_frame(path, PREDICTIONS)
         threshold = score_threshold(predictions["score"], params.score_threshold)
         info.update(cf_model=cf_model, score_threshold=threshold)
     rows = select_trace_rows(
         train, params.selection, params.count, params.seed, params.min_history,
-        predictions, threshold, predictions_path=f"data/predictions/{cf_model}.parquet",
+        predictions, threshold, predictions_path=str(layout.predictions(cf_model)),
     )
     info["selected"] = len(rows)
     return rows, info
@@ -90,15 +89,15 @@ def main() -> None:
     cf_model = load_section("cf", CFParams).model
     prompt = student_prompt()
     template = get_template(prompt.version)
-    interactions = read_frame(f"{INGEST}/interactions.parquet", INTERACTIONS)
-    subsets = read_frame(f"{INGEST}/subsets.parquet", SUBSET_ROWS)
+    interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
+    subsets = read_frame(layout.SUBSETS, SUBSET_ROWS)
     catalog = build_catalog(
-        read_frame(f"{INGEST}/items.parquet", ITEMS), read_frame(KEYWORDS, ITEM_KEYWORDS),
+        read_frame(layout.ITEMS, ITEMS), read_frame(KEYWORDS, ITEM_KEYWORDS),
         prompt.title_words, prompt.keywords_per_item,
     )
     rows, selection = choose_rows(params, interactions, cf_model)
     tiny = interactions[interactions["row"].isin(subsets.loc[subsets["subset"] == "test_tiny", "row"])]
-    reference_rows = select_reference_rows(tiny, params.reference.count, prompt.history_items, params.seed)
+    gold_rows = select_gold_rows(tiny, params.gold.count, prompt.history_items, params.seed)
 
     client, sampling = teacher_chat(params)
 
@@ -108,13 +107,13 @@ def main() -> None:
                                 params.ask_verdict)
 
     cases = verify(rows, "traces")
-    reference = verify(reference_rows, "reference traces")
+    gold = verify(gold_rows, "gold traces")
     table = traces_table(cases)
     dropped = 0
     if params.balance_labels:
         table, dropped = balance_labels(table, params.seed)
     write_frame(table, OUTPUT, TRACES)
-    write_frame(traces_table(reference), REFERENCE_OUTPUT, TRACES)
+    write_frame(traces_table(gold), GOLD_OUTPUT, TRACES)
 
     metrics = {
         "selection": selection,
@@ -125,13 +124,13 @@ def main() -> None:
             "written": len(table),
             "written_by_label": label_counts(table["label"]),
         },
-        "reference": verification_stats(reference, params.max_rounds),
+        "gold": verification_stats(gold, params.max_rounds),
         **llm_stage_metrics(client, started),
     }
     write_json(metrics, METRICS)
     logging.info(
-        "traces: kept %d/%d, wrote %d (reference %d/%d), %d calls / %d cache hits, %.1f s",
-        metrics["traces"]["kept"], len(cases), len(table), metrics["reference"]["kept"], len(reference),
+        "traces: kept %d/%d, wrote %d (gold %d/%d), %d calls / %d cache hits, %.1f s",
+        metrics["traces"]["kept"], len(cases), len(table), metrics["gold"]["kept"], len(gold),
         metrics["llm"]["calls"], metrics["llm"]["cache_hits"], metrics["stage_seconds"],
     )
 

@@ -1,9 +1,10 @@
-"""Stage train_rec@<variant>: one LLM-recommender variant (pipeline/rec/variants.py).
+"""Stage <variant> for each LLM-recommender variant of the registry (pipeline/registry.py, family
+`llm`; dvc.yaml names the stage after the variant): python -m stages.train_rec <variant>
 
-Stage 1 (tallrec, thinkrec_lora, thinkrec_no_traces_lora, thinkrec_no_keywords_lora): a new LoRA on
-text prompts, ThinkRec's with keyword-enriched items and reasoning-trace batches. Stage 2 (collm,
-thinkrec, thinkrec_no_traces, thinkrec_no_keywords): the stage-1 LoRA frozen, a new projector writes
-CF vectors into the prompt's slots. Usage: python -m stages.train_rec <variant>
+A stage-1 variant (tallrec, thinkrec_stage1, thinkrec_no_traces_stage1) trains a new LoRA on text
+prompts, ThinkRec's with keyword-enriched items and reasoning-trace batches. A stage-2 variant
+(collm, thinkrec, thinkrec_no_traces) freezes its stage-1 LoRA and trains a new projector that
+writes CF vectors into the prompt's slots.
 """
 import sys
 

@@ -113,10 +113,10 @@ def tiny_params(backbone: Path, steps: int = 2) -> dict:
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"], "layers": None},
             "projector": {"expansion": 2, "match_embedding_norm": True},
             "loss": {"bce_weight_single": 0.9, "bce_weight_multi": 0.1},
-            "scoring": {"batch_size": 4, "topn_batch_size": 8, "selection": "reference", "valid": True,
-                        "topn": ["tallrec", "collm", "thinkrec"]},
+            "scoring": {"batch_size": 4, "topn_batch_size": 8, "selection": "weighted", "valid": True},
             "packing": {"targets": 2, "max_span_seconds": 10, "seed": 3},
             "stage1": train, "stage2": {**train, "reasoning_share": 0.0, "lr": 0.002},
+            "overrides": {},
         },
     }
 

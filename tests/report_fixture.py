@@ -67,10 +67,10 @@ def write_report_project(root: Path) -> Path:
     write_frame(pd.DataFrame({
         "row": [3, 3, 5, 5], "model": ["collm", "tallrec"] * 2,
         "explanation": ["Yes. Likes comedies.", "Yes.", "No. Too dark.", "No."],
-        "reference": ["Yes. The user enjoys comedy films.", "Yes. The user enjoys comedy films.",
+        "gold": ["Yes. The user enjoys comedy films.", "Yes. The user enjoys comedy films.",
                       "No. The user avoids horror.", "No. The user avoids horror."],
         "bleu4": 0.1, "rouge_l": 0.2, "meteor": 0.3, "bertscore_f1": 0.4,
     }), root / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)
     (root / "params.yaml").write_text(yaml.safe_dump({"evaluate": {
-        "models": [*MODELS, TOPN_ONLY], "subset": "train", "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@3"]}}))
+        "subset": "train", "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@3"]}}))
     return root

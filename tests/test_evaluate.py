@@ -1,9 +1,7 @@
 """The evaluate stage's CLI on tiny ingest artifacts and hand-made predictions of several models."""
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +10,22 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from pipeline import registry
 from pipeline.artifacts import write_frame
+from pipeline.registry import ModelEntry
 from pipeline.schemas import INTERACTIONS, PREDICTIONS
+from registry_swap import run_with_models
 from synthetic_ingest import write_synthetic_ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 COLD_USERS = [0, 1, 2, 3, 4, 5]  # their train rows are dropped: no train interaction = cold
+# the stage's models come from the registry: these runs swap in their own (`run` below)
+MODELS = (ModelEntry("cfgood", "cf", "cf@cfgood", topn=True), ModelEntry("cfbad", "cf", "cf@cfbad", topn=True),
+          ModelEntry("llm", "llm", "llm", compared_with=("llm_ablated",)), ModelEntry("llm_ablated", "llm", "llm_ablated"),
+          ModelEntry("not_evaluated", "llm", "not_evaluated", evaluated=False))
+STUDENTS = (ModelEntry("student", "rdrec", "student", pointwise=False, topn=True, compared_with=("student_ablated",)),
+            ModelEntry("student_ablated", "rdrec", "student_ablated", pointwise=False, topn=True))
 PARAMS = {"evaluate": {
-    "models": ["cfgood", "cfbad", "llm", "llm_ablated"],
-    "cf_models": ["cfgood", "cfbad"],
-    "ablations": {"llm": ["llm_ablated"], "not_evaluated": ["cfgood"]},
     "bootstrap": {"resamples": 200, "seed": 7},
     "selection_subset": "valid_small",
     "subset": "test_small",
@@ -71,9 +75,8 @@ def project(tmp_path):
     return tmp_path, interactions
 
 
-def run(directory: Path, module: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", module], cwd=directory, env=env, capture_output=True, text=True)
+def run(directory: Path, module: str, models: tuple = MODELS) -> subprocess.CompletedProcess:
+    return run_with_models(directory, module, models)
 
 
 def metrics_of(directory: Path, model: str) -> dict:
@@ -176,9 +179,7 @@ def test_a_missing_ablation_model_is_an_error_naming_its_file(project):
 
 @pytest.mark.parametrize("key, value, message", [
     ("selection_subset", "test_small", "holds test rows"),
-    ("ablations", {"llm": ["cfgood", "gone"]}, "llm is compared with ['gone'], not in evaluate.models"),
     ("headline", ["auc", "ndcg5"], "unknown metric 'ndcg5'"),
-    ("cf_models", ["cfgood", "gone"], "cf_models ['gone'] are not in models"),
 ])
 def test_bad_params_are_refused_with_the_reason(project, key, value, message):
     directory, _ = project
@@ -202,11 +203,15 @@ def test_results_table_prints_intervals_groups_and_differences(project):
     assert "| llm | best CF: cfgood |" in result.stdout
 
 
-def test_dvc_yaml_evaluate_stage_covers_every_model_of_params():
+def test_a_comparison_with_an_unknown_model_is_an_error():
+    with pytest.raises(ValueError, match="llm: refers to unknown model 'gone'"):
+        registry.check((*MODELS[:2], ModelEntry("llm", "llm", "llm", compared_with=("cfgood", "gone"))))
+
+
+def test_dvc_yaml_evaluate_stage_covers_every_evaluated_model_of_the_registry():
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
-    models = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]["models"]
     metrics = {next(iter(entry)) for entry in stage["metrics"]}
-    for model in models:
+    for model in registry.evaluated():
         assert f"data/predictions/{model}.parquet" in stage["deps"]
         assert f"metrics/{model}.json" in metrics
 
@@ -220,11 +225,10 @@ def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(
     ablated = candidates.assign(score=noisy_scores(candidates["positive"].to_numpy(), 3.0, 8))
     for name, frame in (("student", student), ("student_ablated", ablated)):
         write_predictions(directory, name, frame.iloc[:0].assign(row=0), frame)
-    params = {"evaluate": {**PARAMS["evaluate"], "models": PARAMS["evaluate"]["models"] + ["student", "student_ablated"],
-                           "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@5", "topn_ndcg@5", "topn_ndcg@10"],
-                           "ablations": {"student": ["student_ablated"]}}}
+    params = {"evaluate": {**PARAMS["evaluate"],
+                           "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@5", "topn_ndcg@5", "topn_ndcg@10"]}}
     (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = run(directory, "stages.evaluate")
+    result = run(directory, "stages.evaluate", MODELS + STUDENTS)
     assert result.returncode == 0, result.stderr
     metrics, other = metrics_of(directory, "student"), metrics_of(directory, "student_ablated")
     ranks = candidates["user"].drop_duplicates() % 3
@@ -236,7 +240,7 @@ def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(
     assert not (directory / "plots/roc/student.json").exists()
     assert metrics["vs_student_ablated"]["topn_ndcg@10"] == pytest.approx(metrics["topn_ndcg@10"] - other["topn_ndcg@10"])
     assert "auc" not in metrics["vs_student_ablated"] and "auc" not in metrics["vs_best_cf"]
-    table = run(directory, "stages.results_table")
+    table = run(directory, "stages.results_table", MODELS + STUDENTS)
     assert table.returncode == 0, table.stderr
     assert f"| student | 0 | 0 | — | — | {metrics['topn_hr@1']:.3f} [" in table.stdout
 

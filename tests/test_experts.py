@@ -14,18 +14,18 @@ from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.experts.clusters import cluster_users
 from pipeline.experts.fused import install_experts
-from pipeline.experts.gate import Gate, reference_weights, route_kinds
+from pipeline.experts.gate import Gate, centroid_weights, route_kinds
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.experts.training import train_expert
 from pipeline.rec.batching import collate
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors, topn_frame
-from pipeline.rec.fusion import mixture_factors, routing
+from pipeline.experts.fusion import mixture_factors, routing
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import ADAPTER_DIR, LoraParams, RecModel, build_rec_model, load_backbone, save_rec_model
 from pipeline.rec.prompts import get_template
 from pipeline.rec.scoring import score_candidates, score_examples, yes_logits
 from pipeline.rec.packing import singletons
-from pipeline.rec.split_body import lower_states, upper_states
+from pipeline.experts.split_body import lower_states, upper_states
 
 LAYERS, UPPER = 4, 2
 
@@ -177,15 +177,15 @@ def test_expert_training_on_cached_lower_layers_matches_full_passes_and_trains_o
         torch.testing.assert_close(states[0][name], states[1][name], rtol=1e-4, atol=1e-5)
 
 
-def test_reference_gate_rules():
+def test_centroid_gate_rules():
     centroids = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     vectors = np.array([[1.0, 0.05], [1.0, 1.0], [1.0, 0.9]], dtype=np.float32)
-    weights = reference_weights(vectors, centroids, temperature=0.1)
+    weights = centroid_weights(vectors, centroids, temperature=0.1)
     np.testing.assert_array_equal(weights[0], [1, 0, 0])  # close to cluster 0: that expert alone
     np.testing.assert_array_equal(weights[1], [0, 0, 1])  # equally close to both: the global expert
     assert weights[2, 2] == 0 and 0.5 < weights[2, 0] < 0.8 and weights[2].sum() == pytest.approx(1)
     assert route_kinds(weights) == {"single_cluster": 1, "global": 1, "mixture": 1}
-    gate = Gate("reference", centroids, np.zeros(2, np.float32), np.ones(2, np.float32), 0.1, "global")
+    gate = Gate("centroid", centroids, np.zeros(2, np.float32), np.ones(2, np.float32), 0.1, "global")
     np.testing.assert_array_equal(gate.weights(vectors[:1], np.array([False]))[0], [0, 0, 1])  # cold -> global
     assert Gate.from_state(gate.state()).weights(vectors, np.ones(3, bool)).tolist() == weights.tolist()
 
@@ -207,7 +207,7 @@ def test_clusters_pick_the_separated_count_and_number_by_size():
 
 def test_routing_weights_cleared_after_the_pass(setup):
     rec = _load(setup[0])
-    from pipeline.rec.fusion import fused_layers
+    from pipeline.experts.fusion import fused_layers
 
     with routing(rec.body, torch.ones(1, 3) / 3):
         assert all(layer.weights is not None for layer in fused_layers(rec.body))

@@ -1,12 +1,10 @@
 """The expert stages end to end on tiny data: ThinkRec (stage 1 + 2), clusters, one expert stage per
-slot (slots past the cluster count write a marker), the gate (reference and trained), and
+slot (slots past the cluster count write a marker), the gate (centroid and trained), and
 ThinkRec with experts scored per row; rows routed to the global expert keep ThinkRec's scores."""
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +14,20 @@ from safetensors.torch import load_file
 
 import rec_tiny
 from params_base import section
-from pipeline import schemas
+from pipeline import registry, schemas
 from pipeline.artifacts import read_frame, write_frame
+from registry_swap import run_with_models
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # eleven stage processes: about a minute on 2 quiet cores
 
 
-def _run(root: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+# the registry with the fused model also ranking the top-N candidates (the default's does not)
+MODELS = tuple(dataclasses.replace(entry, topn=True) if entry.name == "thinkrec_experts" else entry
+               for entry in registry.MODELS)
+
+
+def _run(root: Path, module: str, *args: str) -> str:
+    done = run_with_models(root, module, MODELS, *args)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -33,7 +35,7 @@ def _run(root: Path, *args: str) -> str:
 def _experts_params(root: Path, gate_kind: str) -> dict:
     params = rec_tiny.tiny_params(root / "tiny")
     params["experts"] = {
-        "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cold": "global", "topn": True,
+        "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cold": "global",
         "train": {"upper_layers": 2, "train_rows": 12, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
                   "warmup_steps": 0, "reasoning_share": 0.5, "dtype": "float32", "seed": 3},
     }
@@ -50,10 +52,10 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("experts_project")
     rec_tiny.write_tiny_model(root / "tiny", layers=4)
     rec_tiny.write_tiny_artifacts(root)
-    rec_tiny.write_params(root, _experts_params(root, "reference"))
+    rec_tiny.write_params(root, _experts_params(root, "centroid"))
     write_frame(pd.DataFrame({"user": range(6), "raw_id": [f"u{u}" for u in range(6)]}),
                 root / "data/ingest/users.parquet", schemas.USERS)
-    for variant in ("thinkrec_lora", "thinkrec"):
+    for variant in ("thinkrec_stage1", "thinkrec"):
         _run(root, "stages.train_rec", variant)
     _run(root, "stages.clusters")
     for slot in range(3):
@@ -74,7 +76,7 @@ def test_clusters_and_one_expert_per_used_slot(project):
         assert changed and all(".layers.2." in k or ".layers.3." in k for k in changed)  # top 2 of 4 layers only
 
 
-def test_reference_gate_and_fused_scoring(project):
+def test_centroid_gate_and_fused_scoring(project):
     _run(project, "stages.gate")
     out = _run(project, "stages.thinkrec_experts")
     assert "thinkrec_experts:" in out
@@ -82,7 +84,7 @@ def test_reference_gate_and_fused_scoring(project):
     reference = read_frame(project / "data/predictions/thinkrec.parquet", schemas.PREDICTIONS)
     pointwise = predictions[predictions["row"] >= 0].set_index("row")
     assert len(pointwise) == 9
-    metrics = json.loads((project / "metrics/thinkrec_experts_train.json").read_text())
+    metrics = json.loads((project / "metrics/thinkrec_experts_scoring.json").read_text())
     routes = metrics["routes"]
     assert sum(routes.values()) == 9
     assert metrics["scored"]["test_small"]["scored_fused"] == 9 - routes["global"]
@@ -105,12 +107,12 @@ def test_trained_gate_learns_on_validation_rows(project):
     assert metrics["kind"] == "trained" and len(metrics["train"]["epochs"]) == 2
     assert metrics["train"]["rows"] == 9  # valid_small, all users warm
     _run(project, "stages.thinkrec_experts")
-    routes = json.loads((project / "metrics/thinkrec_experts_train.json").read_text())["routes"]
+    routes = json.loads((project / "metrics/thinkrec_experts_scoring.json").read_text())["routes"]
     assert routes["mixture"] == 9  # a softmax gate mixes every row
 
 
 def test_recommend_with_experts_routes_the_user_through_the_gate(project):
-    rec_tiny.write_params(project, _experts_params(project, "reference"))  # a test above trains a gate
+    rec_tiny.write_params(project, _experts_params(project, "centroid"))  # a test above trains a gate
     _run(project, "stages.gate")
     items = read_frame(project / "data/ingest/items.parquet", schemas.ITEMS)  # every user rated every item:
     new = pd.DataFrame({"item": [len(items) + i for i in range(4)], "raw_id": [f"n{i}" for i in range(4)],
@@ -121,11 +123,6 @@ def test_recommend_with_experts_routes_the_user_through_the_gate(project):
     extra = np.random.default_rng(0).normal(size=(4, rec_tiny.CF_DIM)).astype(np.float32)
     write_frame(pd.concat([vectors, pd.DataFrame({"item": new["item"], "vector": list(extra)})], ignore_index=True),
                 project / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
-    code = "from pipeline.cli.main import main; raise SystemExit(main(['recommend', '--user', 'u1', '--json']))"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout)
+    answer = json.loads(_run(project, "pipeline.cli.main", "recommend", "--user", "u1", "--json"))
     assert answer["model"] == "thinkrec_experts" and len(answer["recommendations"]) == 3
     assert answer["recommendations"][0]["reasoning"]  # generation ran through the fused layers

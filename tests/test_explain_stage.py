@@ -1,4 +1,4 @@
-"""The explain stage from its CLI on tiny data: a tiny Llama trained to reproduce some reference
+"""The explain stage from its CLI on tiny data: a tiny Llama trained to reproduce some gold
 traces writes them back through the stage (so the stage rebuilds the prompts it was trained on),
 an untrained baseline scores lower, and the outputs follow their schemas."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import rec_tiny
 from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
-from pipeline.explain.prompts import reference_rows
+from pipeline.explain.prompts import gold_rows
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import LoraParams, build_rec_model, save_rec_model
@@ -32,17 +32,17 @@ HISTORY, TITLE_WORDS, KEYWORDS = 1, 3, 2
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def _write_reference_traces(root: Path) -> pd.DataFrame:
+def _write_gold_traces(root: Path) -> pd.DataFrame:
     frame = read_frame(root / "data/ingest/interactions.parquet", schemas.INTERACTIONS)
     test = frame[frame["split"] == "test"].sort_values("row").head(len(TRACES))
     traces = pd.DataFrame({"row": test["row"], "label": test["label"], "trace": TRACES,
                            "rounds": 1, "tokens_in": 10, "tokens_out": 5})
-    write_frame(traces, root / "data/traces/reference_traces.parquet", schemas.TRACES)
+    write_frame(traces, root / "data/traces/gold_traces.parquet", schemas.TRACES)
     return test.assign(trace=TRACES)
 
 
 def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
-    """Overfit a ThinkRec-style tiny model (CF slots + keywords) to the first 4 reference traces."""
+    """Overfit a ThinkRec-style tiny model (CF slots + keywords) to the first 4 gold traces."""
     torch.manual_seed(0)
     lora = LoraParams(**section("rec.lora", layers=None, r=8, alpha=16, dropout=0.0, target_modules=ALL_LINEAR))
     rec = build_rec_model(str(root / "tiny"), lora,
@@ -73,7 +73,7 @@ def explained(tmp_path_factory):
     params["explain"] = section("explain", models=["thinkrec", "tallrec"], rows=4, max_new_tokens=12,
                                 min_new_tokens=0, batch_size=2, dtype="float32", threads=1)
     rec_tiny.write_params(root, params)
-    rows = _write_reference_traces(root)
+    rows = _write_gold_traces(root)
     _train_thinkrec_on_traces(root, rows)
     # an untrained text-only baseline: LoRA B = 0, so it is the random backbone itself
     lora = LoraParams(**section("rec.lora", layers=None, r=2, alpha=4))
@@ -87,13 +87,13 @@ def explained(tmp_path_factory):
 
 def test_stage_reproduces_trained_traces_and_writes_both_models(explained):
     root, stdout = explained
-    assert "explain: 4 reference rows" in stdout
+    assert "explain: 4 gold rows" in stdout
     table = read_frame(root / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)
     assert len(table) == 8 and sorted(table["model"].unique()) == ["tallrec", "thinkrec"]
     think = table[table["model"] == "thinkrec"].sort_values("row")
-    assert think["reference"].tolist() == TRACES[:4]  # the 5th trace is beyond explain.rows
-    exact = (think["explanation"] == think["reference"]).sum()
-    assert exact >= 2, think[["explanation", "reference"]].to_string()
+    assert think["gold"].tolist() == TRACES[:4]  # the 5th trace is beyond explain.rows
+    exact = (think["explanation"] == think["gold"]).sum()
+    assert exact >= 2, think[["explanation", "gold"]].to_string()
     metrics = json.loads((root / "metrics/explanations.json").read_text())
     assert set(metrics) == {"thinkrec", "tallrec"}
     for name in metrics:
@@ -111,28 +111,28 @@ def test_stage_reproduces_trained_traces_and_writes_both_models(explained):
     assert metrics["thinkrec"]["says_nothing"] >= 1
 
 
-def test_reference_row_missing_from_interactions_is_named(tmp_path):
+def test_gold_row_missing_from_interactions_is_named(tmp_path):
     interactions = pd.DataFrame({"row": [1, 2], "user": [0, 0]})
     traces = pd.DataFrame({"row": [2, 7], "label": [1, 0], "trace": ["Yes. a", "No. b"],
                            "rounds": 1, "tokens_in": 1, "tokens_out": 1})
-    path = write_frame(traces, tmp_path / "reference_traces.parquet", schemas.TRACES)
-    with pytest.raises(KeyError, match=r"reference_traces.parquet: row 7 is not in interactions"):
-        reference_rows(path, interactions, n_rows=5)
-    assert reference_rows(path, interactions, n_rows=1)["row"].tolist() == [2]
+    path = write_frame(traces, tmp_path / "gold_traces.parquet", schemas.TRACES)
+    with pytest.raises(KeyError, match=r"gold_traces.parquet: row 7 is not in interactions"):
+        gold_rows(path, interactions, n_rows=5)
+    assert gold_rows(path, interactions, n_rows=1)["row"].tolist() == [2]
 
 
-def test_no_reference_traces_write_an_empty_explanation_table(tmp_path):
+def test_no_gold_traces_write_an_empty_explanation_table(tmp_path):
     rec_tiny.write_tiny_artifacts(tmp_path)
     params = rec_tiny.tiny_params(tmp_path / "tiny")
     params["explain"] = section("explain", models=["thinkrec"], rows=4, max_new_tokens=4, min_new_tokens=1,
                                 batch_size=2, dtype="float32", threads=1)
     rec_tiny.write_params(tmp_path, params)
     traces = read_frame(tmp_path / "data/traces/traces.parquet", schemas.TRACES).head(0)
-    write_frame(traces, tmp_path / "data/traces/reference_traces.parquet", schemas.TRACES)
+    write_frame(traces, tmp_path / "data/traces/gold_traces.parquet", schemas.TRACES)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-m", "stages.explain"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "no reference traces" in done.stdout
+    assert "no gold traces" in done.stdout
     assert len(read_frame(tmp_path / "data/explanations/explanations.parquet", schemas.EXPLANATIONS)) == 0
     assert json.loads((tmp_path / "metrics/explanations.json").read_text()) == {"thinkrec": {"n_rows": 0}}

@@ -15,7 +15,7 @@ from pipeline.artifacts import read_table
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
 from pipeline.schemas import INTERACTIONS, ITEMS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
-from stages.params import load_section
+from pipeline.params import load_section
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = {"interactions": INTERACTIONS, "items": ITEMS, "users": USERS, "subsets": SUBSET_ROWS,

@@ -15,9 +15,9 @@ from pipeline.experts.params import ExpertsParams, GateParams
 from pipeline.ingest.config import IngestParams
 from pipeline.profiles import overlay
 from stages.evaluate import EvaluateParams
-from stages.explain import ExplainParams
+from pipeline.explain.params import ExplainParams
 from stages.keywords import KeywordParams
-from stages.params import load_section
+from pipeline.params import load_section
 from stages.prepare_model import PrepareModelParams
 
 # (dotted key, a bad value, the model of its section)

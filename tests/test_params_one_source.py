@@ -19,7 +19,7 @@ from pipeline.rdrec.params import RDRecParams
 from pipeline.rec.params import RecParams
 from pipeline.recommend.params import RecommendParams
 from stages.evaluate import EvaluateParams
-from stages.explain import ExplainParams
+from pipeline.explain.params import ExplainParams
 from stages.keywords import KeywordParams
 from stages.prepare_model import PrepareModelParams
 from stages.rationales import RationaleParams
@@ -56,7 +56,7 @@ def test_the_list_reaches_the_models_with_removed_defaults():
     names = {model.__name__ for _, model in MODELS}
     assert {"SourceParams", "TimestampParams", "TimeRangeParams", "FilterParams", "SplitParams", "SubsetParams",
             "SubsetsParams", "LocalConfig", "OpenAIConfig", "VLLMConfig", "LoraParams", "LossParams",
-            "WordBudgets", "ReferenceParams"} <= names
+            "WordBudgets", "GoldParams"} <= names
 
 
 @pytest.mark.parametrize(("path", "model"), MODELS, ids=IDS)

@@ -16,7 +16,7 @@ from pipeline.ingest.config import IngestParams
 from pipeline.llm.config import LLMConfig
 from pipeline.profiles import flatten, profile_sets, set_arguments
 from pipeline.rec.params import RecParams
-from stages.explain import ExplainParams
+from pipeline.explain.params import ExplainParams
 from stages.keywords import KeywordParams
 from stages.prepare_model import PrepareModelParams
 from stages.traces import TraceParams

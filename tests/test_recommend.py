@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,8 @@ NEW_TITLES = ["Story Alpha Movie", "Story Bravo Movie", "Story Charlie Movie", "
               "Story Echo Movie", "Story Golf Movie"]
 HISTORY = 3  # rec.prompt.history_items of tiny_params
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -36,6 +40,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("recommend")
     rec_tiny.write_tiny_model(root / "tiny")
     rec_tiny.write_tiny_artifacts(root)
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")  # "run `dvc repro <stage>` first" reads its outs
     items = read_frame(root / "data/ingest/items.parquet", schemas.ITEMS)
     start = len(items)
     new = pd.DataFrame({"item": range(start, start + len(NEW_TITLES)), "raw_id": [f"i{start + i}" for i in range(6)],

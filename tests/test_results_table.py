@@ -3,23 +3,29 @@ the verdict says what hand-made metrics files say (`--write`, `--check`, `verdic
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from pipeline import registry
+from pipeline.registry import ModelEntry
+from registry_swap import run_with_models
 from stages.results_table import RESULTS_BEGIN, RESULTS_END, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ["auc", "uauc", "topn_hr@1", "topn_ndcg@5"]
 
 
+# the fixture project's models (run from ROOT, the project's own registry is used)
+MODELS = (ModelEntry("cf", "cf", "cf@cf", topn=True), ModelEntry("llm", "llm", "llm", compared_with=("llm_ablated",)),
+          ModelEntry("llm_ablated", "llm", "llm_ablated"),
+          ModelEntry("student", "rdrec", "student", pointwise=False, topn=True), ModelEntry("absent", "llm", "absent"))
+
+
 def run(directory: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "stages.results_table", *args], cwd=directory, env=env,
-                          capture_output=True, text=True)
+    models = registry.MODELS if directory == ROOT else MODELS
+    return run_with_models(directory, "stages.results_table", models, *args)
 
 
 def metric(value: float, low: float, high: float, name: str) -> dict:
@@ -85,8 +91,7 @@ def test_verdict_when_no_llm_row_reaches_the_cf_model():
 
 def write_fixture_project(directory: Path) -> None:
     evaluate = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
-    evaluate.update(models=["cf", "llm", "llm_ablated", "student", "absent"], cf_models=["cf"],
-                    ablations={"llm": ["llm_ablated"]}, headline=HEADLINE)
+    evaluate.update(headline=HEADLINE)
     (directory / "params.yaml").write_text(yaml.safe_dump({"evaluate": evaluate}, sort_keys=False))
     (directory / "metrics").mkdir()
     for model, data in fixture_reports().items():
@@ -107,7 +112,7 @@ def test_write_fills_the_block_and_the_page_and_check_fails_once_a_metric_change
     assert "old" not in readme
     assert "| model | rows | users | auc | uauc | topn_hr@1 | topn_ndcg@5 |" in readme
     assert "| student | 0 | 10 | — | — | 0.375 [0.125, 0.625] | 0.400 [0.200, 0.600] |" in readme
-    assert "absent" not in readme  # a model of evaluate.models without metrics is left out
+    assert "absent" not in readme  # a registry model without metrics is left out
     assert "llm - cf: AUC +0.050 [+0.010, +0.090] (above)" in readme
     page = (tmp_path / "docs/results.md").read_text()
     assert "| llm (cold) | 5 | 25 | 4 | 0.750 [0.700, 0.800] |" in page

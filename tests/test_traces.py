@@ -15,7 +15,7 @@ from pipeline.rec.examples import build_catalog
 from pipeline.rec.prompts import get_template, render_prompt
 from pipeline.schemas import ITEM_KEYWORDS, TRACES
 from pipeline.traces.prompt import ANSWER_LINE, HINTS, INSTRUCTION, LEADING, NO_VERDICT, VERDICT_QUESTION, read_answer
-from pipeline.traces.selection import score_threshold, select_reference_rows, select_trace_rows
+from pipeline.traces.selection import score_threshold, select_gold_rows, select_trace_rows
 from pipeline.traces.verification import (
     NO_REASONING,
     VERIFIED,
@@ -150,15 +150,15 @@ def test_random_and_per_label_selection():
     assert per_label["label"].value_counts().to_dict() == {1: 4, 0: 4}
 
 
-def test_reference_rows_have_full_history_and_half_liked():
+def test_gold_rows_have_full_history_and_half_liked():
     frame = tiny_interactions(n_users=8, per_user=14)
     test = frame[frame["split"] == "test"]
-    chosen = select_reference_rows(test, count=6, history=10, seed=0)
+    chosen = select_gold_rows(test, count=6, history=10, seed=0)
     assert len(chosen) == 6 and (chosen["history_items"].map(len) >= 10).all()
     pool = test[test["history_items"].map(len) >= 10]
     assert (len(pool), pool["label"].sum()) == (16, 5)  # 5 liked, 11 disliked rows to choose from
     assert chosen["label"].sum() == 3  # half liked
-    more = select_reference_rows(test, count=14, history=10, seed=0)
+    more = select_gold_rows(test, count=14, history=10, seed=0)
     assert len(more) == 14 and more["label"].sum() == 5  # every liked row, the rest disliked
 
 
@@ -174,7 +174,7 @@ def teacher(request):
 PROMPT = {"version": "v1", "history_items": 3, "title_words": 2, "keywords_per_item": 1, "max_answer_tokens": 64}
 TRACE_PARAMS = {"selection": "hard", "count": 6, "score_threshold": None, "min_history": 3, "max_rounds": 3,
                 "max_tokens": 64, "repetition_penalty": 1.0, "min_reasoning_words": 3, "ask_verdict": True, "balance_labels": False,
-                "seed": 5, "reference": {"count": 4}}
+                "seed": 5, "gold": {"count": 4}}
 
 
 def run_traces_stage(root, monkeypatch, backend, prompt=PROMPT, **overrides):
@@ -186,7 +186,7 @@ def run_traces_stage(root, monkeypatch, backend, prompt=PROMPT, **overrides):
     train = interactions[interactions["split"] == "train"]
     wrong = set(train.loc[train["history_items"].map(len) >= 3, "row"].iloc[:10])
     write_predictions(root, interactions, wrong)
-    write_params(root, cf={"model": "mf", "models": ["mf"]}, traces={**TRACE_PARAMS, **overrides},
+    write_params(root, cf={"model": "mf"}, traces={**TRACE_PARAMS, **overrides},
                  rec={"backbone": "unused", "prompt": prompt, "lora": {"r": 4}})  # lora: not the stage's
     monkeypatch.chdir(root)
     monkeypatch.setattr(stages.teacher, "build_backend", lambda config: backend)
@@ -198,7 +198,7 @@ def test_traces_stage_cli(tmp_path, monkeypatch):
     backend = ScriptedBackend(teacher)
     interactions, wrong = run_traces_stage(tmp_path, monkeypatch, backend)
     traces = read_frame(tmp_path / stages.traces.OUTPUT, TRACES)
-    reference = read_frame(tmp_path / stages.traces.REFERENCE_OUTPUT, TRACES)
+    gold = read_frame(tmp_path / stages.traces.GOLD_OUTPUT, TRACES)
     metrics = json.loads((tmp_path / stages.traces.METRICS).read_text())
     assert set(traces["row"]) <= wrong and len(traces) == 6
     assert (traces["rounds"] == traces["label"].map({1: 1, 0: 2})).all()
@@ -214,7 +214,7 @@ def test_traces_stage_cli(tmp_path, monkeypatch):
     assert metrics["traces"]["verdict_forms"] == {"answer_line": 6 + n_no, "leading": 0, "asked": 0, "none": 0}
     assert metrics["traces"]["verdict_questions"] == 0  # nothing to ask: every answer stated its verdict
     assert metrics["traces"]["dropped_for_balance"] == 0 and not metrics["traces"]["balance_labels"]
-    assert len(reference) == 4 and reference["row"].isin(interactions.loc[interactions["split"] == "test", "row"]).all()
+    assert len(gold) == 4 and gold["row"].isin(interactions.loc[interactions["split"] == "test", "row"]).all()
 
     monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend([]))
     stages.traces.main()  # a re-run is answered entirely from the cache
@@ -241,10 +241,10 @@ def test_traces_stage_asks_for_missing_verdicts(tmp_path, monkeypatch):
     assert metrics["traces"]["verdict_forms"] == {"answer_line": 0, "leading": 0, "asked": 6 + (6 - n_no), "none": 0}
     assert metrics["traces"]["verdict_questions"] == 6 + (6 - n_no)  # one per answer
     assert metrics["traces"]["teacher_calls"] == 2 * (6 + 6 - n_no)
-    reference = metrics["reference"]
-    assert reference["kept"] == 4 and reference["kept_verdict_forms"]["asked"] == 4
-    assert metrics["llm"]["calls"] == len(backend.requests) == metrics["traces"]["teacher_calls"] + reference["teacher_calls"]
-    assert sum(r.sampling.max_tokens == 3 for r in backend.requests) == metrics["traces"]["verdict_questions"] + reference["verdict_questions"]
+    gold = metrics["gold"]
+    assert gold["kept"] == 4 and gold["kept_verdict_forms"]["asked"] == 4
+    assert metrics["llm"]["calls"] == len(backend.requests) == metrics["traces"]["teacher_calls"] + gold["teacher_calls"]
+    assert sum(r.sampling.max_tokens == 3 for r in backend.requests) == metrics["traces"]["verdict_questions"] + gold["verdict_questions"]
 
     monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend([]))
     stages.traces.main()  # the verdict questions are cached too
@@ -256,11 +256,11 @@ def test_teacher_sees_exactly_the_students_prompt(tmp_path, monkeypatch):
     backend = ScriptedBackend(teacher)
     interactions, _ = run_traces_stage(tmp_path, monkeypatch, backend)
     by_row = interactions.set_index("row")
-    reference = read_frame(tmp_path / stages.traces.REFERENCE_OUTPUT, TRACES)
+    gold = read_frame(tmp_path / stages.traces.GOLD_OUTPUT, TRACES)
     catalog = build_catalog(tiny_items(), read_frame(tmp_path / stages.traces.KEYWORDS, ITEM_KEYWORDS), 2, 1)
     first_questions = [r.messages[1].content for r in backend.requests if len(r.messages) == 2]
-    assert len(first_questions) == 6 + 4  # traced rows + reference rows, each asked once from scratch
-    for row in reference["row"]:
+    assert len(first_questions) == 6 + 4  # traced rows + gold rows, each asked once from scratch
+    for row in gold["row"]:
         r = by_row.loc[row]
         history = [(catalog[int(i)], int(v)) for i, v in zip(r.history_items[-3:], r.history_labels[-3:])]
         student = render_prompt(get_template("v1"), history, catalog[int(r["item"])], with_slots=False)[1]
@@ -275,16 +275,16 @@ def test_teacher_sees_exactly_the_students_prompt(tmp_path, monkeypatch):
         assert not re.search(r"Film Number \d", question) and "mood" not in question
 
 
-def test_reference_rows_need_the_students_history_length(tmp_path, monkeypatch):
+def test_gold_rows_need_the_students_history_length(tmp_path, monkeypatch):
     backend = ScriptedBackend(teacher)
     # test rows have 12 or 13 earlier interactions (per_user 14): only the 13s qualify
     interactions, _ = run_traces_stage(tmp_path, monkeypatch, backend, prompt={**PROMPT, "history_items": 13})
-    reference = read_frame(tmp_path / stages.traces.REFERENCE_OUTPUT, TRACES)
-    histories = interactions.set_index("row").loc[reference["row"], "history_items"].map(len)
-    assert len(reference) == 4 and (histories == 13).all()
+    gold = read_frame(tmp_path / stages.traces.GOLD_OUTPUT, TRACES)
+    histories = interactions.set_index("row").loc[gold["row"], "history_items"].map(len)
+    assert len(gold) == 4 and (histories == 13).all()
     first_questions = [r.messages[1].content for r in backend.requests if len(r.messages) == 2]
     shown = [q.count("\n- ") for q in first_questions]  # history lines per first question
-    assert shown.count(13) == 4 and max(shown) == 13  # the 4 reference rows show 13 items; train rows fewer
+    assert shown.count(13) == 4 and max(shown) == 13  # the 4 gold rows show 13 items; train rows fewer
 
 
 def test_balance_labels_keeps_as_many_yes_as_no(tmp_path, monkeypatch):

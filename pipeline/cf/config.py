@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from pipeline.params import Strict
 
 CFName = Literal["mf", "lightgcn", "sasrec"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TrainConfig(Strict):
@@ -55,8 +53,7 @@ class SASRecConfig(Strict):
 class CFParams(Strict):
     """params.yaml `cf`: the cf stage reads train and one model's section; later stages read `model`."""
 
-    models: list[CFName] = Field(min_length=1)  # trained side by side by dvc.yaml's foreach
-    model: CFName  # which model's vectors feed the LLM stages
+    model: CFName  # which model's vectors feed the LLM stages (one of the registry's CF models)
     train: TrainConfig
     mf: MFConfig
     lightgcn: LightGCNConfig
@@ -64,8 +61,10 @@ class CFParams(Strict):
 
     @field_validator("model")
     @classmethod
-    def _model_is_trained(cls, model: str, info: ValidationInfo) -> str:
-        models = info.data.get("models")
-        if models is not None and model not in models:
-            raise ValueError(f"'{model}' is not one of cf.models {models}: no stage trains it")
+    def _model_is_trained(cls, model: str) -> str:
+        from pipeline import registry  # the CF models dvc.yaml trains (one cf@<model> stage each)
+
+        trained = [entry.name for entry in registry.models("cf")]
+        if model not in trained:
+            raise ValueError(f"'{model}' is not one of the CF models the pipeline trains {trained} (pipeline/registry.py)")
         return model

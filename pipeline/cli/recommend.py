@@ -12,12 +12,19 @@ from pathlib import Path
 
 import torch
 
-from pipeline import schemas
+from pipeline import layout, schemas
 from pipeline.artifacts import read_frame
 from pipeline.cf.config import CFParams
 from pipeline.cli.stage_of import require
+from pipeline.experts.assembly import (
+    BASE_VARIANT, NAME, read_clustering, read_gate, used_expert_dirs,
+)
+from pipeline.experts.params import ExpertsParams
+from pipeline.explain.params import ExplainParams
+from pipeline.params import load_section
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import dense_vectors
+from pipeline.rec.inputs import rec_inputs
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
 from pipeline.recommend.candidates import user_id
@@ -25,15 +32,6 @@ from pipeline.recommend.cf_state import load_history_encoder
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
 from pipeline.recommend.rerank import attach_experts, load_recommender
-from stages.experts_common import (
-    BASE_VARIANT, CLUSTERS_DIR, GATE_DIR, ExpertsParams, read_clustering, read_gate, used_expert_dirs,
-)
-from stages.explain import ExplainParams
-from stages.params import load_section
-from stages.rec_stage import INGEST, REC_DIR, rec_inputs
-
-
-EXPERTS_MODEL = "thinkrec_experts"
 
 
 def add_arguments(parser) -> None:
@@ -42,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--explain", type=int, default=None,
                         help="top recommendations explained (default: params recommend.explain)")
     parser.add_argument("--model", default=None, help="trained LLM recommender: a variant of data/rec/, or "
-                        f"{EXPERTS_MODEL} (ThinkRec with its experts and gate) (default: params recommend.model)")
+                        f"{NAME} (ThinkRec with its experts and gate) (default: params recommend.model)")
     parser.add_argument("--candidates", type=int, default=None,
                         help="CF candidates re-ranked (default: params recommend.candidates)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -58,21 +56,21 @@ def run(args) -> int:
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
 
-    with_experts = params.model == EXPERTS_MODEL  # ThinkRec with its experts fused, weighed by the gate
+    with_experts = params.model == NAME  # ThinkRec with its experts fused, weighed by the gate
     spec = get_variant(BASE_VARIANT if with_experts else params.model)
-    inputs = replace(rec_inputs(spec), topn_candidates=None, row_user_vectors=None)
-    cf_dir = Path("data/cf") / load_section("cf", CFParams).model
-    model_dir = REC_DIR / spec.name
+    cf_model = load_section("cf", CFParams).model
+    inputs = replace(rec_inputs(spec, cf_model), topn_candidates=None, row_user_vectors=None)
+    cf_dir = layout.cf_dir(cf_model)
+    model_dir = layout.rec_dir(spec.name)
     backbone = [Path(rec_params.backbone)] if Path(rec_params.backbone).parts[0] == "data" else []
-    experts = [CLUSTERS_DIR / "clustering.json", GATE_DIR / "gate.json"] if with_experts else []
-    require([INGEST / "users.parquet", inputs.interactions, inputs.items, inputs.subsets,
+    experts = [layout.CLUSTERS_DIR / "clustering.json", layout.GATE_DIR / "gate.json"] if with_experts else []
+    require([layout.USERS, inputs.interactions, inputs.items, inputs.subsets,
              cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet",
-             *(p for p in (inputs.keywords,) if p is not None), model_dir / "model.json", *backbone, *experts],
-            rec_params.backbone)
+             *(p for p in (inputs.keywords,) if p is not None), model_dir / "model.json", *backbone, *experts])
 
-    users = read_frame(INGEST / "users.parquet", schemas.USERS)
+    users = read_frame(layout.USERS, schemas.USERS)
     user = user_id(users, args.user)
-    train = rec_params.stage1 if spec.stage == 1 else rec_params.stage2
+    train = rec_params.training(spec.name, spec.stage)
     recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt,
                                    resolve_device(rec_params.device), train.dtype)
     if with_experts:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import registry
 from pipeline.artifacts import atomic_path
 from pipeline.report.collect import collect
 from pipeline.report.page import experiment_records, render
@@ -23,7 +24,7 @@ def run(args) -> int:
     root = Path(".")
     params = yaml.safe_load(Path("params.yaml").read_text()) if Path("params.yaml").exists() else {}
     evaluate = (params or {}).get("evaluate") or {}
-    inputs = collect(root, list(evaluate.get("models") or []), evaluate.get("subset", "test_small"),
+    inputs = collect(root, registry.evaluated(), evaluate.get("subset", "test_small"),
                      list(evaluate.get("headline") or []), experiments=not args.no_experiments)
     html = render(inputs, examples=args.examples)
     with atomic_path(args.output) as tmp:

@@ -1,11 +1,21 @@
-"""Which `dvc repro` stage writes an artifact the commands read, for 'run this first' messages."""
+"""Which `dvc repro` stage writes an artifact the commands read, for 'run this first' messages.
+
+Read from dvc.yaml's outs (generated from pipeline/registry.py and pipeline/layout.py), so the
+answer cannot drift from the pipeline: `foreach` stages expand to `<stage>@<item>`, `${key}` is
+looked up in params.yaml.
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import yaml
+
 from pipeline.errors import MissingInput
 
-PREFIXES = {"data/ingest": "ingest", "data/keywords": "keywords", "data/traces": "traces",
-            "data/explanations": "explain", "data/predictions": "evaluate", "data/experts": "gate"}
+DVC_YAML = Path("dvc.yaml")
+PARAMS = Path("params.yaml")
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
 
 class MissingArtifact(MissingInput):
@@ -14,20 +24,58 @@ class MissingArtifact(MissingInput):
         self.path, self.stage = path, stage
 
 
-def producing_stage(path: Path, backbone: str | None = None) -> str:
-    """The stage name for `path`: data/cf/<m>/ -> cf@<m>, data/rec/<v>/ -> <v>, the backbone -> prepare_model."""
-    parts = Path(path).parts
-    if backbone is not None and Path(path) == Path(backbone):
-        return "prepare_model"
-    if parts[:2] == ("data", "cf") and len(parts) > 2:
-        return f"cf@{parts[2]}"
-    if parts[:2] == ("data", "rec") and len(parts) > 2:
-        return parts[2]
-    return PREFIXES.get("/".join(parts[:2]), "")
+def _lookup(params: dict, key: str):
+    """params.yaml's value at the dotted `key`; KeyError when params.yaml lacks it."""
+    node = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
 
 
-def require(paths: list[Path], backbone: str | None = None) -> None:
+def _resolve(text: str, params: dict, item=None) -> str:
+    return _VARIABLE.sub(lambda match: str(item if match.group(1) == "item" else _lookup(params, match.group(1))), text)
+
+
+def _out_path(out) -> str:
+    return next(iter(out)) if isinstance(out, dict) else out
+
+
+def stage_outputs(dvc_yaml: Path = DVC_YAML, params_file: Path = PARAMS) -> dict[Path, str]:
+    """Every out of dvc.yaml (outs, metrics) -> the stage that writes it."""
+    pipeline = yaml.safe_load(dvc_yaml.read_text()) if dvc_yaml.exists() else {}
+    params = yaml.safe_load(params_file.read_text()) if params_file.exists() else {}
+    outputs = {}
+    for name, body in ((pipeline or {}).get("stages") or {}).items():
+        try:
+            if "foreach" in body:
+                items = body["foreach"]
+                if isinstance(items, str):
+                    items = _lookup(params, _VARIABLE.fullmatch(items).group(1))
+                expanded = [(f"{name}@{item}", body["do"], item) for item in items]
+            else:
+                expanded = [(name, body, None)]
+            for stage, spec, item in expanded:
+                for out in [*(spec.get("outs") or []), *(spec.get("metrics") or [])]:
+                    outputs[Path(_resolve(_out_path(out), params, item))] = stage
+        except KeyError:  # a `${key}` params.yaml does not have: that stage's outs are not known
+            continue
+    return outputs
+
+
+def producing_stage(path: Path, outputs: dict[Path, str] | None = None) -> str:
+    """The stage whose out is `path` or a directory holding it; "" when no stage writes it."""
+    outputs = stage_outputs() if outputs is None else outputs
+    path = Path(path)
+    for candidate in [path, *path.parents]:
+        if candidate in outputs:
+            return outputs[candidate]
+    return ""
+
+
+def require(paths: list[Path]) -> None:
     """Raise MissingArtifact for the first of `paths` that does not exist."""
     for path in paths:
         if not Path(path).exists():
-            raise MissingArtifact(Path(path), producing_stage(path, backbone) or "<the stage that writes it>")
+            raise MissingArtifact(Path(path), producing_stage(path) or "<the stage that writes it>")

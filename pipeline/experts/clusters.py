@@ -1,6 +1,6 @@
 """User clusters for the LoRA experts: users with train rows, clustered on their standardized CF
 user vectors (k-means or Ward agglomerative); with no fixed count, the count with the best
-silhouette over a range is chosen. Centroids are kept raw (the reference gate's cosine uses raw
+silhouette over a range is chosen. Centroids are kept raw (the centroid gate's cosine uses raw
 vectors) and standardized."""
 from __future__ import annotations
 

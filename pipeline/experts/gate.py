@@ -1,7 +1,7 @@
 """Gates: a user's CF vector -> weights over the E = n + 1 experts (n cluster experts, then the
 global one, index n).
 
-"reference" is training-free: w = softmax(cos(e_u, b_k) / temperature) over the raw cluster
+"centroid" is training-free: w = softmax(cos(e_u, b_k) / temperature) over the raw cluster
 centroids b_k; one expert alone when max w > 0.5 + 0.6 / n, the global expert when the entropy of
 w is at least 0.95 ln n, else the cluster experts weighted by w.
 "trained" is a small network on the standardized vector, trained to minimise the fused model's BCE
@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-KINDS = ("reference", "trained")
+KINDS = ("centroid", "trained")
 COLD = ("global", "gate")
 
 
-def reference_weights(vectors: np.ndarray, raw_centroids: np.ndarray, temperature: float) -> np.ndarray:
+def centroid_weights(vectors: np.ndarray, raw_centroids: np.ndarray, temperature: float) -> np.ndarray:
     """(m, n + 1) expert weights of raw CF vectors (m, d) by the training-free rule."""
     n = len(raw_centroids)
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -91,8 +91,8 @@ class Gate:
     def weights(self, vectors: np.ndarray, warm: np.ndarray) -> np.ndarray:
         """(m, E) weights of raw CF vectors (m, d); rows of users without train rows (`warm`
         False) go to the global expert when cold == "global"."""
-        if self.kind == "reference":
-            weights = reference_weights(vectors, self.raw_centroids, self.temperature)
+        if self.kind == "centroid":
+            weights = centroid_weights(vectors, self.raw_centroids, self.temperature)
         else:
             with torch.no_grad():
                 weights = self.network(self.standardize(vectors)).numpy().astype(np.float32)

@@ -16,7 +16,7 @@ from pipeline.experts.training import cache_lower_states, padded_states
 from pipeline.rec.batching import answer_states, collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
-from pipeline.rec.split_body import upper_layer_indices, upper_states
+from pipeline.experts.split_body import upper_layer_indices, upper_states
 
 
 def train_gate(

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from pipeline.params import Strict
 
 
-class ExpertTrainParams(BaseModel):
+class ExpertTrainParams(Strict):
     """params.yaml experts.train."""
 
-    model_config = ConfigDict(extra="forbid")
-    upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (reference: 8 of 32)
+    upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (paper: 8 of 32)
     train_rows: int = Field(ge=1)  # distinct rows of the cluster's train rows (whole packs, rec.packing)
     batch_size: int = Field(ge=1)  # packs per micro-batch
     lr: float = Field(gt=0)
@@ -22,10 +23,9 @@ class ExpertTrainParams(BaseModel):
     seed: int
 
 
-class GateTrainParams(BaseModel):
+class GateTrainParams(Strict):
     """params.yaml gate.train (read when gate.kind is "trained")."""
 
-    model_config = ConfigDict(extra="forbid")
     hidden: int = Field(ge=1)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
@@ -33,16 +33,14 @@ class GateTrainParams(BaseModel):
     seed: int
 
 
-class ExpertsParams(BaseModel):
+class ExpertsParams(Strict):
     """params.yaml `experts`."""
 
-    model_config = ConfigDict(extra="forbid")
     n: int | None = Field(ge=2)
     slots: list[Annotated[int, Field(ge=0)]] = Field(min_length=2)  # one expert stage each; 2 clusters at least
     method: Literal["kmeans", "ward"]
     seed: int
     cold: Literal["global", "gate"]
-    topn: bool
     train: ExpertTrainParams
 
     @field_validator("slots")
@@ -53,11 +51,10 @@ class ExpertsParams(BaseModel):
         return slots
 
 
-class GateParams(BaseModel):
+class GateParams(Strict):
     """params.yaml `gate`."""
 
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["reference", "trained"]
+    kind: Literal["centroid", "trained"]
     temperature: float = Field(gt=0)
     subset: Literal["valid_small", "valid"]  # validation rows only, never test
     train: GateTrainParams

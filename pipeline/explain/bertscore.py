@@ -3,7 +3,7 @@
 Greedy matching: each token embedding of one text is matched to its most cosine-similar token
 embedding in the other; precision averages over candidate tokens, recall over reference tokens,
 F1 = 2PR / (P + R). No idf weighting, no baseline rescaling; [CLS] / [SEP] are left out. The
-embeddings are the last (6th) transformer layer's hidden states. The reference setup uses a larger
+embeddings are the last (6th) transformer layer's hidden states. The paper's setup uses a larger
 scorer (e.g. roberta-large), so absolute values are not comparable with published numbers; only
 comparisons between models scored here are.
 """

@@ -1,4 +1,4 @@
-"""The reference-trace rows as the prompts a trained variant was trained on."""
+"""The gold-trace rows as the prompts a trained variant was trained on."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,8 +14,8 @@ from pipeline.rec.params import PromptParams
 from pipeline.rec.variants import VariantSpec
 
 
-def reference_rows(traces_path, interactions: pd.DataFrame, n_rows: int) -> pd.DataFrame:
-    """The first `n_rows` reference traces (by row id) joined to their interactions: INTERACTIONS
+def gold_rows(traces_path, interactions: pd.DataFrame, n_rows: int) -> pd.DataFrame:
+    """The first `n_rows` gold traces (by row id) joined to their interactions: INTERACTIONS
     columns + `trace` (no rows when the teacher verified none). A trace whose row is not in the
     interactions is an error."""
     traces = read_frame(traces_path, schemas.TRACES).sort_values("row").head(n_rows)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.params import Strict
 
 _WORD = re.compile(r"\w+")
 
 
-class SaysNothingRule(BaseModel):
+class SaysNothingRule(Strict):
     """params.yaml's explain.says_nothing."""
 
-    model_config = ConfigDict(extra="forbid")
     min_distinct_words: int = Field(ge=1)  # fewer distinct words than this says nothing
     min_distinct_ratio: float = Field(ge=0.0, le=1.0)  # distinct / all words below this is a loop
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from pipeline.ingest.validation import epoch_seconds
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from pipeline.params import Strict
 
 
 class SourceParams(Strict):

@@ -1,4 +1,4 @@
-"""Interaction-count filters: the reference's one-pass filter (counts taken once over the full
+"""Interaction-count filters: the paper's one-pass filter (counts taken once over the full
 data, then users and items below the minimum dropped together) or an iterative k-core."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def count_filter_mask(
     """Boolean mask of rows kept, and the number of counting rounds (0 for mode 'none').
 
     one_pass: a row stays when its user has >= min_user rows and its item >= min_item rows in the
-    unfiltered data (after one pass some may fall below again, as in the reference).
+    unfiltered data (after one pass some may fall below again, as in the paper).
     k_core: repeat that until every kept user and item meets its minimum.
     """
     keep = np.ones(len(user), dtype=bool)

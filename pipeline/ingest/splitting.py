@@ -1,4 +1,4 @@
-"""Global time order and the train/valid/test splits: calendar-month windows, the reference's
+"""Global time order and the train/valid/test splits: calendar-month windows, the papers'
 'first months train, the rest halved by time' mode, and leave-one-out per user."""
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def split_by_months(timestamp: np.ndarray, train: int, valid: int, test: int) ->
 
 
 def split_last_months_halved(timestamp: np.ndarray, train: int) -> tuple[np.ndarray, dict]:
-    """The reference's Book/Yelp split: `train` months from the first, then every later row
+    """The papers' Book/Yelp split: `train` months from the first, then every later row
     (already in time order) halved by count: first half valid, second half test."""
     months = month_index(timestamp)
     edge = int(months.min()) + train

@@ -6,13 +6,14 @@ that is empty for a dataset (MovieLens has no description) is simply left out.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.params import Strict
 
 
-class WordBudgets(BaseModel):
-    """Maximum words kept from each item field (the reference cuts each to ~100 words)."""
+class WordBudgets(Strict):
+    """Maximum words kept from each item field (the paper cuts each to ~100 words)."""
 
-    model_config = ConfigDict(extra="forbid")
 
     title: int = Field(ge=1)
     categories: int = Field(ge=1)

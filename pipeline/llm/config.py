@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.params import Strict
 
 # What environment variables holding keys are called (OPENAI_API_KEY, VLLM_API_KEY): upper case.
 # Keys look otherwise (sk-..., hex, mixed case), so a value that is not like this is never shown.
@@ -16,20 +18,18 @@ def looks_like_variable_name(value: str) -> bool:
     return _VARIABLE_NAME.fullmatch(value) is not None
 
 
-class LocalConfig(BaseModel):
+class LocalConfig(Strict):
     """transformers in-process (params.yaml's backend: the prepared SmolLM2 on CPU)."""
 
-    model_config = ConfigDict(extra="forbid")
 
     batch_size: int = Field(ge=1)  # prompts per generate() call (left-padded)
     dtype: Literal["auto", "bfloat16", "float32"]  # auto: bf16 where the hardware computes it (pipeline/rec/precision.py)
     threads: int = Field(ge=1)  # torch CPU threads
 
 
-class OpenAIConfig(BaseModel):
+class OpenAIConfig(Strict):
     """Any OpenAI-compatible server (`vllm serve`, OpenAI, others) through the `openai` client."""
 
-    model_config = ConfigDict(extra="forbid")
 
     base_url: str
     api_key_env: str | None  # env var holding the key; None = server needs none
@@ -49,10 +49,9 @@ class OpenAIConfig(BaseModel):
             yield name, value
 
 
-class VLLMConfig(BaseModel):
+class VLLMConfig(Strict):
     """vLLM's in-process offline batch engine (GPU; `pip install thinkrec[vllm]`)."""
 
-    model_config = ConfigDict(extra="forbid")
 
     tensor_parallel_size: int = Field(ge=1)
     gpu_memory_utilization: float = Field(gt=0, le=1)
@@ -60,8 +59,7 @@ class VLLMConfig(BaseModel):
     dtype: str
 
 
-class LLMConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LLMConfig(Strict):
 
     backend: Literal["local", "openai", "vllm"]
     # Local path or HF id (local, vllm), or the served model name (openai).

@@ -1,6 +1,6 @@
 """Per-user ranking of each user's own rows by score: NDCG@K, MAP@K, HR@K (relevance = label).
 
-Conventions (deterministic, documented in the README):
+Conventions (deterministic; docs/evaluation.md, "Metric definitions"):
 - Users are counted only when they have both a positive and a negative row: a user without
   positives has no defined NDCG (ideal DCG = 0), and a user with only positives scores 1.0 under
   any model, so neither says anything about the model. The same users as UAUC.

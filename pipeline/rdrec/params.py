@@ -3,20 +3,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from pipeline.params import Strict
 
 TASKS = ("rank", "preference", "attributes")
 
 
-class StudentPrompt(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StudentPrompt(Strict):
     history_items: int = Field(ge=0)  # last items shown in user prompts (title + liked / not liked)
     title_words: int = Field(ge=1)
     max_rationale_tokens: int = Field(ge=1)  # rationale answers cut to this many tokens
 
 
-class StudentTraining(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StudentTraining(Strict):
     batch_size: int = Field(ge=1)  # packs per micro-batch (a rank pack: one user prompt, 1 + negatives targets)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
@@ -29,15 +29,13 @@ class StudentTraining(BaseModel):
     seed: int
 
 
-class StudentScoring(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StudentScoring(Strict):
     topn_batch_size: int = Field(ge=1)
 
 
-class RDRecParams(BaseModel):
+class RDRecParams(Strict):
     """params.yaml's `rdrec` section; `variants` maps a stage name to its task sampling weights."""
 
-    model_config = ConfigDict(extra="forbid")
     variants: dict[str, dict[str, float]]
     prompt: StudentPrompt
     train: StudentTraining

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 
+from pipeline.params import Strict
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.model import RecModel
 
 
-class LossParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LossParams(Strict):
     bce_weight_single: float  # rows answered by one word; LM gets 1 - this
     bce_weight_multi: float  # rows answered by a reasoning trace; LM gets 1 - this
 

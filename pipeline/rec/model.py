@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from pipeline.params import Strict
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.device import place_model
-from pipeline.rec.fusion import routing
+from pipeline.experts.fusion import routing
 from pipeline.rec.packing import packed_attention_mask
 from pipeline.rec.precision import resolve_precision, torch_dtype
 from pipeline.rec.projector import CFProjector
@@ -28,8 +29,7 @@ ADAPTER_DIR = "adapter"
 PROJECTOR_FILE = "projector.pt"
 
 
-class LoraParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LoraParams(Strict):
     r: int
     alpha: int
     dropout: float
@@ -55,7 +55,7 @@ class RecModel(nn.Module):
     """LLM (a PeftModel) + optional projector, with the tokenizer and the Yes/No token ids.
 
     `answer_logit` is what BCE trains and what scoring returns: "yes" = the raw "Yes" logit (the
-    reference); "yes_minus_no" = logit(Yes) - logit(No), the log-odds of Yes among {Yes, No}. The raw
+    paper's); "yes_minus_no" = logit(Yes) - logit(No), the log-odds of Yes among {Yes, No}. The raw
     Yes logit of an instruct model starts near +15 for every prompt, so short runs spend their steps
     pulling it down instead of ranking; the difference starts near 0 and agrees with the LM loss."""
 
@@ -114,7 +114,7 @@ class RecModel(nn.Module):
 
     def run_body(self, batch: RecBatch, **kwargs):
         """The body's output for `batch` (CF soft tokens written in; each row routed to its own
-        expert mixture when the model fuses experts, fusion.py). `batch` is moved to the model's
+        expert mixture when the model fuses experts, pipeline/experts/fusion.py). `batch` is moved to the model's
         device; kwargs go to the body as they are (attention_mask defaults to the batch's)."""
         batch = batch.to(self.device)
         for key, value in body_mask(batch).items():

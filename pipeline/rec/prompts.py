@@ -76,7 +76,7 @@ def render_prompt(
     """(system, user) texts for one (user, target) pair; `history` = last N (item, label), oldest
     first. With slots the user text carries SLOT for the user, each history item, then the target,
     in that order (the order cf_slot_refs returns). The one rendering of a row: the teacher's
-    question, the student's prompt and the explanation references all show this text. `marked`
+    question, the student's prompt and the gold explanations all show this text. `marked`
     puts BREAK before the history and before the target (for encode_prompt)."""
     system, head, target_text = render_parts(template, history, target, with_slots)
     if marked:

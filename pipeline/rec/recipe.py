@@ -33,11 +33,11 @@ def run_variant(
     """Train `spec` (stage 2: on the frozen LoRA saved in `lora_dir`) and write `out_dir` (adapter,
     projector, train_log.json without timings, so the same inputs give the same bytes) and
     `metrics_path` (timings, valid_small scores). A reported variant also scores valid_small,
-    test_small and (rec.scoring.topn) the top-N candidates into `predictions_path`.
+    test_small and (a registry model with topn) the top-N candidates into `predictions_path`.
     Returns {"log": train_log.json's content, "metrics": metrics_path's content}."""
     torch.set_num_threads(distributed.threads_per_process(params.threads))
     started = time.perf_counter()
-    train_params = params.stage1 if spec.stage == 1 else params.stage2
+    train_params = params.training(spec.name, spec.stage)
     data = load_variant_data(spec, inputs)
     torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
     rec = build_variant_model(spec, params, data.vectors, lora_dir)
@@ -129,7 +129,7 @@ def build_variant_model(
         answer_logit=params.answer_logit,
         calibration_vectors=vectors.calibration_items() if calibrate else None,
         calibration_users=vectors.calibration_users() if calibrate else None,
-        frozen_dtype=(params.stage1 if spec.stage == 1 else params.stage2).dtype,
+        frozen_dtype=params.training(spec.name, spec.stage).dtype,
         device=resolve_device(params.device),
     )
     if rec.projector is not None:
@@ -165,16 +165,16 @@ def stage1_overlap(rows: list[int], lora_dir: Path | None) -> int | None:
 
 
 def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_scores, timings, dtype) -> pd.DataFrame:
-    """PREDICTIONS rows: valid_small, test_small and (rec.scoring.topn) top-N candidates (row -1)."""
+    """PREDICTIONS rows: valid_small, test_small and (spec.topn) top-N candidates (row -1)."""
     test = encode(data.subset("test_small"), None, "encode test_small")
     clock = time.perf_counter()
     test_scores = score_examples(rec, test, params.scoring.batch_size, dtype, "test_small")
     timings["test_scoring_seconds"] = time.perf_counter() - clock
     timings["test_rows_per_second"] = len(test) / max(timings["test_scoring_seconds"], 1e-9)
     parts = [predictions_frame(valid, valid_scores), predictions_frame(test, test_scores)]
-    if spec.name in params.scoring.topn:
+    if spec.topn:
         if data.topn_candidates is None:
-            raise ValueError(f"{spec.name}: rec.scoring.topn needs topn_candidates.parquet")
+            raise ValueError(f"{spec.name}: ranking the top-N candidates needs topn_candidates.parquet")
         candidates = encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
         clock = time.perf_counter()
         scores = score_candidates(rec, candidates, params.scoring.topn_batch_size, dtype, "top-N")

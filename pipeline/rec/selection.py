@@ -1,4 +1,4 @@
-"""Model selection on valid_small: AUC, UAUC and the reference's AUC/4 + UAUC/3, computed by the
+"""Model selection on valid_small: AUC, UAUC and the paper's weighted AUC/4 + UAUC/3, computed by the
 same functions as the reported metrics (pipeline.metrics.classification)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.metrics.classification import auc, uauc
 
-RULES = ("reference", "auc", "uauc")
+RULES = ("weighted", "auc", "uauc")
 
 
 def selection_metrics(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, rule: str) -> dict[str, float]:
@@ -15,5 +15,5 @@ def selection_metrics(users: np.ndarray, labels: np.ndarray, scores: np.ndarray,
         raise ValueError(f"selection rule must be one of {RULES}, got {rule!r}")
     row_auc = auc(labels, scores)
     user_auc, _ = uauc(np.asarray(users), np.asarray(labels), np.asarray(scores))
-    value = {"reference": row_auc / 4 + user_auc / 3, "auc": row_auc, "uauc": user_auc}[rule]
+    value = {"weighted": row_auc / 4 + user_auc / 3, "auc": row_auc, "uauc": user_auc}[rule]
     return {"auc": row_auc, "uauc": user_auc, "selection": float(value)}

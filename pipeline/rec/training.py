@@ -15,9 +15,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tqdm import tqdm
 
+from pipeline.params import Strict
 from pipeline.rec import distributed
 from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.losses import LossParams, rec_loss
@@ -26,10 +27,9 @@ from pipeline.rec.packing import Pack
 from pipeline.rec.precision import DtypeSetting, resolve_precision
 
 
-class TrainParams(BaseModel):
+class TrainParams(Strict):
     """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
 
-    model_config = ConfigDict(extra="forbid")
     train_rows: int = Field(ge=1)  # distinct labelled train rows (disjoint between the two stages)
     steps: int | None = Field(ge=1)  # label optimizer steps; None = one pass over the packs
     batch_size: int = Field(ge=1)  # packs per micro-batch

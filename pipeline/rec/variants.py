@@ -1,4 +1,4 @@
-"""The LLM-recommender variants, in the method's order.
+"""The LLM-recommender variants, in the method's order: a view of pipeline/registry.py's `llm` models.
 
 Stage 1 trains a new LoRA on text prompts (no CF slots): TALLRec-style without keywords and traces;
 ThinkRec's thinking activation (keyword-enriched items, reasoning-trace batches) enters here.
@@ -10,37 +10,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline import registry
+
 
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
     stage: int  # 1: new LoRA, text prompts; 2: `lora_from`'s LoRA frozen, new projector, CF slots
     keywords: bool  # items show LLM keywords
-    traces: bool  # reasoning traces are mixed into training (rec.stage<N>.reasoning_prob)
+    traces: bool  # reasoning traces are mixed into training (rec.stage<N>.reasoning_share)
     lora_from: str | None = None  # stage 2: the stage-1 variant whose LoRA is reused
-    reported: bool = True  # a row of the results table: scores test_small and the top-N candidates
+    reported: bool = True  # a results-table row: scores test_small into data/predictions/<name>.parquet
+    topn: bool = False  # also scores the top-N candidates
 
     @property
     def cf_slots(self) -> bool:
         return self.stage == 2
 
 
-VARIANTS: dict[str, VariantSpec] = {
-    spec.name: spec
-    for spec in (
-        VariantSpec("tallrec", 1, keywords=False, traces=False),
-        VariantSpec("thinkrec_lora", 1, keywords=True, traces=True, reported=False),
-        VariantSpec("thinkrec_no_traces_lora", 1, keywords=True, traces=False, reported=False),
-        VariantSpec("thinkrec_no_keywords_lora", 1, keywords=False, traces=True, reported=False),
-        VariantSpec("collm", 2, keywords=False, traces=False, lora_from="tallrec"),
-        VariantSpec("thinkrec", 2, keywords=True, traces=True, lora_from="thinkrec_lora"),
-        VariantSpec("thinkrec_no_traces", 2, keywords=True, traces=False, lora_from="thinkrec_no_traces_lora"),
-        VariantSpec("thinkrec_no_keywords", 2, keywords=False, traces=True, lora_from="thinkrec_no_keywords_lora"),
-    )
-}
+def spec_of(entry: registry.ModelEntry) -> VariantSpec:
+    return VariantSpec(entry.name, 2 if entry.starts_from else 1, keywords="keywords" in entry.inputs,
+                       traces="traces" in entry.inputs, lora_from=entry.starts_from,
+                       reported=entry.evaluated, topn=entry.topn)
+
+
+def variants() -> dict[str, VariantSpec]:
+    """Every LLM variant the registry knows, in or outside the default run."""
+    return {entry.name: spec_of(entry) for entry in registry.models("llm", default_run=False)}
 
 
 def get_variant(name: str) -> VariantSpec:
-    if name not in VARIANTS:
-        raise KeyError(f"unknown LLM-recommender variant '{name}' (known: {sorted(VARIANTS)})")
-    return VARIANTS[name]
+    known = variants()
+    if name not in known:
+        raise KeyError(f"unknown LLM-recommender variant '{name}' (known: {sorted(known)})")
+    return known[name]

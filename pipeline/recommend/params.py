@@ -1,11 +1,12 @@
 """params.yaml's `recommend` section (the `thinkrec recommend` command; no stage reads it)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pipeline.params import Strict
 
 
-class RecommendParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecommendParams(Strict):
     model: str  # trained LLM recommender (data/rec/<model>/)
     candidates: int = Field(ge=1)  # unseen items the CF model proposes for re-ranking
     k: int = Field(ge=1)  # recommendations shown

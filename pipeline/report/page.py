@@ -182,11 +182,11 @@ def explanations_section(inputs: ReportInputs, examples: int) -> str:
         body = []
         for row in rows:
             part = frame[frame["row"] == row]
-            reference = part["reference"].iloc[0]
+            gold = part["gold"].iloc[0]
             texts = [escape(str(part.loc[part["model"] == m, "explanation"].iloc[0])) if (part["model"] == m).any()
                      else "—" for m in models]
-            body.append([str(int(row)), escape(str(reference)), *texts])
-        parts.append(table(["row", "teacher's reference", *models], body, ["name"] + ["text"] * (len(models) + 1),
+            body.append([str(int(row)), escape(str(gold)), *texts])
+        parts.append(table(["row", "gold (the teacher's trace)", *models], body, ["name"] + ["text"] * (len(models) + 1),
                            id_="explanations"))
     return "<h2>Explanations</h2>" + "".join(parts) if parts else ""
 

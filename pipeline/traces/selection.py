@@ -1,5 +1,6 @@
 """Which rows get a trace: hard training rows (the CF model's mistakes), random ones, or a count per
-label; and the fixed test sample whose traces serve as references for explanation quality."""
+label; and the fixed test sample whose traces are the gold explanations, what the students'
+explanations are scored against."""
 from __future__ import annotations
 
 from typing import Literal
@@ -64,8 +65,8 @@ def select_trace_rows(
     raise ValueError(f"unknown trace selection mode '{mode}' (hard | random | per_label)")
 
 
-def select_reference_rows(test_tiny: pd.DataFrame, count: int, history: int, seed: int) -> pd.DataFrame:
-    """The fixed reference sample: test_tiny rows with at least `history` earlier interactions (the
+def select_gold_rows(test_tiny: pd.DataFrame, count: int, history: int, seed: int) -> pd.DataFrame:
+    """The fixed gold sample: test_tiny rows with at least `history` earlier interactions (the
     prompt shows exactly the last `history`), half liked where possible, sorted by row."""
     rng = np.random.default_rng(seed)
     pool = test_tiny[test_tiny["history_items"].map(len) >= history]

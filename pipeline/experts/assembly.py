@@ -1,5 +1,6 @@
-"""What the expert stages (clusters, expert@<slot>, gate, thinkrec_experts) share: params models,
-artifact paths, and ThinkRec's model and prompts, which the experts start from."""
+"""Expert fusion put together from the artifacts the expert stages (clusters, expert@<slot>, gate,
+thinkrec_experts) write: the clustering, the experts' directories, the gate, and ThinkRec's model
+and prompts, which the experts start from (`load_fused_setup`, for scoring with all of them)."""
 from __future__ import annotations
 
 import json
@@ -9,20 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import schemas
+from pipeline import registry, schemas
 from pipeline.artifacts import read_frame
-from pipeline.experts.params import ExpertsParams, GateParams
-from stages.params import load_section
+from pipeline.cf.config import CFParams
 from pipeline.errors import MissingInput
+from pipeline.experts.params import ExpertsParams, GateParams
+from pipeline.layout import CLUSTERS_DIR, EXPERTS_DIR, GATE_DIR, expert_dir  # noqa: F401 (the stages' paths)
+from pipeline.params import load_section
 
-EXPERTS_DIR = Path("data/experts")
-CLUSTERS_DIR = EXPERTS_DIR / "clusters"
-GATE_DIR = EXPERTS_DIR / "gate"
-BASE_VARIANT = "thinkrec"  # the experts start from its stage-1 LoRA (and keep its projector)
-
-
-def expert_dir(slot: int) -> Path:
-    return EXPERTS_DIR / f"expert_{slot}"
+NAME = "thinkrec_experts"  # the registry entry of the fused model
+BASE_VARIANT = registry.get_model(NAME).starts_from  # its stage-1 LoRA seeds the experts; its projector is kept
 
 
 def read_clustering() -> tuple[dict, pd.DataFrame]:
@@ -48,7 +45,7 @@ def read_gate():
     return Gate.from_state(state, torch.load(network, weights_only=True) if network.exists() else None)
 
 
-def reference_gate(clustering: dict, params: GateParams, experts: ExpertsParams, kind: str | None = None):
+def gate_from_clustering(clustering: dict, params: GateParams, experts: ExpertsParams, kind: str | None = None):
     """The gate described by the clusters' centroids (a trained gate gets a fresh network)."""
     from pipeline.experts.gate import Gate, TrainedGate
 
@@ -87,9 +84,9 @@ def load_fused_setup() -> FusedSetup:
     from pipeline.experts.fused import load_fused
     from pipeline.rec.data import load_variant_data, variant_encoder
     from pipeline.rec.device import resolve_device
+    from pipeline.rec.inputs import REC_DIR, rec_inputs
     from pipeline.rec.params import RecParams
     from pipeline.rec.variants import get_variant
-    from stages.rec_stage import REC_DIR, rec_inputs
 
     experts = load_section("experts", ExpertsParams)
     rec_params = load_section("rec", RecParams)
@@ -97,7 +94,7 @@ def load_fused_setup() -> FusedSetup:
     clustering, user_clusters = read_clustering()
     gate = read_gate()
     spec = get_variant(BASE_VARIANT)
-    data = load_variant_data(spec, rec_inputs(spec))
+    data = load_variant_data(spec, rec_inputs(spec, load_section("cf", CFParams).model))
     rec = load_fused(rec_params.backbone, REC_DIR / BASE_VARIANT, used_expert_dirs(clustering),
                      experts.train.upper_layers, resolve_device(rec_params.device), experts.train.dtype)
     return FusedSetup(experts, rec_params, clustering, user_clusters, gate, data,

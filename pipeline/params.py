@@ -1,22 +1,25 @@
-"""Load one section of params.yaml into the stage's pydantic model (unknown keys are an error)."""
+"""params.yaml's models and how a stage reads them: `Strict`, the base of every section's model,
+and `load_section`, one section (or a sub-section, "rec.prompt") validated as its model."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 
-from pipeline.cf.config import CFParams
 from pipeline.errors import BadParams, MissingInput
+
+
+class Strict(BaseModel):
+    """The base of every params.yaml model: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 Section = TypeVar("Section", bound=BaseModel)
 
 PARAMS_FILE = Path("params.yaml")
-
-# `cf.model` (which CF model's vectors the later stages read) is read through the whole cf
-# section's model, so a stage sees the same checks as the cf stage.
-CFChoice = CFParams
 
 
 def at_most(other: str) -> AfterValidator:

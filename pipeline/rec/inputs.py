@@ -1,0 +1,27 @@
+"""What an LLM recommender reads: its inputs under data/ (rec_inputs), and the directories its
+stages write, data/rec/<variant>/ (+ data/predictions/<variant>.parquet for reported variants) and
+metrics/<variant>_train.json (the paths themselves: pipeline/layout.py)."""
+from __future__ import annotations
+
+from pipeline import layout
+from pipeline.layout import INGEST, METRICS_DIR, PREDICTIONS_DIR, REC_DIR  # noqa: F401 (the stages' paths)
+from pipeline.rec.data import RecInputs
+from pipeline.rec.variants import VariantSpec
+
+
+def rec_inputs(spec: VariantSpec, cf_model: str) -> RecInputs:
+    """The artifact paths a variant reads; CF vectors come from data/cf/<cf_model>/ (params.yaml's
+    cf.model; with the per-row user states a sequential model exports, when it does)."""
+    cf_dir = layout.cf_dir(cf_model) if spec.cf_slots else None
+    row_states = cf_dir / "row_user_vectors.parquet" if cf_dir else None
+    return RecInputs(
+        interactions=layout.INTERACTIONS,
+        items=layout.ITEMS,
+        subsets=layout.SUBSETS,
+        topn_candidates=layout.TOPN_CANDIDATES if spec.topn else None,
+        user_vectors=cf_dir / "user_vectors.parquet" if cf_dir else None,
+        item_vectors=cf_dir / "item_vectors.parquet" if cf_dir else None,
+        row_user_vectors=row_states if row_states is not None and row_states.exists() else None,
+        keywords=layout.ITEM_KEYWORDS if spec.keywords else None,
+        traces=layout.TRACES if spec.traces else None,
+    )
