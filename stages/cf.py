@@ -8,6 +8,11 @@ in any checkout: no timings, paths or temporary names inside the artifacts.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # before torch loads: the kernels' code paths are fixed at load time
+    from pipeline.cf.kernels import pin_cf_kernels
+
+    pin_cf_kernels()
+
 import io
 import sys
 

@@ -18,6 +18,7 @@ import yaml
 
 from pipeline import layout, registry
 from pipeline.params import PARAMS_FILE
+from stages.code_deps import code_deps
 
 DVC_YAML = Path("dvc.yaml")
 BACKBONE = "${rec.backbone}"
@@ -41,9 +42,10 @@ def metrics_out(*paths) -> list[dict]:
     return [{path(p): dict(METRICS_CACHE)} for p in paths]
 
 
-def stage(cmd: str, code: list[str], deps: list, params: list[str], outs: list | None = None,
+def stage(cmd: str, deps: list, params: list[str], outs: list | None = None,
           metrics: list | None = None, comment: str | None = None) -> tuple[dict, str | None]:
-    body: dict = {"cmd": cmd, "deps": [*code, *map(path, deps)]}
+    """One stage; its code deps are the import closure of the module `cmd` runs (stages/code_deps.py)."""
+    body: dict = {"cmd": cmd, "deps": [*code_deps(cmd), *map(path, deps)]}
     if params:
         body["params"] = params
     if outs:
@@ -54,10 +56,6 @@ def stage(cmd: str, code: list[str], deps: list, params: list[str], outs: list |
 
 
 INGEST_FILES = [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS]
-REC_CODE = ["stages/train_rec.py", "stages/rec_stage.py", "pipeline/params.py", "pipeline/registry.py",
-            "pipeline/rec", "pipeline/artifacts.py", "pipeline/metrics/classification.py", "pipeline/schemas.py"]
-EXPERT_CODE = ["pipeline/params.py", "pipeline/registry.py", "pipeline/artifacts.py", "pipeline/schemas.py",
-               "pipeline/experts", "pipeline/rec"]
 
 
 def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, str | None]:
@@ -84,7 +82,7 @@ def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, st
     if entry.name in overrides:
         params.append(f"rec.overrides.{entry.name}")
     outs = [layout.rec_dir(entry.name)] + ([layout.predictions(entry.name)] if entry.evaluated else [])
-    return stage(f"python -m stages.train_rec {entry.name}", REC_CODE, deps, params, outs,
+    return stage(f"python -m stages.train_rec {entry.name}", deps, params, outs,
                  metrics_out(layout.train_metrics(entry.name)))
 
 
@@ -95,53 +93,38 @@ def rdrec_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
     deps.append(BACKBONE)
     params = [f"rdrec.variants.{entry.name}", "rdrec.prompt", "rdrec.train", "rdrec.scoring", "rec.backbone",
               "rec.threads", "rec.answer_logit", "rec.lora", "rec.projector", "cf.model"]
-    return stage(f"python -m stages.rdrec {entry.name}",
-                 ["stages/rdrec.py", "pipeline/params.py", "pipeline/registry.py", "pipeline/rdrec", "pipeline/rec",
-                  "pipeline/artifacts.py", "pipeline/schemas.py"],
-                 deps, params, [layout.rdrec_dir(entry.name), layout.predictions(entry.name)],
+    return stage(f"python -m stages.rdrec {entry.name}", deps, params, [layout.rdrec_dir(entry.name), layout.predictions(entry.name)],
                  metrics_out(layout.train_metrics(entry.name)))
 
 
 def fixed_stages() -> dict[str, tuple[dict, str | None]]:
     """The stages before the recommenders: ingest, the local model, CF, the baselines, the teacher's data."""
     cf_models = [entry.name for entry in registry.models("cf")]
-    teacher = ["stages/teacher.py", "pipeline/params.py"]  # then the stage's own library, then LLM_CODE
-    llm_code = ["pipeline/llm", "pipeline/artifacts.py", "pipeline/schemas.py"]
     return {
         "ingest": stage(
             "python -m stages.ingest",
-            ["stages/ingest.py", "pipeline/params.py", "pipeline/ingest", "pipeline/artifacts.py", "pipeline/schemas.py"],
             ["${ingest.source.path}"], ["ingest"], [layout.INGEST],
             comment="ingest.source.path: the raw files (a directory, inside or outside the repo) or the default's pin of\n"
                     "the recbole package version and checksums: a changed raw file reruns ingest"),
         "prepare_model": stage(
-            "python -m stages.prepare_model",
-            ["stages/prepare_model.py", "pipeline/params.py", "pipeline/llm/__init__.py", "pipeline/llm/prepare.py",
-             "pipeline/artifacts.py"], [], ["prepare_model"], [LOCAL_MODEL]),
+            "python -m stages.prepare_model", [], ["prepare_model"], [LOCAL_MODEL]),
         "cf": ({"foreach": cf_models, "do": stage(
-            "ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=AVX2 python -m stages.cf ${item}",
-            ["stages/cf.py", "pipeline/params.py", "pipeline/cf", "pipeline/artifacts.py", "pipeline/schemas.py",
-             "pipeline/metrics/classification.py"],
+            "python -m stages.cf ${item}",
             [layout.INTERACTIONS, layout.USERS, layout.ITEMS, layout.TOPN_CANDIDATES],
             ["cf.train", "cf.${item}"], [layout.CF_DIR / "${item}", layout.PREDICTIONS_DIR / "${item}.parquet"])[0]},
-            "The variables fix the kernels' code paths (ATen: AVX2, MKL: its vendor-neutral branch, oneDNN:\n"
-            "at most AVX2), so the outputs are the same bytes on any x86-64 CPU with AVX2 (docs/benchmarks.md)."),
+            "The stage pins its kernels' code paths itself (pipeline/cf/kernels.py), however it is started."),
         "baselines": stage(
             "python -m stages.baselines",
-            ["stages/baselines.py", "pipeline/params.py", "pipeline/registry.py", "pipeline/baselines",
-             "pipeline/artifacts.py", "pipeline/schemas.py"],
             [layout.INTERACTIONS, layout.TOPN_CANDIDATES], ["rec.prompt.history_items"],
             [layout.predictions(entry.name) for entry in registry.models("baseline")],
             comment="training-free: history (pointwise) and popularity (pointwise and top-N)"),
         "keywords": stage(
-            "python -m stages.keywords", ["stages/keywords.py", *teacher, "pipeline/keywords", *llm_code],
+            "python -m stages.keywords",
             [layout.ITEMS, layout.INTERACTIONS, LOCAL_MODEL], ["keywords", "llm"], [layout.KEYWORDS_DIR],
             metrics_out(layout.metrics("keywords")),
             comment="The teacher's stages read the local model directory whatever llm.backend is (it exists either way)."),
         "traces": stage(
             "python -m stages.traces",
-            ["stages/traces.py", *teacher, "pipeline/traces", "pipeline/rec/prompts.py", "pipeline/rec/examples.py",
-             "pipeline/rec/params.py", *llm_code],
             [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.ITEM_KEYWORDS,
              layout.PREDICTIONS_DIR / "${cf.model}.parquet", LOCAL_MODEL],
             ["traces", "cf.model", "rec.prompt.version", "rec.prompt.history_items", "rec.prompt.title_words",
@@ -149,7 +132,6 @@ def fixed_stages() -> dict[str, tuple[dict, str | None]]:
             comment="The teacher's question embeds the student's prompt (pipeline/rec/prompts.py)."),
         "rationales": stage(
             "python -m stages.rationales",
-            ["stages/rationales.py", *teacher, "pipeline/rationales", "pipeline/keywords/item_text.py", *llm_code],
             [layout.INTERACTIONS, layout.ITEMS, LOCAL_MODEL], ["rationales", "llm"], [layout.RATIONALES_DIR],
             metrics_out(layout.metrics("rationales"))),
     }
@@ -160,12 +142,9 @@ def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
     base = registry.get_model("thinkrec_experts").starts_from
     thinkrec_inputs = [CF_MODEL_DIR, layout.rec_dir(base), layout.ITEM_KEYWORDS, layout.TRACES]
     expert_dirs = [layout.expert_dir(slot) for slot in slots]
-    fused_code = EXPERT_CODE
     return {
         "clusters": stage(
             "python -m stages.clusters",
-            ["stages/clusters.py", "pipeline/params.py", "pipeline/experts", "pipeline/rec/examples.py",
-             "pipeline/artifacts.py", "pipeline/schemas.py"],
             [layout.INTERACTIONS, f"{CF_MODEL_DIR}/user_vectors.parquet"],
             ["cf.model", "experts.n", "experts.slots", "experts.method", "experts.seed"], [layout.CLUSTERS_DIR],
             metrics_out(layout.metrics("clusters")),
@@ -173,21 +152,20 @@ def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
                     "cluster from ThinkRec's stage-1 LoRA (top layers only), a gate per row, and ThinkRec scored with\n"
                     "every row's own mixture of experts."),
         "expert": ({"foreach": "${experts.slots}", "do": stage(
-            "python -m stages.expert ${item}", ["stages/expert.py", *fused_code],
+            "python -m stages.expert ${item}",
             [layout.CLUSTERS_DIR, layout.INTERACTIONS, layout.ITEMS, *thinkrec_inputs, BACKBONE],
             ["cf.model", "rec.backbone", "rec.threads", "rec.answer_logit", "rec.prompt", "rec.loss", "rec.packing",
              "experts.train"],
             [layout.EXPERTS_DIR / "expert_${item}"], metrics_out(layout.METRICS_DIR / "experts/expert_${item}.json"))[0]},
             "One stage per slot (DVC has no range(n)); a slot at or past the cluster count writes a marker."),
         "gate": stage(
-            "python -m stages.gate", ["stages/gate.py", *fused_code],
+            "python -m stages.gate",
             [layout.CLUSTERS_DIR, *expert_dirs, *INGEST_FILES, *thinkrec_inputs, BACKBONE],
             ["cf.model", "rec.backbone", "rec.threads", "rec.prompt", "gate", "experts.cold",
              "experts.train.upper_layers", "experts.train.dtype"],
             [layout.GATE_DIR], metrics_out(layout.metrics("gate"))),
         "thinkrec_experts": stage(
             "python -m stages.thinkrec_experts",
-            ["stages/thinkrec_experts.py", *fused_code, "pipeline/metrics/classification.py", "pipeline/metrics/report.py"],
             [layout.CLUSTERS_DIR, layout.GATE_DIR, *expert_dirs, *INGEST_FILES, layout.TOPN_CANDIDATES,
              *thinkrec_inputs, layout.predictions(base), BACKBONE],
             ["cf.model", "rec.backbone", "rec.threads", "rec.prompt", "rec.scoring", "experts.cold",
@@ -202,16 +180,12 @@ def final_stages() -> dict[str, tuple[dict, str | None]]:
     return {
         "evaluate": stage(
             "python -m stages.evaluate",
-            ["stages/evaluate.py", "pipeline/params.py", "pipeline/registry.py", "pipeline/metrics",
-             "pipeline/artifacts.py", "pipeline/schemas.py"],
             [layout.INTERACTIONS, layout.SUBSETS, layout.TOPN_CANDIDATES, *map(layout.predictions, evaluated)],
             ["evaluate"], [{path(layout.ROC_DIR): dict(METRICS_CACHE)}], metrics_out(*map(layout.metrics, evaluated)),
             comment="One stage for all models of the registry: paired comparisons read several models' predictions.\n"
                     "plots/roc is drawn as one chart by the top-level `plots:` section."),
         "explain": stage(
             "python -m stages.explain",
-            ["stages/explain.py", "pipeline/params.py", "pipeline/registry.py", "pipeline/explain",
-             "pipeline/rec", "pipeline/metrics/classification.py", "pipeline/artifacts.py", "pipeline/schemas.py"],
             [layout.INTERACTIONS, layout.ITEMS, CF_MODEL_DIR, layout.ITEM_KEYWORDS, layout.GOLD_TRACES,
              *map(layout.rec_dir, explainable), BACKBONE],
             ["explain", "cf.model", "rec.backbone", "rec.prompt"], [layout.EXPLANATIONS_DIR],

@@ -19,7 +19,7 @@ from pipeline.experts.params import ExpertTrainParams
 from pipeline.experts.training import train_expert
 from pipeline.rec.batching import collate
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors, topn_frame
-from pipeline.experts.fusion import mixture_factors, routing
+from pipeline.rec.fusion import mixture_factors, routing
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import ADAPTER_DIR, LoraParams, RecModel, build_rec_model, load_backbone, save_rec_model
 from pipeline.rec.prompts import get_template
@@ -207,7 +207,7 @@ def test_clusters_pick_the_separated_count_and_number_by_size():
 
 def test_routing_weights_cleared_after_the_pass(setup):
     rec = _load(setup[0])
-    from pipeline.experts.fusion import fused_layers
+    from pipeline.rec.fusion import fused_layers
 
     with routing(rec.body, torch.ones(1, 3) / 3):
         assert all(layer.weights is not None for layer in fused_layers(rec.body))

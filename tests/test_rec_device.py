@@ -17,7 +17,7 @@ from pipeline.experts.training import cache_lower_states, padded_states
 from pipeline.rec.batching import answer_states, collate
 from pipeline.rec.device import place_model, resolve_device
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
-from pipeline.experts.fusion import ExpertLoRALinear, routing
+from pipeline.rec.fusion import ExpertLoRALinear, routing
 from pipeline.rec.model import LoraParams, build_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.prefix import prefix_kv, split_example, suffix_scores

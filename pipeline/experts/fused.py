@@ -1,5 +1,5 @@
 """ThinkRec with experts: the stage-2 model (stage-1 LoRA + projector) whose top layers' LoRA
-modules are replaced by fused layers holding every expert (pipeline/experts/fusion.py).
+modules are replaced by fused layers holding every expert (pipeline/rec/fusion.py).
 
 Experts are saved as whole peft adapters (the stage-1 LoRA with the top layers trained on one
 cluster): each loads as it is in any engine that takes one LoRA per request (vLLM
@@ -15,7 +15,7 @@ import torch
 from peft.tuners.lora import Linear as LoraLinear
 from safetensors.torch import load_file
 
-from pipeline.experts.fusion import ExpertLoRALinear, fused_layers
+from pipeline.rec.fusion import ExpertLoRALinear, fused_layers
 from pipeline.rec.model import ADAPTER_DIR, RecModel
 from pipeline.experts.split_body import upper_layer_indices
 from pipeline.errors import MissingInput

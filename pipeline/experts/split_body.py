@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.rec.batching import RecBatch
-from pipeline.experts.fusion import routing
+from pipeline.rec.fusion import routing
 from pipeline.rec.model import RecModel
 
 

@@ -15,7 +15,7 @@ import torch
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.examples import RecExample
-from pipeline.rec.losses import LossParams
+from pipeline.rec.params import LossParams
 from pipeline.rec.model import RecModel, body_mask, use_precision
 from pipeline.rec.packing import Pack
 from pipeline.rec.precision import resolve_precision

@@ -13,7 +13,7 @@ from pipeline.explain.generate import RepetitionControls, decode_until_eos, gree
 from pipeline.explain.text_metrics import meteor, overlap_metrics, rouge_l, sentence_bleu
 from pipeline.rec.batching import collate, length_buckets
 from pipeline.rec.examples import RecExample
-from pipeline.experts.fusion import routing
+from pipeline.rec.fusion import routing
 from pipeline.rec.model import RecModel
 from pipeline.rec.precision import resolve_precision, torch_dtype
 from pipeline.rec.scoring import generation_inputs

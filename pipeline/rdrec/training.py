@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from pipeline.rec.losses import LossParams
+from pipeline.rec.params import LossParams
 from pipeline.rec.model import RecModel
 from pipeline.rec.packing import Pack
 from pipeline.rec.precision import resolve_precision

@@ -15,7 +15,8 @@ import re
 import torch
 from torch import nn
 
-DEVICE_SETTING = r"^(auto|cpu|cuda(:\d+)?)$"  # what the pydantic model of rec.device accepts
+from pipeline.rec.params import DEVICE_SETTING
+
 PARAM = "rec.device"
 
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.params import Strict
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.model import RecModel
-
-
-class LossParams(Strict):
-    bce_weight_single: float  # rows answered by one word; LM gets 1 - this
-    bce_weight_multi: float  # rows answered by a reasoning trace; LM gets 1 - this
+from pipeline.rec.params import LossParams
 
 
 def rec_loss(

@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from pydantic import Field
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pipeline.params import Strict
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.device import place_model
-from pipeline.experts.fusion import routing
+from pipeline.rec.fusion import routing
 from pipeline.rec.packing import packed_attention_mask
+from pipeline.rec.params import LoraParams
 from pipeline.rec.precision import resolve_precision, torch_dtype
 from pipeline.rec.projector import CFProjector
 from pipeline.rec.prompts import answer_token_ids
@@ -27,14 +26,6 @@ from pipeline.rec.soft_tokens import embed_with_soft_tokens
 
 ADAPTER_DIR = "adapter"
 PROJECTOR_FILE = "projector.pt"
-
-
-class LoraParams(Strict):
-    r: int
-    alpha: int
-    dropout: float
-    target_modules: list[str]
-    layers: int | None = Field(ge=1)  # top layers that get LoRA; None = every layer
 
 
 def lora_layer_indices(n_layers: int, layers: int | None) -> list[int] | None:
@@ -114,7 +105,7 @@ class RecModel(nn.Module):
 
     def run_body(self, batch: RecBatch, **kwargs):
         """The body's output for `batch` (CF soft tokens written in; each row routed to its own
-        expert mixture when the model fuses experts, pipeline/experts/fusion.py). `batch` is moved to the model's
+        expert mixture when the model fuses experts, pipeline/rec/fusion.py). `batch` is moved to the model's
         device; kwargs go to the body as they are (attention_mask defaults to the batch's)."""
         batch = batch.to(self.device)
         for key, value in body_mask(batch).items():

@@ -20,18 +20,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
 
-from pipeline.params import Strict
 from pipeline.rec.examples import RecExample
-
-
-class PackingParams(Strict):
-    """params.yaml rec.packing: how train rows are grouped into packs."""
-
-    targets: int = Field(ge=1)  # rows per pack at most (1 = no packing)
-    max_span_seconds: int = Field(ge=0)  # a pack's rows lie within this many seconds of its anchor
-    seed: int  # order of the packs before the stages take their disjoint shares
+from pipeline.rec.params import PackingParams
 
 
 @dataclass

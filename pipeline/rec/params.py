@@ -1,17 +1,57 @@
 """params.yaml's `rec` section as pydantic models. params.yaml holds every default; these models
-only validate (no field here carries a default of its own)."""
+only validate (no field here carries a default of its own). Torch-free on purpose: a stage that reads
+one key of `rec` (baselines: rec.prompt.history_items) imports pydantic, not the model code."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
 from pipeline.params import Strict
-from pipeline.rec.device import DEVICE_SETTING
-from pipeline.rec.losses import LossParams
-from pipeline.rec.model import LoraParams
-from pipeline.rec.packing import PackingParams
-from pipeline.rec.training import TrainParams
+
+DEVICE_SETTING = r"^(auto|cpu|cuda(:\d+)?)$"  # what rec.device accepts (pipeline/rec/device.py)
+DtypeSetting = Literal["auto", "bfloat16", "float32"]  # what a `dtype` key accepts (pipeline/rec/precision.py)
+PRECISIONS = get_args(DtypeSetting)
+
+
+class LossParams(Strict):
+    bce_weight_single: float  # rows answered by one word; LM gets 1 - this
+    bce_weight_multi: float  # rows answered by a reasoning trace; LM gets 1 - this
+
+
+class LoraParams(Strict):
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
+    layers: int | None = Field(ge=1)  # top layers that get LoRA; None = every layer
+
+
+class PackingParams(Strict):
+    """params.yaml rec.packing: how train rows are grouped into packs."""
+
+    targets: int = Field(ge=1)  # rows per pack at most (1 = no packing)
+    max_span_seconds: int = Field(ge=0)  # a pack's rows lie within this many seconds of its anchor
+    seed: int  # order of the packs before the stages take their disjoint shares
+
+
+class TrainParams(Strict):
+    """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
+
+    train_rows: int = Field(ge=1)  # distinct labelled train rows (disjoint between the two stages)
+    steps: int | None = Field(ge=1)  # label optimizer steps; None = one pass over the packs
+    batch_size: int = Field(ge=1)  # packs per micro-batch
+    grad_accum: int = Field(ge=1)  # micro-batches per optimizer step
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are reasoning traces, added to the label ones
+    eval_every: int = Field(ge=0)  # steps between validation scorings for checkpoint selection (0 = none)
+    probe_rows: int = Field(ge=1)  # fixed training rows whose loss is logged before and after training
+    dtype: DtypeSetting  # frozen weights' precision (precision.py: auto picks by hardware)
+    seed: int
+
+
 
 
 class PromptParams(Strict):

@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
 
 import torch
 
-DtypeSetting = Literal["auto", "bfloat16", "float32"]  # what a params model's `dtype` accepts
-PRECISIONS = get_args(DtypeSetting)
+from pipeline.rec.params import PRECISIONS
+
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its bf16 kernels are not hardware ones
 NO_BF16_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")

@@ -15,33 +15,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from pydantic import Field
 from tqdm import tqdm
 
-from pipeline.params import Strict
 from pipeline.rec import distributed
 from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
-from pipeline.rec.losses import LossParams, rec_loss
+from pipeline.rec.losses import rec_loss
 from pipeline.rec.model import RecModel, restore_state, trainable_state, use_precision
 from pipeline.rec.packing import Pack
-from pipeline.rec.precision import DtypeSetting, resolve_precision
-
-
-class TrainParams(Strict):
-    """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
-
-    train_rows: int = Field(ge=1)  # distinct labelled train rows (disjoint between the two stages)
-    steps: int | None = Field(ge=1)  # label optimizer steps; None = one pass over the packs
-    batch_size: int = Field(ge=1)  # packs per micro-batch
-    grad_accum: int = Field(ge=1)  # micro-batches per optimizer step
-    lr: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    warmup_steps: int = Field(ge=0)
-    reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are reasoning traces, added to the label ones
-    eval_every: int = Field(ge=0)  # steps between validation scorings for checkpoint selection (0 = none)
-    probe_rows: int = Field(ge=1)  # fixed training rows whose loss is logged before and after training
-    dtype: DtypeSetting  # frozen weights' precision (precision.py: auto picks by hardware)
-    seed: int
+from pipeline.rec.params import TrainParams
+from pipeline.rec.precision import resolve_precision
 
 
 @dataclass

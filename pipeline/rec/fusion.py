@@ -38,7 +38,7 @@ class ExpertLoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
         if self.weights is None:
-            raise RuntimeError("a fused expert layer ran without routing weights (use pipeline.experts.fusion.routing)")
+            raise RuntimeError("a fused expert layer ran without routing weights (use pipeline.rec.fusion.routing)")
         rows = x.shape[0]
         weights = self.weights
         if weights.shape[0] != rows:
