@@ -145,3 +145,13 @@ def test_cf_stage_gives_identical_bytes_in_two_checkouts_with_umask_modes(tmp_pa
     assert sorted(states["row"]) == sorted(interactions["row"]) and len(states["vector"].iloc[0]) == params["sasrec"]["hidden"]
     assert outputs[0].keys() == outputs[1].keys()
     assert [p for p in outputs[0] if outputs[0][p] != outputs[1][p]] == []
+
+
+def test_each_cf_class_declares_what_it_is_and_the_registry_trains_exactly_those():
+    from pipeline import registry
+    from pipeline.cf.config import CFParams
+    from pipeline.cf.models import CF_MODELS
+
+    assert sorted(CF_MODELS) == sorted(entry.name for entry in registry.models("cf"))
+    for name, cls in CF_MODELS.items():
+        assert cls.config_class is CFParams.model_fields[name].annotation  # its params section is cf.<name>

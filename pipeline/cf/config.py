@@ -2,13 +2,9 @@
 a size of 0 would write an untrained or empty model that every LLM stage then reads."""
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, ValidationInfo, field_validator
 
 from pipeline.params import Strict
-
-CFName = Literal["mf", "lightgcn", "sasrec"]
 
 
 class TrainConfig(Strict):
@@ -53,7 +49,7 @@ class SASRecConfig(Strict):
 class CFParams(Strict):
     """params.yaml `cf`: the cf stage reads train and one model's section; later stages read `model`."""
 
-    model: CFName  # which model's vectors feed the LLM stages (one of the registry's CF models)
+    model: str  # which model's vectors feed the LLM stages (one of the registry's CF models)
     train: TrainConfig
     mf: MFConfig
     lightgcn: LightGCNConfig

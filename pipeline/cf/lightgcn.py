@@ -30,6 +30,17 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 
 
 class LightGCN(nn.Module):
+    name = "lightgcn"  # its registry name and params section (cf.lightgcn)
+    config_class = LightGCNConfig
+    sequential = False  # scores a row from (user, item) alone, over the graph of TRAIN positives
+
+    @classmethod
+    def build(cls, config: LightGCNConfig, train, n_users: int, n_items: int) -> "LightGCN":
+        """`train`: the TRAIN rows, whose liked pairs make the graph."""
+        liked = train[train["label"] == 1]
+        adjacency = normalized_adjacency(liked["user"].to_numpy(), liked["item"].to_numpy(), n_users, n_items)
+        return cls(n_users, n_items, adjacency, config)
+
     def __init__(self, n_users: int, n_items: int, adjacency: torch.Tensor, config: LightGCNConfig):
         super().__init__()
         self.n_users = n_users

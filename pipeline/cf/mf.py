@@ -12,6 +12,14 @@ from pipeline.cf.config import MFConfig
 
 
 class MF(nn.Module):
+    name = "mf"  # its registry name and params section (cf.mf)
+    config_class = MFConfig
+    sequential = False  # scores a row from (user, item) alone
+
+    @classmethod
+    def build(cls, config: MFConfig, train, n_users: int, n_items: int) -> "MF":
+        return cls(n_users, n_items, config)
+
     def __init__(self, n_users: int, n_items: int, config: MFConfig):
         super().__init__()
         self.user_embedding = nn.Embedding(n_users, config.dim)

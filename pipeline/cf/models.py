@@ -6,30 +6,24 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.cf.config import LightGCNConfig, MFConfig, SASRecConfig
 from pipeline.cf.data import Batch, iterate_batches, rows_to_tensors, user_windows
-from pipeline.cf.lightgcn import LightGCN, normalized_adjacency
+from pipeline.cf.lightgcn import LightGCN
 from pipeline.cf.mf import MF
 from pipeline.cf.sasrec import SASRec
 from pipeline.cf.train import SCORE_BATCH, score_batches
 
-MODEL_CONFIGS = {"mf": MFConfig, "lightgcn": LightGCNConfig, "sasrec": SASRecConfig}
-SEQUENTIAL = {"sasrec"}  # models that train and score on windows of user sequences
+# Each class declares its name, params model and kind; the registry lists which ones the pipeline
+# trains (tests/test_cf.py checks the two agree).
+CF_MODELS: dict[str, type[nn.Module]] = {cls.name: cls for cls in (MF, LightGCN, SASRec)}
+MODEL_CONFIGS = {name: cls.config_class for name, cls in CF_MODELS.items()}
+SEQUENTIAL = {name for name, cls in CF_MODELS.items() if cls.sequential}
 
 
-def build_model(name: str, config, train: pd.DataFrame, n_users: int, n_items: int) -> nn.Module:
+def build_model(name: str, config, train: pd.DataFrame | None, n_users: int, n_items: int) -> nn.Module:
     """A freshly initialised model (seed torch before calling); `train` = the TRAIN rows."""
-    if name == "mf":
-        return MF(n_users, n_items, config)
-    if name == "lightgcn":
-        liked = train[train["label"] == 1]
-        adjacency = normalized_adjacency(
-            liked["user"].to_numpy(), liked["item"].to_numpy(), n_users, n_items
-        )
-        return LightGCN(n_users, n_items, adjacency, config)
-    if name == "sasrec":
-        return SASRec(n_items, config)
-    raise ValueError(f"unknown CF model '{name}'; expected one of {sorted(MODEL_CONFIGS)}")
+    if name not in CF_MODELS:
+        raise ValueError(f"unknown CF model '{name}'; expected one of {sorted(CF_MODELS)}")
+    return CF_MODELS[name].build(config, train, n_users, n_items)
 
 
 def history_length_of(config) -> int:

@@ -18,6 +18,14 @@ from pipeline.cf.config import SASRecConfig
 
 
 class SASRec(nn.Module):
+    name = "sasrec"  # its registry name and params section (cf.sasrec)
+    config_class = SASRecConfig
+    sequential = True  # trains and scores on windows of user sequences
+
+    @classmethod
+    def build(cls, config: SASRecConfig, train, n_users: int, n_items: int) -> "SASRec":
+        return cls(n_items, config)
+
     def __init__(self, n_items: int, config: SASRecConfig):
         super().__init__()
         hidden = config.hidden

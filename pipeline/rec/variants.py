@@ -15,13 +15,38 @@ from pipeline import registry
 
 @dataclass(frozen=True)
 class VariantSpec:
-    name: str
-    stage: int  # 1: new LoRA, text prompts; 2: `lora_from`'s LoRA frozen, new projector, CF slots
-    keywords: bool  # items show LLM keywords
-    traces: bool  # reasoning traces are mixed into training (rec.stage<N>.reasoning_share)
-    lora_from: str | None = None  # stage 2: the stage-1 variant whose LoRA is reused
-    reported: bool = True  # a results-table row: scores test_small into data/predictions/<name>.parquet
-    topn: bool = False  # also scores the top-N candidates
+    """What the training and scoring code asks of an LLM variant, read from its registry entry."""
+
+    entry: registry.ModelEntry
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def stage(self) -> int:
+        """1: new LoRA, text prompts; 2: `lora_from`'s LoRA frozen, new projector, CF slots."""
+        return 2 if self.entry.starts_from else 1
+
+    @property
+    def keywords(self) -> bool:  # items show LLM keywords
+        return "keywords" in self.entry.inputs
+
+    @property
+    def traces(self) -> bool:  # reasoning traces are mixed into training (rec.stage<N>.reasoning_share)
+        return "traces" in self.entry.inputs
+
+    @property
+    def lora_from(self) -> str | None:  # stage 2: the stage-1 variant whose LoRA is reused
+        return self.entry.starts_from
+
+    @property
+    def reported(self) -> bool:  # a results-table row: scores test_small into data/predictions/<name>.parquet
+        return self.entry.evaluated
+
+    @property
+    def topn(self) -> bool:  # also scores the top-N candidates
+        return self.entry.topn
 
     @property
     def cf_slots(self) -> bool:
@@ -29,9 +54,7 @@ class VariantSpec:
 
 
 def spec_of(entry: registry.ModelEntry) -> VariantSpec:
-    return VariantSpec(entry.name, 2 if entry.starts_from else 1, keywords="keywords" in entry.inputs,
-                       traces="traces" in entry.inputs, lora_from=entry.starts_from,
-                       reported=entry.evaluated, topn=entry.topn)
+    return VariantSpec(entry)
 
 
 def variants() -> dict[str, VariantSpec]:
