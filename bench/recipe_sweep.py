@@ -29,7 +29,7 @@ from pipeline.cf.config import CFParams  # noqa: E402
 from pipeline.rec.inputs import REC_DIR, rec_inputs  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.recipe import run_variant  # noqa: E402
-from pipeline.rec.variants import get_variant  # noqa: E402
+from pipeline.rec.variants import VariantSpec, get_variant  # noqa: E402
 from pipeline.params import PARAMS_FILE, load_section  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recipe_sweep.jsonl"
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     section = with_overrides(yaml.safe_load(PARAMS_FILE.read_text())["rec"], args.overrides)
-    spec = dataclasses.replace(get_variant(args.variant), reported=False)
+    spec = VariantSpec(dataclasses.replace(get_variant(args.variant).entry, evaluated=False))
     stage = "stage1" if spec.stage == 1 else "stage2"
     # one valid_small scoring, after the last step (the loop validates at the end whenever it validates)
     section[stage]["eval_every"] = 0 if args.no_valid else 10**9

@@ -8,7 +8,7 @@ from ThinkRec in exactly one thing (no traces, or no keywords) in both stages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline import registry
 
@@ -51,6 +51,10 @@ class VariantSpec:
     @property
     def cf_slots(self) -> bool:
         return self.stage == 2
+
+    def without_traces(self) -> "VariantSpec":
+        """The same variant reading no traces (they are training answers, never part of a prompt)."""
+        return VariantSpec(replace(self.entry, inputs=tuple(i for i in self.entry.inputs if i != "traces")))
 
 
 def spec_of(entry: registry.ModelEntry) -> VariantSpec:
