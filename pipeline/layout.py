@@ -16,6 +16,8 @@ USERS = INGEST / "users.parquet"
 ITEMS = INGEST / "items.parquet"
 SUBSETS = INGEST / "subsets.parquet"
 TOPN_CANDIDATES = INGEST / "topn_candidates.parquet"
+CARD = INGEST / "card.json"  # the dataset card: counts per split and subset (pipeline/ingest/card.py)
+SIZES_DIR = DATA / "sizes"  # every dataset-dependent size, resolved and checked (pipeline/sizes.py)
 
 KEYWORDS_DIR = DATA / "keywords"
 ITEM_KEYWORDS = KEYWORDS_DIR / "item_keywords.parquet"
@@ -41,6 +43,11 @@ ROC_DIR = Path("plots/roc")
 def predictions(model: str) -> Path:
     """A model's scores of evaluation rows and top-N candidates (schemas.PREDICTIONS)."""
     return PREDICTIONS_DIR / f"{model}.parquet"
+
+
+def sizes(section: str) -> Path:
+    """The sizes of one params.yaml section resolved against the dataset (data/sizes/rec.json)."""
+    return SIZES_DIR / f"{section}.json"
 
 
 def cf_dir(model: str) -> Path:

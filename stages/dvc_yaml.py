@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import layout, registry
+from pipeline import layout, registry, sizes
 from pipeline.params import PARAMS_FILE
 from stages.code_deps import code_deps
 
@@ -61,7 +61,7 @@ INGEST_FILES = [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS]
 def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, str | None]:
     """A stage-1 (new LoRA, text prompts) or stage-2 (that LoRA frozen, new CF projector) variant."""
     stage2 = entry.starts_from is not None
-    deps = [*INGEST_FILES]
+    deps = [*INGEST_FILES, layout.sizes("rec")]
     if entry.topn:
         deps.append(layout.TOPN_CANDIDATES)
     if stage2:
@@ -87,7 +87,7 @@ def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, st
 
 
 def rdrec_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
-    deps = [*[layout.INTERACTIONS, layout.ITEMS, layout.TOPN_CANDIDATES], CF_MODEL_DIR]
+    deps = [*[layout.INTERACTIONS, layout.ITEMS, layout.TOPN_CANDIDATES], layout.sizes("rdrec"), CF_MODEL_DIR]
     if "rationales" in entry.inputs:
         deps.append(layout.RATIONALES)
     deps.append(BACKBONE)
@@ -98,7 +98,8 @@ def rdrec_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
 
 
 def fixed_stages() -> dict[str, tuple[dict, str | None]]:
-    """The stages before the recommenders: ingest, the local model, CF, the baselines, the teacher's data."""
+    """The stages before the recommenders: ingest, the sizes checked against it, the local model, CF,
+    the baselines, the teacher's data (each teacher stage depends on its sizes: they run after the check)."""
     cf_models = [entry.name for entry in registry.models("cf")]
     return {
         "ingest": stage(
@@ -106,6 +107,11 @@ def fixed_stages() -> dict[str, tuple[dict, str | None]]:
             ["${ingest.source.path}"], ["ingest"], [layout.INGEST],
             comment="ingest.source.path: the raw files (a directory, inside or outside the repo) or the default's pin of\n"
                     "the recbole package version and checksums: a changed raw file reruns ingest"),
+        "sizes": stage(
+            "python -m stages.sizes", [layout.CARD, layout.INTERACTIONS], list(sizes.PARAMS), [layout.SIZES_DIR],
+            comment="Every size that depends on the dataset, resolved and checked before any teacher call\n"
+                    "(pipeline/sizes.py): the teacher stages and the stages that train on a resolved size depend\n"
+                    "on their data/sizes/<section>.json."),
         "prepare_model": stage(
             "python -m stages.prepare_model", [], ["prepare_model"], [LOCAL_MODEL]),
         "cf": ({"foreach": cf_models, "do": stage(
@@ -120,19 +126,21 @@ def fixed_stages() -> dict[str, tuple[dict, str | None]]:
             comment="training-free: history (pointwise) and popularity (pointwise and top-N)"),
         "keywords": stage(
             "python -m stages.keywords",
-            [layout.ITEMS, layout.INTERACTIONS, LOCAL_MODEL], ["keywords", "llm"], [layout.KEYWORDS_DIR],
+            [layout.ITEMS, layout.INTERACTIONS, layout.sizes("keywords"), LOCAL_MODEL], ["keywords", "llm"],
+            [layout.KEYWORDS_DIR],
             metrics_out(layout.metrics("keywords")),
             comment="The teacher's stages read the local model directory whatever llm.backend is (it exists either way)."),
         "traces": stage(
             "python -m stages.traces",
             [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.ITEM_KEYWORDS,
-             layout.PREDICTIONS_DIR / "${cf.model}.parquet", LOCAL_MODEL],
+             layout.PREDICTIONS_DIR / "${cf.model}.parquet", layout.sizes("traces"), LOCAL_MODEL],
             ["traces", "cf.model", "rec.prompt.version", "rec.prompt.history_items", "rec.prompt.title_words",
              "rec.prompt.keywords_per_item", "llm"], [layout.TRACES_DIR], metrics_out(layout.metrics("traces")),
             comment="The teacher's question embeds the student's prompt (pipeline/rec/prompts.py)."),
         "rationales": stage(
             "python -m stages.rationales",
-            [layout.INTERACTIONS, layout.ITEMS, LOCAL_MODEL], ["rationales", "llm"], [layout.RATIONALES_DIR],
+            [layout.INTERACTIONS, layout.ITEMS, layout.sizes("rationales"), LOCAL_MODEL], ["rationales", "llm"],
+            [layout.RATIONALES_DIR],
             metrics_out(layout.metrics("rationales"))),
     }
 
@@ -145,7 +153,7 @@ def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
     return {
         "clusters": stage(
             "python -m stages.clusters",
-            [layout.INTERACTIONS, f"{CF_MODEL_DIR}/user_vectors.parquet"],
+            [layout.INTERACTIONS, f"{CF_MODEL_DIR}/user_vectors.parquet", layout.sizes("experts")],
             ["cf.model", "experts.n", "experts.slots", "experts.method", "experts.seed"], [layout.CLUSTERS_DIR],
             metrics_out(layout.metrics("clusters")),
             comment="Instance-wise expert fusion (pipeline/experts): users clustered on CF vectors, one LoRA expert per\n"

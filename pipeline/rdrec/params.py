@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from pipeline.params import Strict
+from pipeline.sizes import Size
 
 TASKS = ("rank", "preference", "attributes")
 
@@ -21,7 +22,7 @@ class StudentTraining(Strict):
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_steps: int = Field(ge=0)
-    rank_positives: int = Field(ge=1)  # liked train rows sampled as rank positives
+    rank_positives: Size  # liked train rows sampled as rank positives: a count, a fraction of them or all (pipeline/sizes.py)
     negatives: int = Field(ge=1)  # never-interacted items sampled per positive (label 0)
     rank_bce_weight: float = Field(ge=0, le=1)  # rank rows: BCE weight (LM on Yes/No gets 1 - this)
     use_fallback_rationales: bool  # also learn rationales the teacher's answer did not give (fallback text)

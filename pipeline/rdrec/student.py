@@ -21,6 +21,7 @@ from pipeline.rec.scoring import score_candidates
 from pipeline.rdrec.params import RDRecParams
 from pipeline.rdrec.tasks import TaskEncoder, rank_rows
 from pipeline.rdrec.training import train_student
+from pipeline.sizes import rank_positives
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def task_pools(encoder: TaskEncoder, interactions: pd.DataFrame, item_ids: np.nd
     attributes row per rationale (fallback rationales only when allowed), each its own pack."""
     train = interactions[interactions["split"] == "train"]
     t = params.train
-    ranked = rank_rows(train, item_ids, t.rank_positives, t.negatives, t.seed)
+    positives = rank_positives(t.rank_positives, int((train["label"] == 1).sum()))
+    ranked = rank_rows(train, item_ids, positives, t.negatives, t.seed)
     examples = [encoder.rank(r.row, r.user, r.item, r.label, r.history_items, r.history_labels)
                 for r in ranked.itertuples(index=False)]
     pools = {"rank": [Pack([e for e in group]) for _, group in groupby(examples, key=lambda e: e.row)]}

@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, model_validator
 
 from pipeline.params import Strict
+from pipeline.sizes import Size
 
 DEVICE_SETTING = r"^(auto|cpu|cuda(:\d+)?)$"  # what rec.device accepts (pipeline/rec/device.py)
 DtypeSetting = Literal["auto", "bfloat16", "float32"]  # what a `dtype` key accepts (pipeline/rec/precision.py)
@@ -38,7 +39,7 @@ class PackingParams(Strict):
 class TrainParams(Strict):
     """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
 
-    train_rows: int = Field(ge=1)  # distinct labelled train rows (disjoint between the two stages)
+    train_rows: Size  # distinct labelled train rows (disjoint between the stages): a count, a fraction of the split or all (pipeline/sizes.py)
     steps: int | None = Field(ge=1)  # label optimizer steps; None = one pass over the packs
     batch_size: int = Field(ge=1)  # packs per micro-batch
     grad_accum: int = Field(ge=1)  # micro-batches per optimizer step

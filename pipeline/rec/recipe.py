@@ -24,6 +24,7 @@ from pipeline.rec.packing import Pack, PackingParams, disjoint_shares, label_blo
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.training import label_rows, train_rec_model
 from pipeline.rec.variants import VariantSpec
+from pipeline.sizes import train_shares
 
 
 def run_variant(
@@ -142,10 +143,12 @@ def build_variant_model(
 def stage_blocks(interactions: pd.DataFrame, params: RecParams, stage: int) -> list[list[int]]:
     """The packs' row blocks of `stage`'s share of the train split: all train rows grouped into
     blocks (rec.packing), shuffled by rec.packing.seed, stage 1 taking the first
-    rec.stage1.train_rows rows of them and stage 2 the next rec.stage2.train_rows (disjoint)."""
+    rec.stage1.train_rows rows of them and stage 2 the next rec.stage2.train_rows (disjoint; counts,
+    fractions or all, resolved by pipeline/sizes.py)."""
     train = interactions[interactions["split"] == "train"]
     blocks = label_blocks(train, params.packing.targets, params.packing.max_span_seconds)
-    shares = disjoint_shares(blocks, [params.stage1.train_rows, params.stage2.train_rows], params.packing.seed)
+    counts = train_shares(params.stage1.train_rows, params.stage2.train_rows, len(train))
+    shares = disjoint_shares(blocks, list(counts), params.packing.seed)
     return shares[stage - 1]
 
 
