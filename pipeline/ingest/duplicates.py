@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.ingest.columns import Columns
-from pipeline.ingest.lines import IngestError
+from pipeline.ingest.lines import IngestError, quoted
 
 
 def repeated_rows(columns: Columns) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +30,8 @@ def apply_duplicate_policy(columns: Columns, policy: str, path: Path) -> tuple[C
     rows = np.flatnonzero(repeat)
     rows = rows[np.argsort(columns.line[rows], kind="stable")]  # in file order
     examples = [
-        f"{path}:{columns.line[r]}: user '{columns.user_ids[columns.user[r]]}' and item "
-        f"'{columns.item_ids[columns.item[r]]}' already on line {first_line[r]}"
+        f"{path}:{columns.line[r]}: user {quoted(columns.user_ids[columns.user[r]])} and item "
+        f"{quoted(columns.item_ids[columns.item[r]])} already on line {first_line[r]}"
         for r in rows[:5]
     ]
     if len(rows) and policy == "error":

@@ -21,9 +21,15 @@ def iter_objects(path: Path, issues: LineIssues, python_literals: bool = False) 
         where = f"{path}:{number}"
         record = _parse(line, python_literals)
         if not isinstance(record, dict):
-            issues.report(where, "bad_json: not a JSON object" + (" or Python dict" if python_literals else ""))
+            issues.report(where, _not_an_object(line, python_literals))
             continue
         yield number, where, record
+
+
+def _not_an_object(line: str, python_literals: bool) -> str:
+    if line.startswith("\ufeff"):  # iter_lines keeps a byte order mark opening the file
+        return "bad_json: starts with a byte order mark (U+FEFF); save the file without it"
+    return "bad_json: not a JSON object" + (" or Python dict" if python_literals else "")
 
 
 def _parse(line: str, python_literals: bool) -> object:

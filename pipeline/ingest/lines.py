@@ -2,6 +2,7 @@
 policy for bad lines: raise an error naming file and line, or skip and count."""
 from __future__ import annotations
 
+import codecs
 import gzip
 import os
 import zlib
@@ -14,10 +15,22 @@ from pipeline.errors import BadInput, MissingInput
 
 BadLinePolicy = Literal["error", "skip"]
 _PROGRESS_EVERY = 20_000  # lines between progress-bar updates (tell() on gz is not free)
+QUOTE_LIMIT = 60  # characters of a raw value an error message shows (a NUL-filled id can be megabytes)
 
 
 class IngestError(BadInput):
     """Raw input the ingest stage cannot use; the message names the file and line or field."""
+
+
+def quoted(value: object) -> str:
+    """`value` as a message shows it: its repr (control and invisible characters escaped), cut to
+    QUOTE_LIMIT characters with "..." and the length when longer, so a message stays one short line
+    whatever the raw file holds."""
+    text = repr(value)
+    if len(text) <= QUOTE_LIMIT:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:QUOTE_LIMIT]}...{size}"
 
 
 class LineIssues:
@@ -64,7 +77,7 @@ def iter_lines(
                 if number % _PROGRESS_EVERY == 0:
                     bar.update(raw.tell() - bar.n)
                 try:
-                    line = data.decode(encoding)
+                    line = _decode(data, encoding, number)
                 except UnicodeDecodeError as err:
                     byte = f"byte 0x{data[err.start]:02x} at column {err.start + 1}"
                     reason = f"bad_encoding: not valid {encoding} text ({byte})"
@@ -76,3 +89,14 @@ def iter_lines(
         except (EOFError, gzip.BadGzipFile, zlib.error) as err:
             raise IngestError(f"{path}: corrupt or truncated gzip data after line {number} ({err})") from err
         bar.update(size - bar.n)
+
+
+def _decode(data: bytes, encoding: str, number: int) -> str:
+    """One line's text. A UTF-8 byte order mark opening the file stays one U+FEFF in every encoding:
+    read as latin-1 it would be three letters ('ï»¿') glued to the first id, a new user that
+    prints almost alike; as U+FEFF the id check names it."""
+    bom = len(codecs.BOM_UTF8) if number == 1 and data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return "\ufeff" * (bom > 0) + data[bom:].decode(encoding)
+    except UnicodeDecodeError as err:  # positions in the whole line, for the message
+        raise UnicodeDecodeError(err.encoding, data, err.start + bom, err.end + bom, err.reason) from None

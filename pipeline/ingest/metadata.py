@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.ingest.columns import Columns
 from pipeline.ingest.formats import ItemReader
-from pipeline.ingest.lines import IngestError, LineIssues
+from pipeline.ingest.lines import IngestError, LineIssues, quoted
 from pipeline.ingest.records import ItemMeta, TextLimit
 
 
@@ -25,7 +25,7 @@ def collect_items(
     for meta in read(path, issues, limit):
         code = codes.get(meta.item)
         if code is None:
-            unknown.report(f"{path}:{meta.line}", f"unknown_item: metadata for item '{meta.item}' that no interaction has")
+            unknown.report(f"{path}:{meta.line}", f"unknown_item: metadata for item {quoted(meta.item)} that no interaction has")
         elif not has_rows[code]:
             counts["metadata_for_items_without_kept_rows"] += 1
         elif code in found:
@@ -48,7 +48,7 @@ def drop_items_without_metadata(
         first = int(np.flatnonzero(missing)[0])
         raw = columns.item_ids[columns.item[first]]
         raise IngestError(
-            f"{inter_path}:{columns.line[first]}: item '{raw}' has no metadata in {items_path} "
+            f"{inter_path}:{columns.line[first]}: item {quoted(raw)} has no metadata in {items_path} "
             f"({int(missing.sum())} rows affected; set ingest.on_unknown_item: skip to drop and count them)"
         )
     return columns.take(~missing), int(missing.sum())

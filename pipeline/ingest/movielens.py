@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.ingest.lines import IngestError, LineIssues, iter_lines
+from pipeline.ingest.lines import IngestError, LineIssues, iter_lines, quoted
 from pipeline.ingest.records import (
     ItemMeta,
     RawInteraction,
@@ -47,7 +47,7 @@ def _recbole_header(path: Path, issues: LineIssues) -> tuple[dict[str, int], Ite
 def _require_columns(columns: dict[str, int], wanted: tuple[str, ...], path: Path) -> None:
     missing = [name for name in wanted if name not in columns]
     if missing:
-        raise IngestError(f"{path}:1: header lacks column(s) {missing}; has {sorted(columns)}")
+        raise IngestError(f"{path}:1: header lacks column(s) {missing}; has {quoted(sorted(columns))}")
 
 
 def read_recbole_interactions(path: Path, issues: LineIssues, with_review: bool) -> Iterator[RawInteraction]:

@@ -5,7 +5,7 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from pipeline.ingest.lines import LineIssues
+from pipeline.ingest.lines import LineIssues, quoted
 
 
 class RawInteraction(NamedTuple):
@@ -43,7 +43,7 @@ def parse_number(value: object, field: str, where: str, issues: LineIssues) -> f
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
-        issues.report(where, f"bad_number: field '{field}' is {value!r}, expected a number")
+        issues.report(where, f"bad_number: field '{field}' is {quoted(value)}, expected a number")
         return None
     if number != number:  # NaN
         issues.report(where, f"bad_number: field '{field}' is NaN")
@@ -56,7 +56,7 @@ def parse_datetime(value: object, field: str, where: str, issues: LineIssues) ->
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
-        issues.report(where, f"bad_date: field '{field}' is {value!r}, expected YYYY-MM-DD HH:MM:SS")
+        issues.report(where, f"bad_date: field '{field}' is {quoted(value)}, expected YYYY-MM-DD HH:MM:SS")
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -79,16 +79,26 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 def checked_id(value: object, field: str, where: str, issues: LineIssues) -> str | None:
     """`value` without surrounding spaces and tabs as a user or item id, or None after reporting
-    one that is empty (missing_id) or holds a character that does not show or another space than
-    U+0020 (bad_id): "196" and "196\u200b" would be two users that print alike."""
+    one that is empty or null (missing_id), not a string or an integer (bad_id: a JSON list, object,
+    bool or float would be str()'d into an id nobody wrote), or holds a character that does not
+    show or another space than U+0020 (bad_id: "196" and "196\u200b" would be two users that print
+    alike). Every reader calls it on every id field."""
+    if value is None:
+        issues.report(where, f"missing_id: field '{field}' is null")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        issues.report(where, f"bad_id: field '{field}' is {quoted(value)}, a {type(value).__name__}, "
+                             "not a string or an integer")
+        return None
     text = str(value).strip(" \t")
     if not text:
         issues.report(where, f"missing_id: field '{field}' is empty")
         return None
     for char in text:
         if unicodedata.category(char) in _INVISIBLE or (char.isspace() and char != " "):
-            name = unicodedata.name(char, "unnamed")
-            issues.report(where, f"bad_id: field '{field}' is {text!r}, which holds U+{ord(char):04X} {name}")
+            unnamed = "(a control character)" if unicodedata.category(char) == "Cc" else "(unnamed)"
+            name = unicodedata.name(char, unnamed)
+            issues.report(where, f"bad_id: field '{field}' is {quoted(text)}, which holds U+{ord(char):04X} {name}")
             return None
     return text
 
