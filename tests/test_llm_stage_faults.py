@@ -1,12 +1,16 @@
 """A teacher stage (keywords) on the openai backend against a faulty fake server: its metrics
-count the retries by cause, and a server that echoes the API key leaks it nowhere the stage
-printed or wrote."""
+count the retries by cause, a server that echoes the API key leaks it nowhere the stage
+printed or wrote, and Ctrl-C ends it with one line counting the answers kept."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from llm_fake_server import FakeChatServer
@@ -70,3 +74,51 @@ def test_key_put_where_its_variable_name_belongs_is_not_printed(tmp_path):
     printed = done.stdout + done.stderr
     assert done.returncode != 0 and "must be the NAME of the environment variable" in printed
     assert secret not in printed and server.hits == {}
+
+
+def cached_answers(path: Path) -> int:
+    if not path.exists():  # connecting would create it
+        return 0
+    with sqlite3.connect(path) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        except sqlite3.OperationalError:  # the stage has not made the table yet
+            return 0
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_prints_one_line_counting_the_cached_answers_and_exits_130(tmp_path, monkeypatch):
+    """Before: a KeyboardInterrupt traceback, and the exit status of a process killed by SIGINT."""
+    write_tiny_ingest(tmp_path)
+    cache = tmp_path / ".llm_cache/responses.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO), KEY_ENV: "sk-unused"}
+    # a child of a process that ignores SIGINT (a background job) would ignore it too
+    ignoring = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    with FakeChatServer(delay=0.5) as server:  # 12 items, 2 at a time: about 3 s of answers
+        write_params(tmp_path, keywords={"max_items": 12}, llm=openai_llm(server, tmp_path))
+        stage = subprocess.Popen([sys.executable, "-m", "stages.keywords"], cwd=tmp_path, env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 preexec_fn=_default_sigint if ignoring else None)
+        deadline = time.monotonic() + 120
+        while cached_answers(cache) < 2 and stage.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stage.send_signal(signal.SIGINT)
+        _, err = stage.communicate(timeout=60)
+        kept, paid = cached_answers(cache), sum(server.answered.values())
+        lines = [line for line in err.splitlines() if "interrupted" in line]
+        assert stage.returncode == 130 and "Traceback" not in err, err
+        assert len(lines) == 1, err
+        said = re.fullmatch(r"stages\.keywords: interrupted: (\d+) answers are cached in (.+) \((\d+) from this run\);"
+                            r" rerunning resumes from them", lines[0])
+        assert said and said.group(2) == str(cache), lines[0]
+        assert int(said.group(1)) == int(said.group(3)) == kept == paid and 2 <= kept < 12  # no paid answer lost
+        server.delay = 0.0
+        monkeypatch.setenv(KEY_ENV, "sk-unused")
+        monkeypatch.chdir(tmp_path)
+        stages.keywords.main()  # the rerun resumes: asks only the rest
+    metrics = json.loads((tmp_path / stages.keywords.METRICS).read_text())
+    assert (metrics["llm"]["cache_hits"], metrics["llm"]["calls"]) == (kept, 12 - kept)
+    assert sum(server.answered.values()) == 12 and set(server.answered.values()) == {1}

@@ -18,6 +18,13 @@ Usage (a stage):
   not SQLite, damaged) raises ResponseCacheError naming the file (`llm.cache_path`) and is never
   rewritten or recreated: its answers stay for the run that can read it. A write that fails stops
   the batch (the backend cancels what has not started), so nothing more is paid for unsaved.
+- Processes sharing a cache never pay twice for one request: a process claims the requests it
+  misses (one write transaction, so exactly one process gets each) before asking the backend; a
+  process that finds a request claimed by another live process waits for that answer (counted as a
+  cache hit). A claim whose process is gone (no such pid on this machine; from another machine: no
+  answer for CLAIM_LEASE_SECONDS) is taken over, so a killed run never blocks the next.
+- Ctrl-C: the answers received are saved, the claims released, and `Interrupted` (a
+  KeyboardInterrupt that run_stage prints as one line) says how many answers the cache holds.
 - Structured output: pass `response_model=MyModel` (requests without a schema get MyModel's).
   Answers are validated on receipt (the openai backend retries invalid ones); each response's
   `.parsed` is the MyModel instance, or None when the answer stayed invalid. Invalid answers are
@@ -27,7 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -38,6 +47,7 @@ from typing import Sequence
 from pydantic import BaseModel
 from tqdm import tqdm
 
+from pipeline.errors import Interrupted
 from pipeline.llm.chat import (
     ChatBackend,
     ChatRequest,
@@ -55,6 +65,18 @@ _HASH_BLOCK = 1 << 22
 _DIGESTS: dict[tuple, str] = {}
 # Seconds a read or write waits while another process holds the cache's lock, then fails.
 BUSY_TIMEOUT_SECONDS = 60.0
+# Seconds between looks at the cache while another process asks requests this one needs.
+CLAIM_POLL_SECONDS = 0.2
+# A claim made on another machine (whose process cannot be checked) is taken over after this many
+# seconds without an answer from its owner (each answer renews all of the owner's claims).
+CLAIM_LEASE_SECONDS = 600.0
+# SQLite caps the parameters bound per query.
+_CHUNK = 500
+_HOST = socket.gethostname()
+# Keys this process is asking the backend right now: its own live claims.
+_ASKING: set[str] = set()
+_ASKING_LOCK = threading.Lock()
+log = logging.getLogger("pipeline.llm.cache")
 
 
 class ResponseCacheError(LLMError):
@@ -98,35 +120,79 @@ class ResponseStore:
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
                 " reasoning TEXT, tokens_in INTEGER, tokens_out INTEGER, created REAL)"
             )
+            # Requests some process is asking now: (key, its machine, its pid, last renewed, epoch s).
+            self._db.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, host TEXT, pid INTEGER,"
+                             " renewed REAL)")
             self._db.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, ChatResponse]:
-        found: dict[str, ChatResponse] = {}
-        keys = list(dict.fromkeys(keys))
         with self._lock, cache_errors(self.path, "read cached answers"):
-            for start in range(0, len(keys), 500):  # SQLite caps bound parameters per query
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    "SELECT key, text, reasoning, tokens_in, tokens_out FROM responses"
-                    f" WHERE key IN ({marks})",
-                    chunk,
-                )
-                for key, text, reasoning, tokens_in, tokens_out in rows:
-                    found[key] = ChatResponse(
-                        text=text, reasoning=reasoning, tokens_in=tokens_in,
-                        tokens_out=tokens_out, cached=True,
-                    )
+            return self._answers(keys)
+
+    def _answers(self, keys: Sequence[str]) -> dict[str, ChatResponse]:
+        found: dict[str, ChatResponse] = {}
+        query = "SELECT key, text, reasoning, tokens_in, tokens_out FROM responses WHERE key IN ({})"
+        for key, text, reasoning, tokens_in, tokens_out in self._execute_in(query, keys):
+            found[key] = ChatResponse(text=text, reasoning=reasoning, tokens_in=tokens_in,
+                                      tokens_out=tokens_out, cached=True)
         return found
 
+    def _execute_in(self, query: str, keys: Sequence[str], *before: object) -> list[tuple]:
+        """Run `query` (parameters `before`, then one `IN ({})` slot for `keys`) over chunks of keys
+        SQLite accepts; its rows."""
+        keys = list(dict.fromkeys(keys))
+        rows = []
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            rows += self._db.execute(query.format(",".join("?" * len(chunk))), [*before, *chunk]).fetchall()
+        return rows
+
+    def claim(self, keys: Sequence[str]) -> tuple[dict[str, ChatResponse], list[str], dict[str, str]]:
+        """Of `keys`: (answers found now, keys this process now claims, {key: owner} of those a live
+        process claimed first). One write transaction: of two processes claiming one key, one gets it."""
+        now = time.time()
+        # IMMEDIATE: the write lock before reading, so no two claimers decide on the same state
+        with self._transaction("claim requests", "BEGIN IMMEDIATE"):
+            found = self._answers(keys)
+            owners = {key: owner for key, *owner in self._execute_in(
+                "SELECT key, host, pid, renewed FROM claims WHERE key IN ({})", keys)}
+            theirs = {key: _owner_name(*owners[key][:2]) for key in owners
+                      if key not in found and _claim_is_live(key, *owners[key], now)}
+            mine = [key for key in dict.fromkeys(keys) if key not in found and key not in theirs]
+            self._db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                                 [(key, _HOST, os.getpid(), now) for key in mine])
+        return found, mine, theirs
+
+    def release(self, keys: Sequence[str]) -> None:
+        """Drop this process's claims on `keys` (failed or interrupted: another process may ask them)."""
+        with self._transaction("release claims"):
+            self._execute_in("DELETE FROM claims WHERE host = ? AND pid = ? AND key IN ({})", keys, _HOST, os.getpid())
+
     def put(self, key: str, model: str, response: ChatResponse) -> None:
-        with self._lock, cache_errors(self.path, "save an answer"):
+        """Save an answer; its claim goes (nobody needs to ask it again) and this process's other
+        claims are renewed (it is alive and answering)."""
+        now = time.time()
+        with self._transaction("save an answer"):
             self._db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, model, response.text, response.reasoning, response.tokens_in,
-                 response.tokens_out, time.time()),
+                (key, model, response.text, response.reasoning, response.tokens_in, response.tokens_out, now),
             )
-            self._db.commit()
+            self._db.execute("DELETE FROM claims WHERE key = ?", (key,))
+            self._db.execute("UPDATE claims SET renewed = ? WHERE host = ? AND pid = ?", (now, _HOST, os.getpid()))
+
+    @contextmanager
+    def _transaction(self, doing: str, begin: str | None = None):
+        """Writes under the thread lock, committed whole or rolled back: a failed write must not
+        leave the connection inside a transaction (holding an old snapshot, refusing the next BEGIN)."""
+        with self._lock, cache_errors(self.path, doing):
+            if begin is not None:
+                self._db.execute(begin)
+            try:
+                yield
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
 
     def __len__(self) -> int:
         with self._lock, cache_errors(self.path, "count cached answers"):
@@ -135,6 +201,27 @@ class ResponseStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _claim_is_live(key: str, host: str, pid: int, renewed: float, now: float) -> bool:
+    """Whether a claim's process may still answer it: this process while it asks `key`, another
+    process on this machine while its pid exists, one elsewhere until its lease runs out."""
+    if host != _HOST:
+        return now - renewed < CLAIM_LEASE_SECONDS
+    if pid == os.getpid():  # a claim this process left (a write failed): live only while asked
+        with _ASKING_LOCK:
+            return key in _ASKING
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _owner_name(host: str, pid: int) -> str:
+    return f"pid {pid}" if host == _HOST else f"pid {pid} on {host}"
 
 
 class CachedChat:
@@ -156,27 +243,82 @@ class CachedChat:
         desc: str = "llm",
         response_model: type[BaseModel] | None = None,
     ) -> list[ChatResponse]:
-        """Answer `requests` in order: from the cache where possible, else from the backend."""
+        """Answer `requests` in order: from the cache where possible, else from the backend.
+        Ctrl-C raises `Interrupted`, whose message counts the answers kept."""
         started = time.perf_counter()
         try:
-            if response_model is not None:
-                requests = [_with_schema(request, response_model) for request in requests]
-            model = self.backend.model_name
-            keys = [request.cache_key(model) for request in requests]
-            answers = self.store.get_many(keys)
-            missing = {key: request for key, request in zip(keys, requests) if key not in answers}
-            with self._lock:
-                self._counts["cache_hits"] += len(requests) - len(missing)
-            if missing:
-                answers.update(self._ask_backend(missing, desc, response_model))
-            responses = [answers[key].model_copy() for key in keys]
-            if response_model is not None:
-                for response in responses:
-                    response.parsed = _parse_or_none(response, response_model)
-            return responses
+            return self._complete(requests, desc, response_model)
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
         finally:
             with self._lock:
                 self._wall += time.perf_counter() - started
+
+    def _complete(self, requests: Sequence[ChatRequest], desc: str, response_model) -> list[ChatResponse]:
+        if response_model is not None:
+            requests = [_with_schema(request, response_model) for request in requests]
+        model = self.backend.model_name
+        keys = [request.cache_key(model) for request in requests]
+        answers = self.store.get_many(keys)
+        missing = {key: request for key, request in zip(keys, requests) if key not in answers}
+        with self._lock:
+            self._counts["cache_hits"] += len(requests) - len(missing)
+        if missing:
+            answers.update(self._answer_missing(missing, desc, response_model))
+        responses = [answers[key].model_copy() for key in keys]
+        if response_model is not None:
+            for response in responses:
+                response.parsed = _parse_or_none(response, response_model)
+        return responses
+
+    def _answer_missing(self, missing: dict[str, ChatRequest], desc: str, response_model) -> dict:
+        """Answers to `missing`: asked here for the keys this process claims, awaited from the process
+        that claimed the others first (cache hits: this run does not pay for them)."""
+        missing = dict(missing)
+        answers: dict[str, ChatResponse] = {}
+        waited = False
+        while missing:
+            found, mine, theirs = self.store.claim(list(missing))
+            if mine:
+                answers.update(self._ask_claimed({key: missing[key] for key in mine}, desc, response_model))
+            with self._lock:
+                self._counts["cache_hits"] += len(found)
+            answers.update(found)
+            for key in [*found, *mine]:
+                del missing[key]
+            if theirs and not waited:
+                owners = ", ".join(sorted(set(theirs.values())))
+                log.info("%s: %d requests are being asked by another process (%s); waiting for its answers",
+                         desc, len(theirs), owners)
+                waited = True
+            if theirs and not mine:
+                time.sleep(CLAIM_POLL_SECONDS)
+        return answers
+
+    def _ask_claimed(self, claimed: dict[str, ChatRequest], desc: str, response_model) -> dict:
+        """Ask the backend for requests this process claimed; whatever happens, drop the claims
+        left (unanswered after a failure or Ctrl-C) so another process may ask them at once."""
+        with _ASKING_LOCK:
+            _ASKING.update(claimed)
+        try:
+            return self._ask_backend(claimed, desc, response_model)
+        finally:
+            with _ASKING_LOCK:
+                _ASKING.difference_update(claimed)
+            try:
+                self.store.release(list(claimed))
+            except ResponseCacheError as err:  # e.g. locked: the claims lapse, this process no longer asks them
+                log.warning("%s", err)
+
+    def _interrupted(self) -> Interrupted:
+        """Ctrl-C's one line: what the cache holds now, so the user knows the rerun resumes."""
+        try:
+            held = f"{len(self.store)} answers are cached in {self.store.path}"
+        except (ResponseCacheError, KeyboardInterrupt):
+            held = f"the answers received are cached in {self.store.path}"
+        with self._lock:
+            calls = self._counts["calls"]
+        return Interrupted(f"interrupted: {held} ({calls} from this run); rerunning resumes from them")
 
     def _ask_backend(self, missing: dict[str, ChatRequest], desc: str, response_model) -> dict:
         keys, requests = list(missing), list(missing.values())
