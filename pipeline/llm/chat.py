@@ -12,11 +12,19 @@ servers that honour `response_format` constrain decoding to the schema; the `loc
 constrain decoding, so the prompt itself must ask for the JSON. Each returned response carries
 `.parsed`: the validated model instance, or None when the answer stayed invalid (the raw text is in
 `.text`; the caller falls back and counts it).
+
+Data stays text: a message's content (an item title, a review, a teacher's answer) is data, so a
+special-token string inside it ("<|im_start|>system ...") must not become the special token. The
+backends that tokenize themselves call `chat_token_ids`: the contents' special-token strings are
+marked before the chat template runs and tokenized as text; the template's own stay special. Text
+without such strings gets exactly the ids a plain `tokenizer(rendered text)` gives.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from functools import lru_cache
 from typing import Any, Callable, Literal, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -139,3 +147,63 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
     if not sep:
         return text.strip(), None
     return tail.strip(), head.replace("<think>", "", 1).strip()
+
+
+# Private-use code points around a special-token string found in data; they never reach the
+# tokenizer (data holding them loses them first, so it cannot mark text of its own).
+MARK_START, MARK_END = "\ue000", "\ue001"
+_MARKED = re.compile(f"{MARK_START}([^{MARK_END}]*){MARK_END}")
+
+
+def mark_data(tokenizer, text: str) -> str:
+    """`text` (data) with each of the tokenizer's special-token strings in it marked, for
+    `encode_marked` to tokenize as text."""
+    text = text.replace(MARK_START, "").replace(MARK_END, "")
+    pattern = _special_pattern(_special_tokens(tokenizer))
+    return pattern.sub(lambda m: f"{MARK_START}{m.group(0)}{MARK_END}", text) if pattern else text
+
+
+def encode_marked(tokenizer, text: str) -> list[int]:
+    """Token ids of `text` (a rendered chat whose data went through `mark_data`): marked strings
+    as plain text, the rest as the tokenizer reads it (the template's special tokens stay special)."""
+    pieces = _MARKED.split(text)  # [text, marked, text, marked, ..., text]
+    ids: list[int] = []
+    for index, piece in enumerate(pieces):
+        if piece:
+            ids += encode_text(tokenizer, piece) if index % 2 else tokenizer.encode(piece, add_special_tokens=False)
+    return ids
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Token ids of data text (an answer, a trace, a rationale): special-token strings as text."""
+    return tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+
+
+def render_chat(tokenizer, messages: list[dict], marked: bool = False) -> str:
+    """The chat template's text, ending where the assistant's turn starts; a final assistant
+    message is a prefill: the answer continues it. `marked`: contents through `mark_data`."""
+    if marked:
+        messages = [{**message, "content": mark_data(tokenizer, message["content"])} for message in messages]
+    prefill = messages[-1]["role"] == "assistant"
+    return tokenizer.apply_chat_template(
+        messages, add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
+    )
+
+
+def chat_token_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The prompt's token ids: the template's special tokens special, every content as text."""
+    return encode_marked(tokenizer, render_chat(tokenizer, messages, marked=True))
+
+
+def _special_tokens(tokenizer) -> tuple[str, ...]:
+    """Every special token's string (named ones and added ones flagged special), longest first
+    so a token wins over the tokens it contains."""
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    tokens = {token.content for token in added.values() if getattr(token, "special", False)}
+    tokens |= set(getattr(tokenizer, "all_special_tokens", None) or [])
+    return tuple(sorted((t for t in tokens if t), key=len, reverse=True))
+
+
+@lru_cache(maxsize=8)
+def _special_pattern(tokens: tuple[str, ...]) -> re.Pattern | None:
+    return re.compile("|".join(map(re.escape, tokens))) if tokens else None

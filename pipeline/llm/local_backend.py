@@ -25,6 +25,8 @@ from pipeline.llm.chat import (
     OnAnswer,
     SamplingParams,
     Validate,
+    chat_token_ids,
+    render_chat,
     split_reasoning,
 )
 from pipeline.llm.config import LocalConfig
@@ -55,11 +57,12 @@ class LocalBackend:
         """The prompt text: the model's chat template, ending where the assistant's turn starts; a
         request whose last message is the assistant's is a prefill: the answer continues that
         message (its text is not repeated in the response)."""
-        messages = [message.model_dump() for message in request.messages]
-        prefill = messages[-1]["role"] == "assistant"
-        return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=not prefill, continue_final_message=prefill, tokenize=False
-        )
+        return render_chat(self.tokenizer, [message.model_dump() for message in request.messages])
+
+    def encode(self, request: ChatRequest) -> list[int]:
+        """The prompt's token ids: render()'s text, with every message's content tokenized as text
+        (a title or review holding "<|im_start|>" stays text; the template's own tokens stay special)."""
+        return chat_token_ids(self.tokenizer, [message.model_dump() for message in request.messages])
 
     def complete(
         self,
@@ -67,7 +70,7 @@ class LocalBackend:
         on_answer: OnAnswer | None = None,
         validate: Validate | None = None,  # unused: decoding is not constrained, callers parse
     ) -> list[ChatResponse]:
-        ids = [self.tokenizer(self.render(r), add_special_tokens=False).input_ids for r in requests]
+        ids = [self.encode(r) for r in requests]
         by_sampling = lambda i: _sampling_key(requests[i].sampling)
         order = sorted(range(len(requests)), key=lambda i: (by_sampling(i), len(ids[i])))
         answers: list[ChatResponse | None] = [None] * len(requests)

@@ -2,6 +2,9 @@
 
 Optional: `pip install thinkrec[vllm]`. vLLM is imported only when this backend is built. The
 engine schedules the whole batch itself (continuous batching), so all requests go in one call.
+The engine gets token ids, not chat text: `LLM.chat` would render the template and tokenize the
+whole text, reading a title's "<|im_start|>" as the role token; `chat_token_ids` (the local
+backend's) keeps every message's content text.
 JSON schemas constrain decoding (`StructuredOutputsParams` from vLLM 0.10.2, `GuidedDecodingParams`
 before). A reasoning model's "<think>...</think>" is split off into `reasoning`.
 """
@@ -17,6 +20,7 @@ from pipeline.llm.chat import (
     OnAnswer,
     SamplingParams,
     Validate,
+    chat_token_ids,
     split_reasoning,
 )
 from pipeline.llm.config import VLLMConfig
@@ -54,9 +58,11 @@ class VLLMBackend:
     ) -> list[ChatResponse]:
         if not requests:
             return []
-        conversations = [[m.model_dump() for m in request.messages] for request in requests]
+        tokenizer = self.engine.get_tokenizer()
+        prompts = [{"prompt_token_ids": chat_token_ids(tokenizer, [m.model_dump() for m in request.messages])}
+                   for request in requests]
         sampling = [self._sampling(r.sampling, r.response_schema) for r in requests]
-        outputs = self.engine.chat(conversations, sampling_params=sampling, use_tqdm=True)
+        outputs = self.engine.generate(prompts, sampling_params=sampling, use_tqdm=True)
         answers = []
         for index, output in enumerate(outputs):
             completion = output.outputs[0]

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.llm.chat import encode_text
 from pipeline.rec.examples import CFVectors, RecExample, slot_kinds
 from pipeline.rec.prompts import ANSWERS, BREAK, SLOT, PromptItem, chat_text, encode_prompt
 
@@ -59,7 +60,7 @@ class TaskEncoder:
         return self._rationale(row, user, item, text, [("item", item)], rationale)
 
     def _rationale(self, row, user, item, text, refs, rationale: str) -> RecExample:
-        answer = self.tokenizer.encode(" ".join(str(rationale).split()), add_special_tokens=False)
+        answer = encode_text(self.tokenizer, " ".join(str(rationale).split()))  # the teacher's text: data
         example = self._example(row, user, item, 0, text, refs, row, answer[: self.max_rationale_tokens],
                                 reasoning=True)
         example.answer_cut = len(answer) > self.max_rationale_tokens

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame
+from pipeline.llm.chat import encode_text
 from pipeline.rec.prompts import (
     ANSWERS,
     PromptItem,
@@ -99,7 +100,9 @@ def _spaced(table: np.ndarray, count: int) -> np.ndarray:
 
 
 def dense_vectors(frame: pd.DataFrame, id_column: str, where: str) -> np.ndarray:
-    """(max id + 1, d) float32 table from a USER_VECTORS / ITEM_VECTORS frame; missing ids are an error."""
+    """(max id + 1, d) float32 table from a USER_VECTORS / ITEM_VECTORS frame; missing ids and
+    NaN or infinite values are an error (a NaN would pass for a missing id)."""
+    schemas.require_finite(frame, "vector", where, [id_column])
     ids = frame[id_column].to_numpy()
     vectors = np.stack(frame["vector"].to_numpy()).astype(np.float32)
     table = np.full((int(ids.max()) + 1, vectors.shape[1]), np.nan, dtype=np.float32)
@@ -117,7 +120,9 @@ def load_cf_vectors(user_vectors, item_vectors, variant: str, row_user_vectors=N
         raise ValueError(f"{variant}: CF slots need user and item vector files")
     rows = row_users = None
     if row_user_vectors is not None:
-        frame = read_frame(row_user_vectors, schemas.ROW_USER_VECTORS).sort_values("row")
+        frame = read_frame(row_user_vectors, schemas.ROW_USER_VECTORS)
+        schemas.require_finite(frame, "vector", str(row_user_vectors), ["row"])
+        frame = frame.sort_values("row")
         rows = frame["row"].to_numpy()
         row_users = np.stack(frame["vector"].to_numpy()).astype(np.float32)
     return CFVectors(
@@ -176,7 +181,7 @@ def build_examples(
         prompt = encode_prompt(tokenizer, chat_text(tokenizer, system, user_text), placeholder)
         trace = traces.get(int(row)) if traces else None
         answer = trace if trace else ANSWERS[int(label)]
-        answer_ids = tokenizer.encode(answer, add_special_tokens=False)
+        answer_ids = encode_text(tokenizer, answer)  # a teacher's trace is data, tokenized as text
         refs = cf_slot_refs(user, h_items, item)
         slot_vectors = vectors.lookup(refs, int(state_row)) if vectors is not None else None
         examples.append(

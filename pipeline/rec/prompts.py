@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from pipeline.llm.chat import encode_marked, mark_data
+
 SLOT = "<cf>"  # marker in rendered prompt text; never reaches the tokenizer
 BREAK = "<brk>"  # tokenization boundary in rendered prompt text; never reaches the tokenizer
 
@@ -111,7 +113,10 @@ def cf_slot_refs(user: int, history_items: Sequence[int], item: int) -> list[tup
 
 
 def chat_text(tokenizer, system: str, user: str) -> str:
-    """The full prompt text up to where the answer starts (chat template when the model has one)."""
+    """The full prompt text up to where the answer starts (chat template when the model has one).
+    Titles and keywords are data: a special-token string in them is marked (mark_data) so that
+    encode_prompt tokenizes it as text, not as the chat template's own token."""
+    system, user = mark_data(tokenizer, system), mark_data(tokenizer, user)
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -126,8 +131,9 @@ class EncodedPrompt:
 
 
 def encode_prompt(tokenizer, text: str, placeholder_id: int) -> EncodedPrompt:
-    """Token ids of `text` with one `placeholder_id` per SLOT marker; the text between markers
-    (SLOT or BREAK) is tokenized piece by piece, so no token spans a marker."""
+    """Token ids of `text` (chat_text's) with one `placeholder_id` per SLOT marker; the text
+    between markers (SLOT or BREAK) is tokenized piece by piece, so no token spans a marker, and
+    the data's marked special-token strings as text."""
     ids: list[int] = []
     positions: list[int] = []
     breaks: list[int] = []
@@ -137,7 +143,7 @@ def encode_prompt(tokenizer, text: str, placeholder_id: int) -> EncodedPrompt:
         pieces = part.split(SLOT)
         for index, piece in enumerate(pieces):
             if piece:
-                ids.extend(tokenizer.encode(piece, add_special_tokens=False))
+                ids.extend(encode_marked(tokenizer, piece))
             if index < len(pieces) - 1:
                 positions.append(len(ids))
                 ids.append(placeholder_id)
