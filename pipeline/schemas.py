@@ -4,7 +4,12 @@ Ids: `user` and `item` are contiguous int32 ids assigned by ingest (0..n-1); the
 are kept as strings in `raw_id`. `row` is the int64 id of an interaction: its position in global
 time order (ties broken by raw user id, then raw item id), so it is stable across runs.
 """
+from typing import Sequence
+
+import numpy as np
 import pyarrow as pa
+
+from pipeline.errors import BadInput
 
 SPLITS = ("train", "valid", "test")
 SUBSETS = ("valid_small", "test_small", "test_tiny")
@@ -119,3 +124,27 @@ EXPLANATIONS = pa.schema(
 # data/experts/clusters/user_clusters.parquet: the cluster of each user with train rows (others
 # are not clustered: experts.cold says where their rows go)
 USER_CLUSTERS = pa.schema([("user", pa.int32()), ("cluster", pa.int32())])
+
+
+def require_finite(frame, column: str, where: str, ids: Sequence[str] = ()) -> None:
+    """BadInput naming `where`, the first bad row (its position in the file, then its `ids`
+    columns) and `column` when a value of `column` (a number, or a vector of numbers, per row) is
+    NaN or infinite. CF vectors and prediction scores are read with it: such a value comes from a
+    diverged training or a damaged file, and past the reader it turns every score NaN or surfaces
+    as a misleading error ("no vector for item ...")."""
+    values = frame[column].to_numpy()
+    if values.dtype == object:  # a list column: one vector per row (None = no values)
+        lengths = np.array([0 if v is None else len(v) for v in values], dtype=np.int64)
+        flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in values if v is not None] or [np.zeros(0)])
+    else:
+        lengths, flat = np.ones(len(values), dtype=np.int64), values.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(flat))
+    if not len(bad):
+        return
+    starts = np.cumsum(lengths) - lengths
+    rows = np.searchsorted(starts, bad, side="right") - 1  # the row of each bad value
+    first = int(rows[0])
+    name = f"{column}[{bad[0] - starts[first]}]" if values.dtype == object else column
+    named = ", ".join(f"{key} {frame[key].iloc[first]}" for key in ids)
+    raise BadInput(f"{where}: row {first} of the file{f' ({named})' if named else ''}: {name} is {flat[bad[0]]}, "
+                   f"not a finite number ({len(np.unique(rows))} of {len(values)} rows hold NaN or infinite values)")

@@ -8,11 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.schemas import require_finite
+
 
 def pointwise_scores(
     predictions: pd.DataFrame, interactions: pd.DataFrame, rows: np.ndarray, where: str
 ) -> pd.DataFrame:
-    """The (row, user, label, score) of `rows`, erroring on rows `predictions` lacks or mislabels."""
+    """The (row, user, label, score) of `rows`, erroring on rows `predictions` lacks or mislabels,
+    and on a NaN or infinite score (a NaN would pass for a missing row)."""
+    require_finite(predictions, "score", where, ["row", "user", "item"])
     scored = predictions[predictions["row"] >= 0]
     duplicated = scored["row"][scored["row"].duplicated()]
     if len(duplicated):
@@ -37,6 +41,7 @@ def pointwise_scores(
 
 def topn_scores(predictions: pd.DataFrame, candidates: pd.DataFrame, where: str) -> pd.DataFrame | None:
     """Candidates with the model's scores; None when the model scored no top-N candidates."""
+    require_finite(predictions, "score", where, ["row", "user", "item"])
     scored = predictions.loc[predictions["row"] == -1, ["user", "item", "score"]]
     if scored.empty:
         return None
