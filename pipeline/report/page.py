@@ -1,11 +1,10 @@
 """The report page: one HTML string with inline CSS and SVG, built from ReportInputs."""
 from __future__ import annotations
 
-from html import escape
-
 import numpy as np
 
 from pipeline.report.collect import ReportInputs, has_interval
+from pipeline.report.markup import Html, text
 from pipeline.report.svg import box_plot, interval_chart, line_chart
 
 CSS = """
@@ -40,11 +39,12 @@ def headline(models: dict[str, dict], preferred: list[str] | None = None) -> lis
     return [k for k in preferred or [] if k in found] + [k for k in found if k not in (preferred or [])]
 
 
-def table(header: list[str], rows: list[list[str]], classes: list[str] | None = None, id_: str = "") -> str:
+def table(header: list, rows: list[list], classes: list[str] | None = None, id_: str = "") -> str:
+    """Every header and cell is data, escaped here (an Html fragment built by this module passes as is)."""
     classes = classes or ["name"] + [""] * (len(header) - 1)
     attribute = [f' class="{c}"' if c else "" for c in classes]
-    head = "".join(f"<th{a}>{escape(h)}</th>" for h, a in zip(header, attribute))
-    body = "".join("<tr>" + "".join(f"<td{a}>{cell}</td>" for cell, a in zip(row, attribute)) + "</tr>"
+    head = "".join(f"<th{a}>{text(h)}</th>" for h, a in zip(header, attribute))
+    body = "".join("<tr>" + "".join(f"<td{a}>{text(cell)}</td>" for cell, a in zip(row, attribute)) + "</tr>"
                    for row in rows)
     id_attribute = f' id="{id_}"' if id_ else ""
     return f'<div class=scroll><table{id_attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -54,8 +54,9 @@ def results_section(models: dict[str, dict], preferred: list[str]) -> str:
     names = headline(models, preferred)
     best = {n: max((m.get(n) for m in models.values() if isinstance(m.get(n), (int, float))), default=None)
             for n in names}
-    rows = [[escape(model), str(m.get("n_rows", "—")), str(m.get("n_users", "—")), str(m.get("topn_users", "—")),
-             *(f'<span class="{"best" if m.get(n) == best[n] else ""}">{interval(m, n)}</span>' for n in names)]
+    rows = [[model, m.get("n_rows", "—"), m.get("n_users", "—"), m.get("topn_users", "—"),
+             *(Html(f'<span class="{"best" if m.get(n) == best[n] else ""}">{text(interval(m, n))}</span>')
+               for n in names)]
             for model, m in models.items()]
     return ("<h2>Results</h2><p class=note>value [95% interval] from user-level bootstrap resamples; "
             "bold = best value of the column; — = not measured (top-N-only models have no pointwise rows, "
@@ -84,9 +85,9 @@ def groups_section(models: dict[str, dict], preferred: list[str]) -> str:
         for group in ("warm", "cold"):
             g = m.get(group)
             if isinstance(g, dict) and any(isinstance(g.get(n), (int, float)) for n in names):
-                rows.append([f"{escape(model)} ({group})", str(g.get("n_users", "—")), str(g.get("n_rows", "—")),
+                rows.append([f"{model} ({group})", g.get("n_users", "—"), g.get("n_rows", "—"),
                              *(interval(g, n) for n in names)])
-                points.append((f"{model} {group}", g.get("auc"), g.get("auc_low"), g.get("auc_high")))
+                points.append((f"{model} {group}", *(_float(g.get(k)) for k in ("auc", "auc_low", "auc_high"))))
     if not rows:
         return ""
     return ("<h2>Warm and cold users</h2><p class=note>warm: users with train interactions; cold: without.</p>"
@@ -103,7 +104,7 @@ def comparisons_section(models: dict[str, dict], preferred: list[str]) -> str:
             if c.get("model") == model:
                 continue
             reference = f"best CF: {c['model']}" if key == "vs_best_cf" else key[3:]
-            rows.append([escape(model), escape(reference), *(interval(c, n, signed=True) for n in names)])
+            rows.append([model, reference, *(interval(c, n, signed=True) for n in names)])
     if not rows:
         return ""
     return ("<h2>Paired differences</h2><p class=note>model minus reference on the same users and "
@@ -124,9 +125,9 @@ def clusters_section(models: dict[str, dict]) -> str:
                 continue
             fields = [f for f in next(iter(clusters.values())) if not f.endswith(("_low", "_high"))]
             signed = " minus " in label
-            rows = [[escape(str(k)), *(interval(v, f, signed) if isinstance(v.get(f), float) else escape(str(v.get(f, "—")))
-                                       for f in fields)] for k, v in clusters.items() if isinstance(v, dict)]
-            blocks.append(f"<h3>{escape(label)}</h3>" + table(["cluster", *fields], rows))
+            rows = [[k, *(interval(v, f, signed) if isinstance(v.get(f), float) else v.get(f, "—") for f in fields)]
+                    for k, v in clusters.items() if isinstance(v, dict)]
+            blocks.append(f"<h3>{text(label)}</h3>" + table(["cluster", *fields], rows))
     return "<h2>Per-cluster results</h2>" + "".join(blocks) if blocks else ""
 
 
@@ -159,7 +160,7 @@ def llm_section(usage: dict[str, dict]) -> str:
     if not usage:
         return ""
     keys = ["calls", "cache_hits", "hit_rate", "tokens_in", "tokens_out", "wall_seconds", "stage_seconds"]
-    rows = [[escape(stage), *(_number(u.get(k)) for k in keys)] for stage, u in usage.items()]
+    rows = [[stage, *(_number(u.get(k)) for k in keys)] for stage, u in usage.items()]
     return "<h2>LLM calls per stage</h2>" + table(["stage", *keys], rows, id_="llm")
 
 
@@ -169,11 +170,16 @@ def _number(value) -> str:
     return f"{value:,}" if isinstance(value, int) else "—"
 
 
+def _float(value) -> float | None:
+    """A number for a chart's coordinates; a field that holds anything else is not drawn."""
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def explanations_section(inputs: ReportInputs, examples: int) -> str:
     parts = []
     if inputs.explanation_metrics:
         keys = ["bleu4", "rouge_l", "meteor", "bertscore_f1", "n_rows", "mean_new_words"]
-        parts.append(table(["model", *keys], [[escape(m), *(_number(v.get(k)) for k in keys)]
+        parts.append(table(["model", *keys], [[m, *(_number(v.get(k)) for k in keys)]
                                              for m, v in inputs.explanation_metrics.items()]))
     frame = inputs.explanations
     if frame is not None and len(frame):
@@ -183,9 +189,9 @@ def explanations_section(inputs: ReportInputs, examples: int) -> str:
         for row in rows:
             part = frame[frame["row"] == row]
             gold = part["gold"].iloc[0]
-            texts = [escape(str(part.loc[part["model"] == m, "explanation"].iloc[0])) if (part["model"] == m).any()
+            texts = [part.loc[part["model"] == m, "explanation"].iloc[0] if (part["model"] == m).any()
                      else "—" for m in models]
-            body.append([str(int(row)), escape(str(gold)), *texts])
+            body.append([int(row), gold, *texts])
         parts.append(table(["row", "gold (the teacher's trace)", *models], body, ["name"] + ["text"] * (len(models) + 1),
                            id_="explanations"))
     return "<h2>Explanations</h2>" + "".join(parts) if parts else ""
@@ -232,14 +238,14 @@ def experiments_section(inputs: ReportInputs, max_params: int = 6) -> str:
     for (label, data), flat in zip(records, params):
         metrics = data.get("metrics") or {}
         aucs = [interval((metrics.get(f"metrics/{m}.json") or {}).get("data") or {}, "auc") for m in models]
-        rows.append([escape(label), *(escape(str(flat.get(k, "—"))) for k in changed), *aucs])
+        rows.append([label, *(flat.get(k, "—") for k in changed), *aucs])
     return ("<h2>Experiments (dvc exp show)</h2><p class=note>workspace, commits and experiments: the params "
             "that differ between them, then each model's AUC [95% interval].</p>"
             + table(["experiment", *changed, *(f"{m} AUC" for m in models)], rows, id_="experiments"))
 
 
 def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int = 3) -> str:
-    sections = [f"<h1>{escape(title)}</h1>"]
+    sections = [f"<h1>{text(title)}</h1>"]
     if inputs.models:
         sections.append(results_section(inputs.models, inputs.headline))
     else:
@@ -249,7 +255,7 @@ def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int =
             inputs.roc, "ROC of every model", "false positive rate", "true positive rate",
             width=420, height=420, diagonal=True, unit_square=True))
     if inputs.user_auc:
-        sections.append(f"<h2>Per-user AUC ({escape(inputs.subset)})</h2><p class=note>users with liked and "
+        sections.append(f"<h2>Per-user AUC ({text(inputs.subset)})</h2><p class=note>users with liked and "
                         "not-liked rows; box: quartiles, whiskers: 5th-95th percentile, diamond: mean.</p>"
                         + box_plot(inputs.user_auc, "per-user AUC", "AUC of one user's rows"))
     sections += [topn_section(inputs.models, inputs.headline),
@@ -257,6 +263,6 @@ def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int =
                  curves_section(inputs), llm_section(inputs.llm), explanations_section(inputs, examples),
                  experiments_section(inputs)]
     if inputs.skipped:
-        sections.append("<h2>Not shown</h2><ul>" + "".join(f"<li>{escape(s)}</li>" for s in inputs.skipped) + "</ul>")
-    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>" + escape(title) + "</title><style>"
+        sections.append("<h2>Not shown</h2><ul>" + "".join(f"<li>{text(s)}</li>" for s in inputs.skipped) + "</ul>")
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>" + text(title) + "</title><style>"
             + CSS + "</style></head><body>" + "".join(s for s in sections if s) + "</body></html>\n")

@@ -3,10 +3,11 @@
 Coordinates: a plot area of `width` x `height` pixels inside margins; data ranges map linearly."""
 from __future__ import annotations
 
-from html import escape
 from typing import Sequence
 
 import numpy as np
+
+from pipeline.report.markup import text
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -46,9 +47,9 @@ class _Frame:
             x = self.x(tick)
             parts.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_tick(tick)}</text>')
         parts.append(f'<text x="{self.left + self.width / 2:.1f}" y="{bottom + 34}" text-anchor="middle">'
-                     f'{escape(self.x_label)}</text>')
+                     f'{text(self.x_label)}</text>')
         parts.append(f'<text transform="translate(14,{TOP + self.height / 2:.1f}) rotate(-90)" '
-                     f'text-anchor="middle">{escape(self.y_label)}</text>')
+                     f'text-anchor="middle">{text(self.y_label)}</text>')
         return parts
 
 
@@ -71,13 +72,13 @@ def _label_margin(labels) -> int:
 def _svg(parts: list[str], width: int, height: int, title: str, left: int = LEFT, right: int = RIGHT) -> str:
     total_w, total_h = left + width + right, TOP + height + BOTTOM
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {total_w} {total_h}" '
-            f'width="{total_w}" height="{total_h}"><title>{escape(title)}</title>' + "".join(parts) + "</svg>")
+            f'width="{total_w}" height="{total_h}"><title>{text(title)}</title>' + "".join(parts) + "</svg>")
 
 
 def _legend(names: Sequence[str], width: int) -> list[str]:
     x = LEFT + width + 12
     return [f'<rect x="{x}" y="{TOP + 4 + 16 * i}" width="10" height="10" fill="{color(i)}"/>'
-            f'<text x="{x + 15}" y="{TOP + 13 + 16 * i}">{escape(name)}</text>' for i, name in enumerate(names)]
+            f'<text x="{x + 15}" y="{TOP + 13 + 16 * i}">{text(name)}</text>' for i, name in enumerate(names)]
 
 
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, x_label: str,
@@ -99,7 +100,7 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title
     for i, (name, (xs, ys)) in enumerate(series.items()):
         points = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in zip(xs, ys))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{color(i)}" stroke-width="1.8" '
-                     f'data-series="{escape(name)}"/>')
+                     f'data-series="{text(name)}"/>')
     right = max(RIGHT, 40 + int(6.5 * max((len(name) for name in series), default=0)))
     return _svg(parts + _legend(list(series), width), width, height, title, LEFT, right)
 
@@ -115,14 +116,14 @@ def box_plot(groups: dict[str, Sequence[float]], title: str, value_label: str, w
         values = np.asarray(values, float)
         values = values[~np.isnan(values)]
         mid = TOP + 28 * i + 14
-        parts.append(f'<text x="{left - 6}" y="{mid + 4}" text-anchor="end">{escape(name)}</text>')
+        parts.append(f'<text x="{left - 6}" y="{mid + 4}" text-anchor="end">{text(name)}</text>')
         if values.size == 0:
             continue
         p5, q1, median, q3, p95 = np.percentile(values, [5, 25, 50, 75, 95])
         c = color(i)
         parts.append(f'<line x1="{frame.x(p5):.1f}" y1="{mid}" x2="{frame.x(p95):.1f}" y2="{mid}" stroke="{c}"/>'
                      f'<rect x="{frame.x(q1):.1f}" y="{mid - 8}" width="{max(frame.x(q3) - frame.x(q1), 1):.1f}" '
-                     f'height="16" fill="{c}" fill-opacity="0.25" stroke="{c}" data-group="{escape(name)}"/>'
+                     f'height="16" fill="{c}" fill-opacity="0.25" stroke="{c}" data-group="{text(name)}"/>'
                      f'<line x1="{frame.x(median):.1f}" y1="{mid - 8}" x2="{frame.x(median):.1f}" y2="{mid + 8}" '
                      f'stroke="{c}" stroke-width="2"/>')
         jitter = (np.arange(values.size) % 7 - 3) * 1.6  # deterministic spread of the dots
@@ -148,13 +149,13 @@ def interval_chart(rows: list[tuple[str, float, float, float]], title: str, valu
         parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + height}" class="grid"/>'
                      f'<text x="{x:.1f}" y="{TOP + height + 16}" text-anchor="middle">{tick:.2f}</text>')
     parts.append(f'<text x="{left + width / 2:.1f}" y="{TOP + height + 34}" text-anchor="middle">'
-                 f'{escape(value_label)}</text>')
+                 f'{text(value_label)}</text>')
     for i, (label, value, low, high) in enumerate(rows):
         mid, c = TOP + 20 * i + 10, color(i % groups if groups > 1 else i)
-        parts.append(f'<text x="{left - 6}" y="{mid + 4}" text-anchor="end">{escape(label)}</text>')
+        parts.append(f'<text x="{left - 6}" y="{mid + 4}" text-anchor="end">{text(label)}</text>')
         if low is not None and high is not None:
             parts.append(f'<line x1="{frame.x(low):.1f}" y1="{mid}" x2="{frame.x(high):.1f}" y2="{mid}" '
                          f'stroke="{c}" stroke-width="2"/>')
         if value is not None:
-            parts.append(f'<circle cx="{frame.x(value):.1f}" cy="{mid}" r="4" fill="{c}" data-row="{escape(label)}"/>')
+            parts.append(f'<circle cx="{frame.x(value):.1f}" cy="{mid}" r="4" fill="{c}" data-row="{text(label)}"/>')
     return _svg(parts, width, height, title, left, 24)
