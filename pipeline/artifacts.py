@@ -6,26 +6,42 @@ crashed run never leaves a half-written artifact or a mix of old and new files. 
 named `.<name>.<pid>.<random>.tmp`; the next write of the same artifact deletes those whose process
 is gone (a run killed with SIGKILL cannot clean up after itself). Files and directories get the
 mode the user's umask gives (0644 / 0755 under umask 022), never tempfile's owner-only 0600.
-Reads validate the declared schema and name the file and field that do not match.
+Reads validate the declared schema and name the file and field that do not match. Saved model
+files (torch, safetensors, their JSON descriptions) are read through `load_torch`,
+`load_safetensors` and `read_json_object`: a damaged or foreign one is an UnreadableArtifact
+naming it, never a traceback from inside torch.
 """
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import secrets
 import shutil
+import struct
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pipeline.errors import BadInput, MissingInput
+from pipeline.errors import BadInput, MissingInput, ProjectError
 
 
 class SchemaError(BadInput):
     """An artifact on disk does not have the columns or types its reader declares."""
+
+
+class UnreadableArtifact(BadInput):
+    """A saved model file that cannot be used: empty, cut off, not the format its name says, or
+    holding something its reader does not expect. `path` lets a command name the stage that
+    rebuilds it (the library does not know the pipeline)."""
+
+    def __init__(self, path: str | os.PathLike, why: str):
+        super().__init__(f"{path}: {why}")
+        self.path = Path(path)
 
 
 def _temporary_name(path: Path) -> Path:
@@ -85,13 +101,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = _new_temporary(path, directory=False)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with _naming_target(path):
+        tmp = _new_temporary(path, directory=False)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
 
 @contextmanager
@@ -101,13 +118,35 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = _new_temporary(path, directory=True)
+    with _naming_target(path):
+        tmp = _new_temporary(path, directory=True)
+        try:
+            yield tmp
+            replace_directory(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+@contextmanager
+def _naming_target(path: Path) -> Iterator[None]:
+    """An OSError about `path`'s temporary (it cannot be created, the disk is full, the rename is
+    refused) names `path`: the file the user asked for, not a name they never gave."""
     try:
-        yield tmp
-        replace_directory(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        yield
+    except OSError as err:
+        if not any(_is_temporary_of(name, path) for name in (err.filename, err.filename2)):
+            raise
+        named = type(err)(f"{path}: cannot be written: {err.strerror or err}")
+        named.errno = err.errno
+        raise named from None
+
+
+def _is_temporary_of(name, path: Path) -> bool:
+    if not isinstance(name, (str, os.PathLike)):
+        return False
+    name = Path(name)
+    return name.parent == path.parent and name.name.startswith(f".{path.name}.")
 
 
 def replace_directory(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
@@ -164,11 +203,16 @@ def write_bytes(data: bytes, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def read_table(path: str | os.PathLike, schema: pa.Schema | None = None) -> pa.Table:
-    """Read a Parquet artifact; with `schema`, check its fields and cast to the declared types."""
+def _existing(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise MissingInput(f"{path}: artifact not found (has the stage that writes it run?)")
+    return path
+
+
+def read_table(path: str | os.PathLike, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a Parquet artifact; with `schema`, check its fields and cast to the declared types."""
+    path = _existing(path)
     table = pq.read_table(path)
     if schema is None:
         return table
@@ -213,3 +257,81 @@ def write_json(data: Any, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return Path(path)
+
+
+# What torch.load raised on damaged files, fuzzed (empty, cut off, random bytes, bytes flipped in a
+# real checkpoint, pickles of other objects): its zip reader, unpickler and weights-only guard fail
+# with any of these. OSError (permission, a directory) already names the file.
+_TORCH_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, LookupError, TypeError,
+                      AttributeError, struct.error)
+
+
+def _short(err: Exception) -> str:
+    """One line of an exception: torch's messages run to paragraphs."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    text = text if len(text) <= 120 else text[:117] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """A torch.save'd artifact on the CPU, tensors and plain containers only (weights_only: a
+    foreign pickle cannot run code). MissingInput when absent; UnreadableArtifact when damaged."""
+    import torch  # here, not at the top: the Parquet/JSON readers above must not import torch
+
+    path = _existing(path)
+    if path.stat().st_size == 0:
+        raise UnreadableArtifact(path, "empty file, not a torch checkpoint")
+    try:
+        with warnings.catch_warnings():  # said of foreign pickles, just before they are refused
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except _TORCH_LOAD_ERRORS as err:
+        raise UnreadableArtifact(path, f"not a readable torch checkpoint: {_torch_failure(err)}") from None
+
+
+def _torch_failure(err: Exception) -> str:
+    """What torch.load's error means, in a few words (its own messages run to paragraphs)."""
+    if isinstance(err, pickle.UnpicklingError) and "Weights only load failed" in str(err):
+        return "it pickles objects other than tensors and plain containers (refused unread: weights_only)"
+    if isinstance(err, RuntimeError) and "zip archive" in str(err):
+        return "cut off or damaged (its zip archive cannot be read)"
+    return f"cut off, damaged or another kind of file ({_short(err)})"
+
+
+def load_safetensors(path: str | os.PathLike) -> dict:
+    """name -> CPU tensor of a safetensors file (a saved LoRA adapter). MissingInput when absent;
+    UnreadableArtifact when damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = _existing(path)
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        raise UnreadableArtifact(path, f"not a readable safetensors file ({_short(err)})") from None
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON object saved beside a model (model.json, adapter_config.json, gate.json)."""
+    path = _existing(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UnreadableArtifact(path, f"not JSON ({_short(err)})") from None
+    if not isinstance(data, dict):
+        raise UnreadableArtifact(path, f"holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+@contextmanager
+def expect_content(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Around the unpacking of a loaded artifact (its keys, a load_state_dict): a file that loads
+    but holds something else (a key missing, tensors of other shapes) is an UnreadableArtifact
+    saying it is not `what`."""
+    try:
+        yield
+    except ProjectError:  # already says what is wrong, and where
+        raise
+    except (LookupError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise UnreadableArtifact(path, f"not {what} ({_short(err)})") from None

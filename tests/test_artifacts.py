@@ -1,9 +1,12 @@
 """Artifact writes: modes follow the umask (also for directories made by tempfile.mkdtemp, as the
-rec and prepare_model stages make theirs), and leftovers of dead processes are removed while a
-live writer's temporaries are left alone."""
+rec and prepare_model stages make theirs), leftovers of dead processes are removed while a live
+writer's temporaries are left alone, and a failed write names the target, not its temporary.
+Saved model files (torch, safetensors, JSON) that are damaged or foreign are errors naming them."""
 from __future__ import annotations
 
 import os
+import pickle
+import random
 import subprocess
 import tempfile
 
@@ -51,3 +54,80 @@ def test_only_dead_processes_leftovers_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (live, *unrelated))
     write_table(pa.table({"x": [1]}), target)  # writing the artifact does the same
     assert live.exists() and target.exists()
+
+
+class Foreign:
+    """Unpickled without weights_only, this creates the directory `marker`."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _saved_model_files(tmp_path) -> dict[str, bytes]:
+    import torch
+    from safetensors.torch import save_file
+
+    torch.save({"config": {"cf_dim": 2}, "state": {"w": torch.arange(4.0)}}, tmp_path / "good.pt")
+    save_file({"a.lora_A.weight": torch.ones(2, 3)}, tmp_path / "good.safetensors")
+    return {"pt": (tmp_path / "good.pt").read_bytes(), "safetensors": (tmp_path / "good.safetensors").read_bytes()}
+
+
+DAMAGED = {  # loader -> name -> content built from the good files
+    "load_torch": {"empty": lambda good, marker: b"", "cut in half": lambda good, marker: good["pt"][: len(good["pt"]) // 2],
+                   "random bytes": lambda good, marker: random.Random(0).randbytes(5000),
+                   "text": lambda good, marker: b"projector weights\n",
+                   "foreign pickle": lambda good, marker: pickle.dumps(Foreign(marker)),
+                   "a safetensors file": lambda good, marker: good["safetensors"]},
+    "load_safetensors": {"empty": lambda good, marker: b"", "cut off": lambda good, marker: good["safetensors"][:-5],
+                         "random bytes": lambda good, marker: random.Random(1).randbytes(5000),
+                         "a torch file": lambda good, marker: good["pt"]},
+    "read_json_object": {"cut off": lambda good, marker: b'{"has_projector": tr',
+                         "a list": lambda good, marker: b"[1, 2]", "binary": lambda good, marker: good["pt"]},
+}
+
+
+@pytest.mark.parametrize("loader, damage", [(loader, name) for loader, cases in DAMAGED.items() for name in cases])
+def test_a_damaged_saved_model_file_is_an_error_naming_it(tmp_path, loader, damage):
+    from pipeline import artifacts
+    from pipeline.errors import BadInput
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "model" / "file"
+    path.parent.mkdir()
+    path.write_bytes(DAMAGED[loader][damage](_saved_model_files(tmp_path), str(marker)))
+    with pytest.raises(BadInput) as raised:
+        getattr(artifacts, loader)(path)
+    assert str(raised.value).startswith(f"{path}: ") and "\n" not in str(raised.value)
+    assert raised.value.path == path  # the command adds the stage that rebuilds it
+    assert not marker.exists()  # a foreign pickle is refused (weights_only), never run
+
+
+def test_saved_model_files_load_as_saved(tmp_path):
+    import torch
+
+    from pipeline.artifacts import load_safetensors, load_torch, read_json_object
+
+    _saved_model_files(tmp_path)
+    saved = load_torch(tmp_path / "good.pt")
+    assert saved["config"] == {"cf_dim": 2} and saved["state"]["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert torch.equal(load_safetensors(tmp_path / "good.safetensors")["a.lora_A.weight"], torch.ones(2, 3))
+    write_json({"has_projector": True}, tmp_path / "model.json")
+    assert read_json_object(tmp_path / "model.json") == {"has_projector": True}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where no file can be created")
+def test_a_write_that_fails_names_the_target_not_its_temporary(tmp_path):
+    from pipeline.artifacts import atomic_path
+
+    with pytest.raises(OSError) as raised:
+        write_json({"a": 1}, "/proc/thinkrec.json")
+    assert str(raised.value).startswith("/proc/thinkrec.json: cannot be written: ") and ".tmp" not in str(raised.value)
+    assert raised.value.errno is not None
+    # an error about another file, raised while writing the target, is left as it was
+    with pytest.raises(OSError) as raised, atomic_path(tmp_path / "out.json") as tmp:
+        open("/proc/other.json", "w")
+    assert raised.value.filename == "/proc/other.json"
+    assert not tmp.exists() and not (tmp_path / "out.json").exists()

@@ -1,10 +1,12 @@
-"""CLI errors are one clear line on stderr and a non-zero exit: `report -o <directory>`, a
-metrics file `report` cannot read (named, not silently left out), `recommend` with an unknown
-`cf.model` (named as a params key, not as a stage to run that does not exist)."""
+"""CLI errors are one clear line on stderr and a non-zero exit: `report -o <directory>` or a
+target that cannot be written (named, not its temporary), a metrics file `report` cannot read
+(named, not silently left out), `recommend` with an unknown `cf.model` (named as a params key, not
+as a stage to run that does not exist)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from params_base import PARAMS_FILE
 from report_fixture import write_report_project
@@ -43,3 +45,14 @@ def test_recommend_with_an_unknown_cf_model_names_the_key(tmp_path, monkeypatch,
     assert main(["recommend", "--user", "196"]) == 1
     err = one_line_error(capsys, "recommend")
     assert "cf.model" in err and "cf@bpr" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be created")
+def test_report_that_cannot_be_written_names_the_target_not_its_temporary(tmp_path, monkeypatch, capsys):
+    root = write_report_project(tmp_path)
+    monkeypatch.chdir(root)
+    assert main(["report", "-o", "/proc/thinkrec-report.html", "--no-experiments"]) == 1
+    err = one_line_error(capsys, "report")
+    # before: "[Errno 2] No such file or directory: '/proc/.thinkrec-report.html.<pid>.<random>.tmp'"
+    assert err.startswith("thinkrec report: error: /proc/thinkrec-report.html: cannot be written: ")
+    assert ".tmp" not in err

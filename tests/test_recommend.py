@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,51 +15,23 @@ from transformers import GenerationMixin
 
 import rec_tiny
 from params_base import section
+from recommend_project import write_recommend_project
 from pipeline import schemas
-from pipeline.artifacts import read_frame, write_frame
+from pipeline.artifacts import read_frame
 from pipeline.cli.main import main
 from pipeline.profiles import overlay
 from pipeline.rec.examples import CFVectors, build_catalog, build_examples, dense_vectors
-from pipeline.rec.model import LoraParams, build_rec_model, load_rec_model, save_rec_model
+from pipeline.rec.model import load_rec_model
 from pipeline.rec.prompts import get_template
 from pipeline.rec.scoring import score_examples
 
-NEW_TITLES = ["Story Alpha Movie", "Story Bravo Movie", "Story Charlie Movie", "Story Delta Movie",
-              "Story Echo Movie", "Story Golf Movie"]
 HISTORY = 3  # rec.prompt.history_items of tiny_params
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """Tiny artifacts + 6 items nobody rated + a 7th user without interactions + an untrained collm."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("recommend")
-    rec_tiny.write_tiny_model(root / "tiny")
-    rec_tiny.write_tiny_artifacts(root)
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")  # "run `dvc repro <stage>` first" reads its outs
-    items = read_frame(root / "data/ingest/items.parquet", schemas.ITEMS)
-    start = len(items)
-    new = pd.DataFrame({"item": range(start, start + len(NEW_TITLES)), "raw_id": [f"i{start + i}" for i in range(6)],
-                        "title": NEW_TITLES, "categories": [["drama"]] * 6, "description": "", "extra": ""})
-    write_frame(pd.concat([items, new], ignore_index=True), root / "data/ingest/items.parquet", schemas.ITEMS)
-    vectors = np.random.default_rng(1).normal(size=(len(NEW_TITLES), rec_tiny.CF_DIM)).astype(np.float32)
-    old = read_frame(root / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
-    write_frame(pd.concat([old, pd.DataFrame({"item": new["item"], "vector": list(vectors)})], ignore_index=True),
-                root / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
-    write_frame(pd.DataFrame({"user": range(7), "raw_id": [f"u{u}" for u in range(7)]}),
-                root / "data/ingest/users.parquet", schemas.USERS)
-    params = rec_tiny.tiny_params(root / "tiny")
-    params["recommend"] = {"model": "collm", "candidates": 4, "k": 3, "explain": 1, "threads": 1}
-    params["explain"] = section("explain", models=["collm"], rows=4, max_new_tokens=6, min_new_tokens=2,
-                                batch_size=2, dtype="float32", threads=1)
-    rec_tiny.write_params(root, params)
-    torch.manual_seed(0)
-    lora = LoraParams(**section("rec.lora", layers=None, r=2, alpha=4))
-    model = build_rec_model(str(root / "tiny"), lora, cf_dim=rec_tiny.CF_DIM, projector_expansion=2)
-    save_rec_model(model, root / "data/rec/collm")
-    return root
+    return write_recommend_project(tmp_path_factory.mktemp("recommend"))
 
 
 def _run(monkeypatch, capsys, root, *args):

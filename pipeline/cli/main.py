@@ -13,13 +13,22 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notes, not the user's concern
 
+from pipeline.artifacts import UnreadableArtifact  # noqa: E402
 from pipeline.cli import recommend, report  # noqa: E402
-from pipeline.cli.stage_of import MissingArtifact  # noqa: E402
+from pipeline.cli.stage_of import MissingArtifact, rebuild_hint  # noqa: E402
 from pipeline.recommend.candidates import UnknownUser  # noqa: E402
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line, `thinkrec <command>: error: argument -k: ...`, exit status 2
+    (argparse's own status; argparse would print the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="thinkrec", description=__doc__)
+    main = OneLineParser(prog="thinkrec", description=__doc__)  # its subcommands' parsers are of its class
     commands = main.add_subparsers(dest="command", required=True)
     recommend.add_arguments(commands.add_parser(
         "recommend", help="top-K items for one user, re-ranked by the trained LLM recommender, with reasons"))
@@ -34,9 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(args)
     except (MissingArtifact, UnknownUser, OSError, KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"thinkrec {args.command}: error: {message}", file=sys.stderr)
+        print(f"thinkrec {args.command}: error: {message(err)}", file=sys.stderr)
         return 1
+
+
+def message(err: Exception) -> str:
+    if isinstance(err, UnreadableArtifact):  # the library names the file; the pipeline knows its stage
+        return f"{err}; {rebuild_hint(err.path)}"
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Reads params.yaml (recommend, rec, cf.model, explain) and data/ingest, data/cf/<
 data/rec/<model>, data/keywords (variants with keywords) and the backbone."""
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +29,7 @@ from pipeline.rec.examples import dense_vectors
 from pipeline.rec.inputs import rec_inputs
 from pipeline.rec.params import RecParams
 from pipeline.rec.variants import get_variant
-from pipeline.recommend.candidates import user_id
+from pipeline.recommend.candidates import count_unseen, user_id
 from pipeline.recommend.cf_state import load_history_encoder
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
@@ -36,13 +38,15 @@ from pipeline.recommend.rerank import attach_experts, load_recommender
 
 def add_arguments(parser) -> None:
     parser.add_argument("--user", required=True, help="the dataset's own user id (e.g. 196 for ML-100k)")
-    parser.add_argument("-k", type=int, default=None, help="recommendations shown (default: params recommend.k)")
-    parser.add_argument("--explain", type=int, default=None,
+    parser.add_argument("-k", type=bounded("k"), default=None,
+                        help="recommendations shown, at most the candidates (default: params recommend.k)")
+    parser.add_argument("--explain", type=bounded("explain"), default=None,
                         help="top recommendations explained (default: params recommend.explain)")
     parser.add_argument("--model", default=None, help="trained LLM recommender: a variant of data/rec/, or "
                         f"{NAME} (ThinkRec with its experts and gate) (default: params recommend.model)")
-    parser.add_argument("--candidates", type=int, default=None,
-                        help="CF candidates re-ranked (default: params recommend.candidates)")
+    parser.add_argument("--candidates", type=bounded("candidates"), default=None,
+                        help="CF candidates re-ranked, at most the items the user has not rated "
+                             "(default: params recommend.candidates)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -82,6 +86,8 @@ def run(args) -> int:
                              str(cf_dir / "user_vectors.parquet"))
     cf_items = dense_vectors(read_frame(cf_dir / "item_vectors.parquet", schemas.ITEM_VECTORS), "item",
                              str(cf_dir / "item_vectors.parquet"))
+    unseen = count_unseen(recommender.data.interactions, user, args.user, len(cf_items))
+    params = fit_to_catalogue(params, args, unseen, len(cf_items))
     result = recommend_items(
         recommender, recommender.data.interactions, user, args.user, cf_users, cf_items,
         params.candidates, params.k, params.explain, rec_params.scoring.topn_batch_size, train.dtype,
@@ -92,10 +98,52 @@ def run(args) -> int:
     seconds = time.perf_counter() - started
     items = recommender.data.items.set_index("item")
     if args.json:
-        print(json.dumps(as_json(result, args.user, params, cf_dir.name, items), indent=2))
+        # allow_nan=False: bare NaN is not JSON (recommend_items already refuses non-finite scores)
+        print(json.dumps(as_json(result, args.user, params, cf_dir.name, items), indent=2, allow_nan=False))
     else:
         print(as_text(result, args.user, params, cf_dir.name, items, seconds))
     return 0
+
+
+def bounded(field: str):
+    """argparse type of the option overriding params `recommend.<field>`: an integer within the
+    lower bound RecommendParams declares (its one source), else a one-line argument error."""
+    minimum = next(rule.ge for rule in RecommendParams.model_fields[field].metadata if hasattr(rule, "ge"))
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def fit_to_catalogue(params: RecommendParams, args, unseen: int, catalogue: int) -> RecommendParams:
+    """`params` with the candidates cut to the `unseen` items the user has not rated (of `catalogue`)
+    and k to the candidates, each cut said on stderr before the scoring: --candidates 100000 used
+    to re-rank the whole catalogue and then claim 100,000 items."""
+    candidates = min(params.candidates, unseen)
+    k = min(params.k, candidates)
+    if candidates < params.candidates:
+        note(f"{_named(args.candidates, '--candidates')} {params.candidates:,} is more than the {unseen:,} items "
+             f"user {args.user} has not rated (of {catalogue:,}): re-ranking those {unseen:,}")
+    if k < params.k:
+        note(f"{_named(args.k, '-k')} {params.k:,} is more than the {candidates:,} candidates re-ranked: "
+             f"showing {k:,}")
+    return params.model_copy(update={"candidates": candidates, "k": k})
+
+
+def _named(given, option: str) -> str:
+    """The option as the user set it: on the command line, or params.yaml's recommend section."""
+    return option if given is not None else f"recommend.{option.lstrip('-')}"
+
+
+def note(text: str) -> None:
+    print(f"thinkrec recommend: note: {text}", file=sys.stderr)
 
 
 def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items) -> dict:

@@ -6,6 +6,7 @@ looked up in params.yaml.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -72,6 +73,13 @@ def producing_stage(path: Path, outputs: dict[Path, str] | None = None) -> str:
         if candidate in outputs:
             return outputs[candidate]
     return ""
+
+
+def rebuild_hint(path: Path) -> str:
+    """What rebuilds the damaged artifact `path`: the stage whose out holds it."""
+    path = Path(path)
+    stage = producing_stage(Path(os.path.relpath(path)) if path.is_absolute() else path)
+    return f"run `dvc repro {stage}` to rebuild it" if stage else "rebuild it with the stage that writes it"
 
 
 def require(paths: list[Path]) -> None:

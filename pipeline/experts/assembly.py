@@ -3,7 +3,6 @@ thinkrec_experts) write: the clustering, the experts' directories, the gate, and
 and prompts, which the experts start from (`load_fused_setup`, for scoring with all of them)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry, schemas
-from pipeline.artifacts import read_frame
+from pipeline.artifacts import expect_content, load_torch, read_frame, read_json_object
 from pipeline.cf.config import CFParams
 from pipeline.errors import MissingInput
 from pipeline.experts.params import ExpertsParams, GateParams
@@ -27,7 +26,7 @@ def read_clustering() -> tuple[dict, pd.DataFrame]:
     path = CLUSTERS_DIR / "clustering.json"
     if not path.exists():
         raise MissingInput(f"{path}: missing; run `dvc repro clusters`")
-    return json.loads(path.read_text()), read_frame(CLUSTERS_DIR / "user_clusters.parquet", schemas.USER_CLUSTERS)
+    return read_json_object(path), read_frame(CLUSTERS_DIR / "user_clusters.parquet", schemas.USER_CLUSTERS)
 
 
 def used_expert_dirs(clustering: dict) -> list[Path]:
@@ -35,14 +34,16 @@ def used_expert_dirs(clustering: dict) -> list[Path]:
 
 
 def read_gate():
-    """The gate the gate stage saved (pipeline.experts.gate.Gate)."""
-    import torch
-
+    """The gate the gate stage saved (pipeline.experts.gate.Gate): gate.json, and gate.pt for a
+    trained one. A damaged or foreign file is an UnreadableArtifact naming it."""
     from pipeline.experts.gate import Gate
 
-    state = json.loads((GATE_DIR / "gate.json").read_text())
-    network = GATE_DIR / "gate.pt"
-    return Gate.from_state(state, torch.load(network, weights_only=True) if network.exists() else None)
+    described, network = GATE_DIR / "gate.json", GATE_DIR / "gate.pt"
+    state = read_json_object(described)
+    network_state = load_torch(network) if network.exists() else None
+    # both files are the gate stage's: a key gate.json lacks, or weights of other shapes, name the directory
+    with expect_content(GATE_DIR, "a gate (gate.json, and gate.pt of the network it describes)"):
+        return Gate.from_state(state, network_state)
 
 
 def gate_from_clustering(clustering: dict, params: GateParams, experts: ExpertsParams, kind: str | None = None):

@@ -13,14 +13,13 @@ from typing import Sequence
 
 import torch
 from peft.tuners.lora import Linear as LoraLinear
-from safetensors.torch import load_file
 
 from pipeline.rec.fusion import ExpertLoRALinear, fused_layers
-from pipeline.rec.model import ADAPTER_DIR, RecModel
+from pipeline.artifacts import load_safetensors
+from pipeline.rec.model import ADAPTER_DIR, ADAPTER_FILE, RecModel
 from pipeline.experts.split_body import upper_layer_indices
 from pipeline.errors import MissingInput
 
-ADAPTER_FILE = "adapter_model.safetensors"
 
 
 def adapter_factors(adapter_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -29,7 +28,7 @@ def adapter_factors(adapter_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Te
     path = Path(adapter_dir) / ADAPTER_FILE
     if not path.exists():
         raise MissingInput(f"{path}: no LoRA adapter (run the expert stage first)")
-    tensors = load_file(str(path))
+    tensors = load_safetensors(path)  # a damaged file: an UnreadableArtifact naming it
     factors: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if ".lora_A." not in key and ".lora_B." not in key:

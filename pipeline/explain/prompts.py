@@ -1,8 +1,6 @@
 """The gold-trace rows as the prompts a trained variant was trained on."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 
 from pipeline import schemas
@@ -31,5 +29,5 @@ def variant_examples(
 ) -> list[RecExample]:
     """Prompts of `frame`'s rows in `spec`'s form (keywords and CF slots as the variant was
     trained: the recipe's own encoder), answers left as the labels' Yes/No (unused here)."""
-    data = load_variant_data(replace(spec, traces=False), inputs)
+    data = load_variant_data(spec.without_traces(), inputs)
     return variant_encoder(spec, prompt, rec.tokenizer, data)(frame, None, f"encode {spec.name}")

@@ -14,17 +14,19 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from pipeline.artifacts import UnreadableArtifact, load_safetensors, read_json_object
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.device import place_model
 from pipeline.rec.fusion import routing
 from pipeline.rec.packing import packed_attention_mask
 from pipeline.rec.params import LoraParams
 from pipeline.rec.precision import resolve_precision, torch_dtype
-from pipeline.rec.projector import CFProjector
+from pipeline.rec.projector import CFProjector, load_projector
 from pipeline.rec.prompts import answer_token_ids
 from pipeline.rec.soft_tokens import embed_with_soft_tokens
 
 ADAPTER_DIR = "adapter"
+ADAPTER_FILE = "adapter_model.safetensors"  # peft's file of a saved LoRA adapter
 PROJECTOR_FILE = "projector.pt"
 
 
@@ -189,7 +191,7 @@ def build_rec_model(
     if cf_dim is not None:
         saved = Path(init_from) / PROJECTOR_FILE if init_from is not None else None
         if saved is not None and saved.exists():
-            projector = _load_projector(saved)
+            projector = load_projector(saved)
         else:
             projector = CFProjector(cf_dim, model.config.hidden_size, projector_expansion)
             if calibration_vectors is not None:
@@ -238,20 +240,29 @@ def load_rec_model(
     """A trained variant for scoring or generation (eval mode, nothing trainable), its frozen weights
     in `frozen_dtype` (precision.py: auto picks by hardware), on `device`."""
     frozen_dtype = resolve_precision(frozen_dtype, device)
+    meta, projector = check_saved_model(model_dir)
     model, tokenizer = load_backbone(backbone)
     llm = PeftModel.from_pretrained(model, Path(model_dir) / ADAPTER_DIR, is_trainable=False)
-    saved = Path(model_dir) / PROJECTOR_FILE
-    meta = json.loads((Path(model_dir) / "model.json").read_text())
-    rec = RecModel(llm, tokenizer, _load_projector(saved) if saved.exists() else None, meta["answer_logit"])
+    rec = RecModel(llm, tokenizer, projector, meta["answer_logit"])
     rec.requires_grad_(False)
     return _cast_and_place(rec, frozen_dtype, device).eval()
 
 
-def _load_projector(path: Path) -> CFProjector:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    projector = CFProjector(**saved["config"])
-    projector.load_state_dict(saved["state"])
-    return projector
+def check_saved_model(model_dir: Path) -> tuple[dict, CFProjector | None]:
+    """(model.json, the projector) of a saved variant, every file save_rec_model wrote opened with the
+    project's loaders before the backbone loads: a damaged or foreign one is an UnreadableArtifact
+    naming it (a command adds the stage that rebuilds it), not a traceback from inside peft or
+    torch, and it is found before the slow part. The adapter is read twice: a few MB."""
+    model_dir = Path(model_dir)
+    meta = read_json_object(model_dir / "model.json")
+    read_json_object(model_dir / ADAPTER_DIR / "adapter_config.json")
+    load_safetensors(model_dir / ADAPTER_DIR / ADAPTER_FILE)
+    saved = model_dir / PROJECTOR_FILE
+    if saved.exists():
+        return meta, load_projector(saved)
+    if meta.get("has_projector"):  # else scoring fails later, naming neither the file nor its stage
+        raise UnreadableArtifact(saved, "missing, though model.json says the model has a projector")
+    return meta, None
 
 
 def trainable_state(rec: RecModel) -> dict[str, torch.Tensor]:

@@ -1,9 +1,12 @@
 """CoLLM's shared MLP projector: CF vector (d) -> 10d -> LLM hidden size, ReLU in between."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from pipeline.artifacts import expect_content, load_torch
 from pipeline.rec.examples import ITEM_SLOT, USER_SLOT
 
 
@@ -46,3 +49,13 @@ class CFProjector(nn.Module):
 
     def config(self) -> dict:
         return {"cf_dim": self.cf_dim, "hidden_size": self.hidden_size, "expansion": self.expansion}
+
+
+def load_projector(path: Path) -> CFProjector:
+    """The projector save_rec_model wrote ({"config": ..., "state": ...}); a damaged file, or one
+    holding anything else, is an UnreadableArtifact naming `path`."""
+    saved = load_torch(path)
+    with expect_content(path, "a CF projector checkpoint"):
+        projector = CFProjector(**saved["config"])
+        projector.load_state_dict(saved["state"])
+    return projector

@@ -7,7 +7,7 @@ import pandas as pd
 
 
 class UnknownUser(LookupError):
-    """The raw user id is not in the dataset, or the user has no interactions."""
+    """The raw user id is not in the dataset, or the user has no interactions (or no unseen items)."""
 
 
 def user_id(users: pd.DataFrame, raw_id: str) -> int:
@@ -32,16 +32,29 @@ def latest_history(interactions: pd.DataFrame, user: int, raw_id: str) -> tuple[
     return items, labels
 
 
+def unseen_items(interactions: pd.DataFrame, user: int, n_items: int) -> np.ndarray:
+    """Ids of the catalogue's `n_items` items `user` never interacted with (in any split), ascending."""
+    seen = np.zeros(n_items, dtype=bool)
+    seen[interactions.loc[interactions["user"] == user, "item"].to_numpy()] = True
+    return np.flatnonzero(~seen)
+
+
+def count_unseen(interactions: pd.DataFrame, user: int, raw_id: str, n_items: int) -> int:
+    """How many items `user` could be recommended (unseen_items); UnknownUser when none."""
+    count = len(unseen_items(interactions, user, n_items))
+    if count == 0:
+        raise UnknownUser(f"user '{raw_id}' has rated all {n_items:,} items: nothing left to recommend")
+    return count
+
+
 def unseen_by_cf(
     interactions: pd.DataFrame, user: int, user_vector: np.ndarray, item_vectors: np.ndarray, count: int
 ) -> pd.DataFrame:
     """The `count` items `user` never interacted with that score highest under the CF model
     (<user vector, item vector>, a logit): columns item, cf_score, cf_rank (1 = best); ties broken
     by item id so the list is deterministic."""
-    seen = np.zeros(len(item_vectors), dtype=bool)
-    seen[interactions.loc[interactions["user"] == user, "item"].to_numpy()] = True
     scores = item_vectors @ user_vector  # (n_items,)
-    items = np.flatnonzero(~seen)
+    items = unseen_items(interactions, user, len(item_vectors))
     order = np.lexsort((items, -scores[items]))[:count]
     chosen = items[order]
     return pd.DataFrame({"item": chosen.astype(np.int32), "cf_score": scores[chosen].astype(np.float32),

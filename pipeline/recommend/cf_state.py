@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
+from pipeline.artifacts import expect_content, load_torch
 from pipeline.cf.export import user_item_vectors
 from pipeline.cf.data import rows_to_tensors
 from pipeline.cf.models import MODEL_CONFIGS, SEQUENTIAL, build_model, history_length_of
@@ -25,12 +25,13 @@ def load_history_encoder(checkpoint: Path) -> HistoryEncoder | None:
     model.pt), or None when the model is not sequential or there is no checkpoint."""
     if not Path(checkpoint).exists():
         return None
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if saved["model"] not in SEQUENTIAL:
-        return None
-    config = MODEL_CONFIGS[saved["model"]](**saved["config"])
-    model = build_model(saved["model"], config, None, saved["n_users"], saved["n_items"])  # sequential: no graph
-    model.load_state_dict(saved["state_dict"])
+    saved = load_torch(checkpoint)
+    with expect_content(checkpoint, "a CF checkpoint of the cf stage"):
+        if saved["model"] not in SEQUENTIAL:
+            return None
+        config = MODEL_CONFIGS[saved["model"]](**saved["config"])
+        model = build_model(saved["model"], config, None, saved["n_users"], saved["n_items"])  # sequential: no graph
+        model.load_state_dict(saved["state_dict"])
 
     def encode(user: int, items: list[int], labels: list[int]) -> np.ndarray:
         frame = pd.DataFrame({"user": [user], "item": [0], "label": [0], "history_items": [items],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import BadInput
 from pipeline.explain.generate import RepetitionControls
 from pipeline.explain.says_nothing import SaysNothingRule, says_nothing
 from pipeline.recommend.candidates import latest_history, unseen_by_cf
@@ -54,6 +55,7 @@ def recommend_items(
     proposed = unseen_by_cf(interactions, user, cf_user, cf_items, candidates)
     scores, examples = rerank(recommender, candidate_frame(user, proposed["item"].to_numpy(), history), batch_size, dtype)
     proposed["score"] = scores
+    require_finite(proposed, recommender)
     order = np.lexsort((proposed["cf_rank"].to_numpy(), -scores))[:k]
     ranked = proposed.iloc[order].reset_index(drop=True)
     texts = reasons(recommender, [examples[i] for i in order[:explain]], generation.batch_size,
@@ -62,3 +64,17 @@ def recommend_items(
     ranked["reasoning"] = texts + unexplained
     ranked["says_nothing"] = [says_nothing(t, generation.says_nothing) for t in texts] + unexplained
     return Recommendation(user, history, ranked[["item", "score", "cf_score", "cf_rank", "reasoning", "says_nothing"]])
+
+
+def require_finite(proposed: pd.DataFrame, recommender: Recommender) -> None:
+    """A NaN or infinite score cannot be ranked, nor written as JSON: BadInput naming the first such
+    candidate and where the value comes from, before any reason is generated."""
+    sources = {"cf_score": "the CF vectors (user or item) hold non-finite values",
+               "score": f"the trained model '{recommender.spec.name}' or the CF vectors its prompts show "
+                        "hold non-finite values"}
+    for column, source in sources.items():
+        bad = proposed.loc[~np.isfinite(proposed[column].to_numpy(dtype=np.float64))]
+        if len(bad):
+            raw = recommender.data.items.set_index("item").at[int(bad["item"].iloc[0]), "raw_id"]
+            raise BadInput(f"the {column} of {len(bad)} of {len(proposed)} candidates is not finite "
+                           f"({bad[column].iloc[0]} for item {raw}): {source}")

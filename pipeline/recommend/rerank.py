@@ -5,7 +5,7 @@ CF slots are exactly as in training; every candidate shows the same history (the
 so score_candidates runs that shared prefix once and each candidate costs its target tokens."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ def load_recommender(name: str, backbone: str, model_dir: Path, inputs: RecInput
     spec = get_variant(name)
     rec = load_rec_model(backbone, model_dir, device, frozen_dtype)
     # no traces: they are training answers, never part of a prompt
-    data = load_variant_data(replace(spec, traces=False), inputs)
+    data = load_variant_data(spec.without_traces(), inputs)
     return Recommender(spec, rec, data, prompt)
 
 
