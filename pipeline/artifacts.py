@@ -217,7 +217,24 @@ def read_table(path: str | os.PathLike, schema: pa.Schema | None = None) -> pa.T
     if schema is None:
         return table
     validate_schema(table.schema, schema, str(path))
-    return table.select(schema.names).cast(schema)
+    table = table.select(schema.names).cast(schema)
+    _check_finite(table, schema, str(path))
+    return table
+
+
+def _check_finite(table: pa.Table, schema: pa.Schema, where: str) -> None:
+    """The schema's finite columns (schemas.FINITE_COLUMNS: scores, CF vectors) hold no NaN or
+    infinity; else the named one-line error of schemas.require_finite."""
+    import pyarrow.compute as pc
+
+    from pipeline.schemas import finite_columns, require_finite
+
+    for column, ids in finite_columns(schema):
+        values = table.column(column)
+        if pa.types.is_list(values.type):
+            values = pc.list_flatten(values)
+        if len(values) and not pc.all(pc.fill_null(pc.is_finite(values), False)).as_py():  # null = NaN from pandas
+            require_finite(table.select([column, *ids]).to_pandas(), column, where, ids)
 
 
 def read_frame(path: str | os.PathLike, schema: pa.Schema | None = None):

@@ -126,6 +126,21 @@ EXPLANATIONS = pa.schema(
 USER_CLUSTERS = pa.schema([("user", pa.int32()), ("cluster", pa.int32())])
 
 
+# Columns that must hold finite numbers wherever an artifact of the schema is read
+# (artifacts.read_table checks them): (schema, column, id columns an error names).
+FINITE_COLUMNS = (
+    (PREDICTIONS, "score", ("row", "user", "item")),
+    (USER_VECTORS, "vector", ("user",)),
+    (ITEM_VECTORS, "vector", ("item",)),
+    (ROW_USER_VECTORS, "vector", ("row",)),
+)
+
+
+def finite_columns(schema: pa.Schema) -> list[tuple[str, tuple[str, ...]]]:
+    """(column, id columns) of `schema` that must be finite (FINITE_COLUMNS)."""
+    return [(column, ids) for known, column, ids in FINITE_COLUMNS if schema.equals(known)]
+
+
 def require_finite(frame, column: str, where: str, ids: Sequence[str] = ()) -> None:
     """BadInput naming `where`, the first bad row (its position in the file, then its `ids`
     columns) and `column` when a value of `column` (a number, or a vector of numbers, per row) is

@@ -39,3 +39,13 @@ def test_batching_does_not_change_scores(scorer):
 def test_mismatched_lengths_are_an_error(scorer):
     with pytest.raises(ValueError, match="2 candidates but 1 references"):
         scorer.score(["a", "b"], ["a"])
+
+
+def test_special_token_strings_in_a_text_are_text(scorer):
+    """A "[SEP]" or "[CLS]" inside a reason is embedded as its characters, not as the encoder's own
+    tokens (which BERTScore drops), so it cannot hide words from the score; ordinary text keeps its ids."""
+    planted = scorer.tokenizer(["great [SEP] film [CLS]"], split_special_tokens=True, return_special_tokens_mask=True)
+    assert sum(planted["special_tokens_mask"][0]) == 2  # only the [CLS] ... [SEP] the encoder adds itself
+    assert len(scorer._embed(["great [SEP] film [CLS]"])[0]) > len(scorer._embed(["great film"])[0])
+    ordinary = "a quiet drama about two brothers"
+    assert scorer.tokenizer([ordinary], split_special_tokens=True)["input_ids"] == scorer.tokenizer([ordinary])["input_ids"]

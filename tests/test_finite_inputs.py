@@ -141,3 +141,25 @@ def test_the_clusters_stage_says_it_in_one_line_not_a_scikit_learn_traceback(tin
     assert line.endswith("data/cf/mf/user_vectors.parquet: row 2 of the file (user 2): vector[5] is nan, "
                          "not a finite number (1 of 6 rows hold NaN or infinite values)")
     assert not (tiny / "data/experts").exists()
+
+
+def test_every_reader_of_a_scores_or_vectors_file_checks_it(tmp_path):
+    """read_frame checks the finite columns of the schema it is given, so a stage that reads
+    predictions or CF vectors through it (traces, thinkrec_experts, ...) names the bad row."""
+    import pandas as pd
+
+    from pipeline.artifacts import read_frame, write_frame
+    from pipeline.errors import BadInput
+    from pipeline.schemas import PREDICTIONS, USER_VECTORS
+
+    scores = pd.DataFrame({"row": [0, 1, 2], "user": [5, 5, 6], "item": [1, 2, 3], "score": [0.5, float("inf"), 1.0]})
+    write_frame(scores, tmp_path / "p.parquet", PREDICTIONS)
+    with pytest.raises(BadInput, match=r"p.parquet: row 1 of the file \(row 1, user 5, item 2\): score is inf"):
+        read_frame(tmp_path / "p.parquet", PREDICTIONS)
+    vectors = pd.DataFrame({"user": [0, 1], "vector": [[0.0, 1.0], [float("nan"), 2.0]]})
+    write_frame(vectors, tmp_path / "u.parquet", USER_VECTORS)
+    with pytest.raises(BadInput, match=r"u.parquet: row 1 of the file \(user 1\): vector\[0\] is nan"):
+        read_frame(tmp_path / "u.parquet", USER_VECTORS)
+    scores["score"] = [0.5, 0.25, 1.0]
+    write_frame(scores, tmp_path / "p.parquet", PREDICTIONS)
+    assert read_frame(tmp_path / "p.parquet", PREDICTIONS)["score"].tolist() == [0.5, 0.25, 1.0]

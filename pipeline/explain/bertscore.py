@@ -52,6 +52,7 @@ class BertScorer:
             batch = self.tokenizer(
                 list(texts[start : start + self.batch_size]), padding=True, truncation=True,
                 max_length=MAX_TOKENS, return_tensors="pt", return_special_tokens_mask=True,
+                split_special_tokens=True,  # a "[SEP]" in a reason is text, not the encoder's separator
             )
             special = batch.pop("special_tokens_mask")
             hidden = self.model(**batch).last_hidden_state  # (B, T, H)
