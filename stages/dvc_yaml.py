@@ -5,8 +5,8 @@ inputs, the model they start from), and the per-model lists of evaluate, explain
 Usage: python -m stages.dvc_yaml [--write | --check]
 Without a flag, prints dvc.yaml. `--write` rewrites it; `--check` exits 1 when dvc.yaml differs
 from what `--write` would write (tests/test_registry.py runs it). Reads params.yaml only for what
-dvc.yaml must list per entry: experts.slots (the expert stages the gate reads) and rec.overrides
-(which variants declare their own training params).
+dvc.yaml must list per entry: experts.slots (the expert stages the gate reads), rec.overrides
+(which variants declare their own training params) and traces.hard_scores (a file traces reads).
 """
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, st
         params.append("rec.prompt.keywords_per_item")
     if "traces" in entry.inputs:
         params.append("rec.prompt.max_answer_tokens")
+    if stage2:
+        params.append("rec.prompt.cf_slots")
     params += ["rec.loss", "rec.scoring", "rec.packing"]
     params += ["cf.model", "rec.projector", "rec.stage1", "rec.stage2"] if stage2 else ["rec.lora", "rec.stage1", "rec.stage2"]
     if entry.name in overrides:
@@ -97,10 +99,12 @@ def rdrec_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
                  metrics_out(layout.train_metrics(entry.name)))
 
 
-def fixed_stages() -> dict[str, tuple[dict, str | None]]:
+def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
     """The stages before the recommenders: ingest, the sizes checked against it, the local model, CF,
     the baselines, the teacher's data (each teacher stage depends on its sizes: they run after the check)."""
     cf_models = [entry.name for entry in registry.models("cf")]
+    # a named hard-rows source is a dependency; DVC cannot interpolate a null key, so only when set
+    hard_scores = ["${traces.hard_scores}"] if (params.get("traces") or {}).get("hard_scores") else []
     return {
         "ingest": stage(
             "python -m stages.ingest",
@@ -133,7 +137,7 @@ def fixed_stages() -> dict[str, tuple[dict, str | None]]:
         "traces": stage(
             "python -m stages.traces",
             [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.ITEM_KEYWORDS,
-             layout.PREDICTIONS_DIR / "${cf.model}.parquet", layout.sizes("traces"), LOCAL_MODEL],
+             layout.PREDICTIONS_DIR / "${cf.model}.parquet", *hard_scores, layout.sizes("traces"), LOCAL_MODEL],
             ["traces", "cf.model", "rec.prompt.version", "rec.prompt.history_items", "rec.prompt.title_words",
              "rec.prompt.keywords_per_item", "llm"], [layout.TRACES_DIR], metrics_out(layout.metrics("traces")),
             comment="The teacher's question embeds the student's prompt (pipeline/rec/prompts.py)."),
@@ -211,7 +215,7 @@ def plots() -> list[dict]:
 def pipeline_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
     overrides = set((params.get("rec") or {}).get("overrides") or {})
     slots = list((params.get("experts") or {}).get("slots") or [])
-    stages = fixed_stages()
+    stages = fixed_stages(params)
     for entry in registry.models("rdrec"):
         stages[entry.name] = rdrec_stage(entry)
     for entry in registry.models("llm"):
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.check:
         if not DVC_YAML.exists() or DVC_YAML.read_text() != text:
             print(f"{DVC_YAML} is stale: run `python -m stages.dvc_yaml --write` (after editing pipeline/registry.py,"
-                  " pipeline/layout.py, experts.slots or rec.overrides)", file=sys.stderr)
+                  " pipeline/layout.py, experts.slots, rec.overrides or traces.hard_scores)", file=sys.stderr)
             return 1
         print(f"{DVC_YAML} is current")
     else:

@@ -2,15 +2,18 @@
 fixed test_tiny sample (the gold explanations the explain stage scores against).
 
 Reads data/ingest/{interactions,items,subsets}.parquet, data/keywords/item_keywords.parquet,
-data/predictions/<cf.model>.parquet (for selection = hard) and params `traces`, `cf.model`,
+data/predictions/<cf.model>.parquet (for selection = hard; `traces.hard_scores`, a predictions file
+scoring the train rows, instead when set) and params `traces`, `cf.model`,
 `rec.prompt.{version,history_items,title_words,keywords_per_item}` (the student's rendering, which
 the teacher's question embeds) and `llm`; writes data/traces/traces.parquet,
 data/traces/gold_traces.parquet and metrics/traces.json.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -31,7 +34,7 @@ from pipeline.traces.verification import (
     traces_table,
     verification_stats,
 )
-from pipeline.errors import run_stage
+from pipeline.errors import BadInput, MissingInput, run_stage
 from pipeline.params import Strict, load_section
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
@@ -49,9 +52,11 @@ class GoldParams(Strict):
 class TraceParams(TeacherParams):
     selection: Literal["hard", "random", "per_label"]
     count: int = Field(ge=0)
+    hard_scores: str | None = Field(min_length=1)  # None: cf.model's predictions
     score_threshold: float | None
     min_history: int = Field(ge=0)
-    max_rounds: int = Field(ge=1)
+    max_rounds: int | None = Field(ge=1)  # None: until verified, capped by verification.round_limit
+    unverified: Literal["drop", "keep_label"]
     min_reasoning_words: int = Field(ge=1)
     ask_verdict: bool
     balance_labels: bool
@@ -69,18 +74,37 @@ def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
     """(selected training rows, selection info for the metrics)."""
     train = interactions[interactions["split"] == "train"]
     info = {"mode": params.selection, "train_rows": len(train)}
-    predictions, threshold = None, None
-    if params.selection == "hard":
-        path = layout.predictions(cf_model)
-        predictions = read_frame(path, PREDICTIONS)
+    predictions, threshold, where = None, None, str(layout.predictions(cf_model))
+    named = params.selection == "hard" and params.hard_scores is not None
+    if named:
+        where = f"traces.hard_scores: {params.hard_scores}"
+        predictions = read_hard_scores(Path(params.hard_scores))
+        info.update(hard_scores=params.hard_scores,
+                    hard_scores_sha256=hashlib.sha256(Path(params.hard_scores).read_bytes()).hexdigest())
+    elif params.selection == "hard":
+        predictions = read_frame(layout.predictions(cf_model), PREDICTIONS)
+        info.update(cf_model=cf_model)
+    if predictions is not None:
         threshold = score_threshold(predictions["score"], params.score_threshold)
-        info.update(cf_model=cf_model, score_threshold=threshold)
+        info.update(score_threshold=threshold)
     rows = select_trace_rows(
         train, params.selection, params.count, params.seed, params.min_history,
-        predictions, threshold, predictions_path=str(layout.predictions(cf_model)),
+        predictions, threshold, predictions_path=where, complete=named,
     )
     info["selected"] = len(rows)
     return rows, info
+
+
+def read_hard_scores(path: Path):
+    """traces.hard_scores: a PREDICTIONS file no stage writes (a model's scores of the train split);
+    its errors name the key."""
+    try:
+        return read_frame(path, PREDICTIONS)
+    except MissingInput:
+        raise MissingInput(f"traces.hard_scores: {path} not found (a predictions file scoring the train rows, "
+                           "which no stage writes; null takes cf.model's)") from None
+    except BadInput as err:
+        raise type(err)(f"traces.hard_scores: {err}") from None
 
 
 def main() -> None:
@@ -106,9 +130,10 @@ def main() -> None:
         return run_verification(cases, client, sampling, params.max_rounds, params.min_reasoning_words, desc,
                                 params.ask_verdict)
 
+    keep_label = params.unverified == "keep_label"  # training rows only: a gold trace must reason
     cases = verify(rows, "traces")
     gold = verify(gold_rows, "gold traces")
-    table = traces_table(cases)
+    table = traces_table(cases, keep_label)
     dropped = 0
     if params.balance_labels:
         table, dropped = balance_labels(table, params.seed)
@@ -118,7 +143,7 @@ def main() -> None:
     metrics = {
         "selection": selection,
         "traces": {
-            **verification_stats(cases, params.max_rounds),
+            **verification_stats(cases, params.max_rounds, keep_label),
             "balance_labels": params.balance_labels,
             "dropped_for_balance": dropped,
             "written": len(table),

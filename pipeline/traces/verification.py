@@ -1,7 +1,8 @@
 """The verification loop: ask, and while the teacher's verdict is wrong, show it a hint naming the
-true label and ask again; keep only traces that end in the true label. With `ask_verdict`, an answer
-that reasons but states no verdict is followed, in the same conversation, by VERDICT_QUESTION (one
-short request) whose Yes/No counts as that answer's verdict (form `asked`).
+true label and ask again, up to a round limit (round_limit); keep the traces that end in the true
+label, and optionally the rows that never did with the bare label as their trace. With
+`ask_verdict`, an answer that reasons but states no verdict is followed, in the same conversation, by
+VERDICT_QUESTION (one short request) whose Yes/No counts as that answer's verdict (form `asked`).
 
 All rows still in play are sent together each round, so a batched backend answers a round in one
 batch. Requests are a pure function of the row and the earlier (cached) answers, so a re-run is
@@ -20,6 +21,7 @@ from pipeline.llm.chat import ChatMessage, ChatRequest, ChatResponse, SamplingPa
 from pipeline.rec.prompts import PromptItem, PromptTemplate
 from pipeline.traces.prompt import (
     ASKED,
+    HINTS,
     VERDICT_FORMS,
     VERDICT_QUESTION,
     VERDICT_TOKENS,
@@ -34,6 +36,10 @@ from pipeline.traces.selection import sample_rows
 
 # How a row's loop ended.
 VERIFIED, WRONG, NO_REASONING = "verified", "never_right", "no_reasoning"
+# With no round limit (max_rounds None) a row still stops once it has been shown every hint this
+# many times: the reference's loop has none, and a teacher that never names the true label would
+# ask forever (1 + 3 * len(HINTS) = 10 answers).
+HINT_CYCLES_WITHOUT_LIMIT = 3
 
 
 @dataclass
@@ -69,18 +75,25 @@ def make_cases(
     return cases
 
 
+def round_limit(max_rounds: int | None) -> int:
+    """Teacher answers per row at most: `max_rounds`, or for None (no limit) the safety cap, the
+    first answer plus every hint HINT_CYCLES_WITHOUT_LIMIT times."""
+    return max_rounds if max_rounds is not None else 1 + HINT_CYCLES_WITHOUT_LIMIT * len(HINTS)
+
+
 def run_verification(
     cases: list[TraceCase],
     client,
     sampling: SamplingParams,
-    max_rounds: int,
+    max_rounds: int | None,
     min_reasoning_words: int = 3,
     desc: str = "traces",
     ask_verdict: bool = False,
 ) -> list[TraceCase]:
-    """Run the loop for every case (mutated in place and returned)."""
+    """Run the loop for every case (mutated in place and returned), at most round_limit(max_rounds)
+    answers per case."""
     active = list(cases)
-    for round_no in range(1, max_rounds + 1):
+    for round_no in range(1, round_limit(max_rounds) + 1):
         if not active:
             break
         requests = [ChatRequest(messages=tuple(c.messages), sampling=sampling) for c in active]
@@ -140,28 +153,33 @@ def ask_verdicts(
     return answers
 
 
-def traces_table(cases: list[TraceCase]) -> pd.DataFrame:
-    """The verified traces as rows of schemas.TRACES, in row order."""
+def traces_table(cases: list[TraceCase], keep_label: bool = False) -> pd.DataFrame:
+    """The verified traces as rows of schemas.TRACES, in row order; with `keep_label` every other
+    case too, its trace the bare label ("Yes. " / "No. ", as the reference stores a row its loop
+    gave up on) and `rounds` the answers it was given."""
     rows = [
         {
             "row": c.row,
             "label": c.label,
-            "trace": c.trace,
+            "trace": c.trace if c.outcome == VERIFIED else stored_trace(c.label, ""),
             "rounds": c.rounds,
             "tokens_in": c.tokens_in,
             "tokens_out": c.tokens_out,
         }
         for c in sorted(cases, key=lambda c: c.row)
-        if c.outcome == VERIFIED
+        if c.outcome == VERIFIED or keep_label
     ]
     columns = ["row", "label", "trace", "rounds", "tokens_in", "tokens_out"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def verification_stats(cases: list[TraceCase], max_rounds: int) -> dict:
-    """Kept fraction, rounds histogram of kept traces, outcome counts, label balance of the kept
-    traces, verdict forms of every answer and of the kept ones, teacher tokens."""
+def verification_stats(cases: list[TraceCase], max_rounds: int | None, keep_label: bool = False) -> dict:
+    """Kept (= verified) fraction, rounds histogram of kept traces, the round limit and outcome
+    counts (`never_right` = stopped by the limit), rows kept with the bare label (traces_table's
+    `keep_label`), label balance of the kept traces, verdict forms of every answer and of the kept
+    ones, teacher tokens."""
     kept = [c for c in cases if c.outcome == VERIFIED]
+    limit = round_limit(max_rounds)
     rounds = Counter(c.rounds for c in kept)
     forms = Counter(form for c in cases for form in c.forms)
     kept_forms = Counter(c.forms[-1] for c in kept)
@@ -169,8 +187,10 @@ def verification_stats(cases: list[TraceCase], max_rounds: int) -> dict:
         "rows": len(cases),
         "kept": len(kept),
         "kept_fraction": len(kept) / len(cases) if cases else 0.0,
-        "rounds_histogram": {str(r): rounds.get(r, 0) for r in range(1, max_rounds + 1)},
+        "rounds_histogram": {str(r): rounds.get(r, 0) for r in range(1, limit + 1)},
+        "round_limit": limit,
         "outcomes": dict(sorted(Counter(c.outcome for c in cases).items())),
+        "kept_label": len(cases) - len(kept) if keep_label else 0,
         "kept_by_label": label_counts([c.label for c in kept]),
         "verdict_forms": {form: forms.get(form, 0) for form in VERDICT_FORMS},
         "kept_verdict_forms": {form: kept_forms.get(form, 0) for form in VERDICT_FORMS},
