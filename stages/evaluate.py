@@ -7,6 +7,8 @@ topn_candidates}.parquet. Writes metrics/<model>.json (for `dvc metrics show`) a
 plots/roc/<model>.json per model. Each model is compared (`vs_<other>`) with the models its registry
 entry names (`compared_with`) and with the best CF model (`vs_best_cf`), chosen by AUC among the
 registry's CF models on `evaluate.selection_subset`, which must hold no test rows.
+`evaluate.conventions` picks the ranking metrics' conventions: this project's or ThinkRec's
+(pipeline/metrics/ranking.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pipeline import layout, registry
 from pipeline.artifacts import read_frame, write_json
 from pipeline.metrics.bootstrap import resample_counts
 from pipeline.metrics.compare import best_by_auc
+from pipeline.metrics.ranking import Conventions
 from pipeline.metrics.report import Resamples, measure_model, metric_ks, model_report, paired_report
 from pipeline.metrics.scores import pointwise_scores, topn_scores
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, SUBSETS, TOPN_CANDIDATES
@@ -39,6 +42,7 @@ class EvaluateParams(Strict):
     headline: list[str]
     ks: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     roc_points: int = Field(ge=2)  # a curve needs its two ends
+    conventions: Conventions
 
     @field_validator("headline")
     @classmethod
@@ -95,7 +99,7 @@ def main() -> None:
             raise BadInput(f"{where}: no scored rows (neither evaluation rows nor top-N candidates, row -1)")
         evaluations[name] = measure_model(
             pointwise, topn,
-            warm_users, resamples, params.ks, params.headline, params.roc_points)
+            warm_users, resamples, params.ks, params.headline, params.roc_points, params.conventions)
     best_cf = choose_best_cf(params, predictions, interactions, subsets) if registry.models("cf") else None
 
     topn_headline = [metric for metric in params.headline if metric.startswith("topn_")]

@@ -32,6 +32,7 @@ PARAMS = {"evaluate": {
     "headline": ["auc", "uauc", "ndcg@5", "topn_hr@10", "topn_ndcg@10"],
     "ks": [1, 5, 10],
     "roc_points": 50,
+    "conventions": "project",
 }}
 
 
@@ -159,6 +160,44 @@ def test_a_rerun_writes_the_same_bytes(project):
     assert first == {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
 
 
+def reference_ranking_by_hand(rows: pd.DataFrame, scores: pd.Series, k: int) -> tuple[float, float]:
+    """ThinkRec's mean NDCG@k and MAP@k: users with >= 2 rows, single-label ones included (0 without
+    positives), equal scores in row order, AP divided by all the user's positives."""
+    ndcg, ap = [], []
+    for _, user in rows.assign(score=scores.to_numpy()).groupby("user"):
+        if len(user) < 2:
+            continue
+        ranked = [label for _, _, label in sorted(zip(-user["score"], user.index, user["label"]))]
+        positives = sum(ranked)
+        dcg = sum(label / math.log2(i + 2) for i, label in enumerate(ranked[:k]))
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(k, positives)))
+        ndcg.append(dcg / ideal if ideal else 0.0)
+        hits = np.cumsum(ranked[:k])
+        ap.append(sum(hits[i] / (i + 1) for i in range(len(hits)) if ranked[i]) / positives if positives else 0.0)
+    return sum(ndcg) / len(ndcg), sum(ap) / len(ap)
+
+
+def test_reference_conventions_change_only_the_ranking_metrics_and_are_named(project):
+    directory, interactions = project
+    assert run(directory, "stages.evaluate").returncode == 0
+    default = {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
+    params = {"evaluate": {**PARAMS["evaluate"], "conventions": "reference"}}
+    (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run(directory, "stages.evaluate")
+    assert result.returncode == 0, result.stderr
+    test_rows = subset_rows(directory, interactions, "test_small")
+    good = pd.read_parquet(directory / "data/predictions/cfgood.parquet").query("row >= 0").set_index("row")
+    project_metrics, metrics = json.loads(default["cfgood.json"]), metrics_of(directory, "cfgood")
+    assert "conventions" not in project_metrics and metrics["conventions"] == "reference"
+    ndcg, ap = reference_ranking_by_hand(test_rows, good.loc[test_rows.index, "score"], 5)
+    assert metrics["ndcg@5"] == pytest.approx(ndcg) and metrics["all_k"]["map@5"] == pytest.approx(ap)
+    assert metrics["ndcg@5"] != pytest.approx(project_metrics["ndcg@5"])
+    assert metrics["n_rank_users"] == (test_rows.groupby("user").size() >= 2).sum() > metrics["n_uauc_users"]
+    for name in ("auc", "auc_low", "uauc", "uauc_high", "n_uauc_users", "topn_hr@10", "topn_ndcg@10_low"):
+        assert metrics[name] == project_metrics[name], name
+    assert metrics["vs_best_cf"]["auc"] == project_metrics["vs_best_cf"]["auc"]
+
+
 def test_missing_subset_rows_are_an_error(project):
     directory, interactions = project
     dropped = int(subset_rows(directory, interactions, "test_small").index[3])
@@ -180,6 +219,7 @@ def test_a_missing_ablation_model_is_an_error_naming_its_file(project):
 @pytest.mark.parametrize("key, value, message", [
     ("selection_subset", "test_small", "holds test rows"),
     ("headline", ["auc", "ndcg5"], "unknown metric 'ndcg5'"),
+    ("conventions", "sklearn", "evaluate.conventions: Input should be 'project' or 'reference'"),
 ])
 def test_bad_params_are_refused_with_the_reason(project, key, value, message):
     directory, _ = project

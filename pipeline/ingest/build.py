@@ -14,7 +14,7 @@ from pipeline.ingest.histories import build_histories
 from pipeline.ingest.lines import IngestError
 from pipeline.ingest.raw_data import read_filtered
 from pipeline.ingest.records import ItemMeta
-from pipeline.ingest.samples import sample_rows, sample_topn_candidates, sample_user_subset
+from pipeline.ingest.samples import sample_rows, sample_subset, sample_topn_candidates
 from pipeline.ingest import splitting
 from pipeline.schemas import INTERACTIONS, ITEMS, SPLITS, SUBSET_ROWS, TOPN_CANDIDATES, USERS
 
@@ -154,9 +154,9 @@ def users_table(raw_ids: list[str]) -> pa.Table:
 
 
 def evaluation_subsets(user: np.ndarray, split: np.ndarray, params: IngestParams, rng) -> dict[str, np.ndarray]:
-    """valid_small and test_small sample users of their split; test_tiny samples test_small rows."""
-    valid_small = sample_user_subset(np.flatnonzero(split == 1), user, params.subsets.valid_small, rng)
-    test_small = sample_user_subset(np.flatnonzero(split == 2), user, params.subsets.test_small, rng)
+    """valid_small and test_small sample users (or rows) of their split; test_tiny samples test_small rows."""
+    valid_small = sample_subset(np.flatnonzero(split == 1), user, params.subsets.valid_small, rng)
+    test_small = sample_subset(np.flatnonzero(split == 2), user, params.subsets.test_small, rng)
     test_tiny = sample_rows(test_small, params.subsets.test_tiny_rows, rng)
     return {"valid_small": valid_small, "test_small": test_small, "test_tiny": test_tiny}
 

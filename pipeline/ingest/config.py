@@ -63,6 +63,22 @@ class SubsetParams(Strict):
     user_fraction: float = Field(gt=0, le=1)
     max_rows_per_user: int | None = Field(ge=1)
     max_rows: int | None = Field(ge=1)
+    # None = sample users (the three keys above); else this fraction of the split's rows, uniformly
+    row_fraction: float | None = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_sample(self) -> "SubsetParams":
+        if self.row_fraction is None:
+            return self
+        user_keys = {"user_fraction": (self.user_fraction, 1.0), "max_rows_per_user": (self.max_rows_per_user, None),
+                     "max_rows": (self.max_rows, None)}
+        set_keys = [f"{key} is {value}" for key, (value, unset) in user_keys.items() if value != unset]
+        if set_keys:
+            raise ValueError(
+                f"row_fraction {self.row_fraction} samples rows, not users: set user_fraction 1.0, "
+                f"max_rows_per_user null and max_rows null with it ({', '.join(set_keys)})"
+            )
+        return self
 
 
 class SubsetsParams(Strict):

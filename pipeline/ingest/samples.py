@@ -1,13 +1,25 @@
-"""Fixed-seed evaluation samples: user-level subsets of a split, and sampled top-N candidates.
+"""Fixed-seed evaluation samples: subsets of a split, and sampled top-N candidates.
 
-Subsets sample USERS (keeping their rows, optionally capped per user) so per-user metrics such as
-UAUC and NDCG have several rows per user to rank.
+Subsets sample USERS by default (keeping their rows, optionally capped per user) so per-user
+metrics such as UAUC and NDCG have several rows per user to rank; with `row_fraction` they sample
+ROWS uniformly instead, as ThinkRec's and CoLLM's data notebooks do (`DataFrame.sample(frac=...)`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.ingest.config import SubsetParams
+
+
+def sample_subset(
+    rows: np.ndarray, user: np.ndarray, params: SubsetParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted row ids of one evaluation subset of `rows` (a split): `row_fraction` of the rows
+    (round(fraction x rows), pandas' count, at least one) sampled uniformly without replacement;
+    or, with `row_fraction` null, users (sample_user_subset)."""
+    if params.row_fraction is None:
+        return sample_user_subset(rows, user, params, rng)
+    return sample_rows(rows, max(1, round(params.row_fraction * len(rows))), rng)
 
 
 def sample_user_subset(

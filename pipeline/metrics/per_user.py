@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.metrics.classification import auc, group_indices, score_runs, weighted_auc
-from pipeline.metrics.ranking import per_user_ranking
+from pipeline.metrics.ranking import Conventions, per_user_ranking
 from pipeline.metrics.topn import positive_ranks, topn_per_user
 
 MAX_WEIGHTED_CELLS = 1 << 22  # rows x weight vectors per weighted-AUC block (32 MiB of float64)
@@ -30,13 +30,17 @@ class UserTable:
     runs: np.ndarray | None = None  # (G,) start of each run of equal scores in that order
 
 
-def pointwise_table(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, ks: list[int]) -> UserTable:
-    """Per-user uauc and ndcg/map/hr@k of pointwise rows (N,), plus the rows ranked for AUC."""
+def pointwise_table(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, ks: list[int],
+                    conventions: Conventions = "project") -> UserTable:
+    """Per-user uauc and ndcg/map/hr@k of pointwise rows (N,), plus the rows ranked for AUC.
+    `conventions` picks which users the ranking metrics count and how (pipeline/metrics/ranking.py);
+    uauc is the same under both (the reference also averages per-user AUC over users with both
+    classes)."""
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     groups = group_indices(users)
     values = {"uauc": np.array([auc(labels[idx], scores[idx]) for idx in groups], dtype=np.float64)}
-    values.update(per_user_ranking(users, labels, scores, ks))
+    values.update(per_user_ranking(users, labels, scores, ks, conventions))
     ids, user_index = np.unique(users, return_inverse=True)
     order, runs = score_runs(scores)
     return UserTable(

@@ -2,7 +2,10 @@
 
 Headline metrics (auc, uauc, ndcg@K, map@K, hr@K, topn_hr@K, topn_ndcg@K) get a 95% user-level
 bootstrap interval (`<metric>_low`, `<metric>_high`); the other per-K metrics go in `all_k`.
-A user is warm with at least one train interaction, cold otherwise.
+A user is warm with at least one train interaction, cold otherwise. Under the `reference` ranking
+conventions (pipeline/metrics/ranking.py) the report says so (`conventions`) and counts the users
+the ranking metrics average over (`n_rank_users`); under the default `project` neither key is
+written (its ranked users are the UAUC users, `n_uauc_users`), so default files keep their bytes.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import pandas as pd
 from pipeline.metrics.bootstrap import percentile_interval
 from pipeline.metrics.classification import roc_points
 from pipeline.metrics.per_user import UserTable, pointwise_table, topn_table, weighted_metrics
+from pipeline.metrics.ranking import Conventions
 from pipeline.metrics.ties import tied_pairs
 
 GROUPS = ("all", "warm", "cold")
@@ -32,7 +36,7 @@ class Resamples:
 class GroupResult:
     point: dict[str, float]  # every metric on the group's users
     resampled: dict[str, np.ndarray]  # headline metric -> (B,) its value on each resample
-    counts: dict[str, float]  # n_rows, n_users, n_uauc_users, positive_rate, topn_users
+    counts: dict[str, float]  # n_rows, n_users, n_uauc_users, positive_rate, topn_users (+ n_rank_users)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ModelEvaluation:
     groups: dict[str, GroupResult]  # GROUPS -> result
     ties: dict[str, int] | None  # None: no pointwise rows (a top-N-only model)
     roc: dict[str, list[float]] | None
+    conventions: Conventions = "project"  # the ranking metrics' (pipeline/metrics/ranking.py)
 
 
 def metric_ks(names: list[str]) -> list[int]:
@@ -58,9 +63,11 @@ def measure_model(
     ks: list[int],
     headline: list[str],
     max_roc_points: int,
+    conventions: Conventions = "project",
 ) -> ModelEvaluation:
     """Metrics of `scores` (row, user, label, score) and of the top-N candidates; either may be
-    None (not scored): a top-N-only model has no pointwise metrics, ties or ROC."""
+    None (not scored): a top-N-only model has no pointwise metrics, ties or ROC. `conventions`
+    applies to ndcg/map/hr@K of the pointwise rows (top-N metrics have one convention)."""
     if scores is None and topn is None:
         raise ValueError("a model needs pointwise scores or top-N scores")
     ks = sorted(set(ks) | set(metric_ks(headline)))
@@ -69,7 +76,7 @@ def measure_model(
         users = scores["user"].to_numpy()
         labels = scores["label"].to_numpy()
         values = scores["score"].to_numpy(dtype=np.float64)
-        tables["pointwise"] = pointwise_table(users, labels, values, ks)
+        tables["pointwise"] = pointwise_table(users, labels, values, ks, conventions)
     if topn is not None:
         tables["topn"] = topn_table(topn["user"].to_numpy(), topn["positive"].to_numpy(),
                                     topn["score"].to_numpy(), ks)
@@ -77,20 +84,23 @@ def measure_model(
     for kind, table in tables.items():
         if draws[kind].shape[1] != table.users.size:
             raise ValueError(f"{kind} resamples cover {draws[kind].shape[1]} users, the model's rows {table.users.size}")
-    groups = {group: _measure_group(tables, draws, warm_users, group, headline) for group in GROUPS}
+    rank_users = conventions != "project"  # counted apart from the UAUC users only when they differ
+    groups = {group: _measure_group(tables, draws, warm_users, group, headline, rank_users) for group in GROUPS}
     if scores is None:
-        return ModelEvaluation(groups=groups, ties=None, roc=None)
+        return ModelEvaluation(groups=groups, ties=None, roc=None, conventions=conventions)
     return ModelEvaluation(groups=groups, ties=tied_pairs(users, values),
-                           roc=roc_points(labels, values, max_roc_points))
+                           roc=roc_points(labels, values, max_roc_points), conventions=conventions)
 
 
 def _measure_group(tables: dict[str, UserTable], draws: dict[str, np.ndarray], warm_users: np.ndarray,
-                   group: str, headline: list[str]) -> GroupResult:
+                   group: str, headline: list[str], rank_users: bool) -> GroupResult:
     point: dict[str, float] = {}
     resampled: dict[str, np.ndarray] = {}
     counts: dict[str, float] = {}
     if "pointwise" not in tables:  # a top-N-only model: no evaluation rows
         counts.update(n_rows=0, n_users=0, n_uauc_users=0, positive_rate=math.nan)
+        if rank_users:
+            counts["n_rank_users"] = 0
     for kind, table in tables.items():
         warm = np.isin(table.users, warm_users)
         mask = {"all": np.ones_like(warm), "warm": warm, "cold": ~warm}[group].astype(np.float64)
@@ -104,6 +114,9 @@ def _measure_group(tables: dict[str, UserTable], draws: dict[str, np.ndarray], w
             counts.update(n_rows=int(rows), n_users=int(mask.sum()),
                           n_uauc_users=int(mask @ ~np.isnan(table.values["uauc"])),
                           positive_rate=float(mask @ table.positives) / rows if rows else math.nan)
+            if rank_users:  # every ranking metric counts the same users: take the first, if any
+                ranking = next((values for name, values in table.values.items() if "@" in name), None)
+                counts["n_rank_users"] = 0 if ranking is None else int(mask @ ~np.isnan(ranking))
         else:
             counts["topn_users"] = int(mask.sum())
     return GroupResult(point=point, resampled=resampled, counts=counts)
@@ -134,8 +147,11 @@ def paired_report(model: GroupResult, reference: GroupResult, headline: list[str
 
 def model_report(evaluation: ModelEvaluation, comparisons: dict[str, dict], headline: list[str]) -> dict:
     """metrics/<model>.json: all users at the top level, `warm`, `cold`, `ties` and the
-    `vs_<reference>` comparisons (already built by paired_report) nested; NaN written as null."""
+    `vs_<reference>` comparisons (already built by paired_report) nested; NaN written as null.
+    `conventions` only when not the default `project` (default files keep their bytes)."""
     report = group_report(evaluation.groups["all"], headline)
+    if evaluation.conventions != "project":
+        report["conventions"] = evaluation.conventions
     report["warm"] = group_report(evaluation.groups["warm"], headline)
     report["cold"] = group_report(evaluation.groups["cold"], headline)
     report["ties"] = evaluation.ties
