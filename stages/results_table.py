@@ -146,7 +146,14 @@ def legend(reports: dict[str, dict], params: EvaluateParams) -> str:
     return (f"`value [low, high]`: {LEVEL:.0%} interval over {params.bootstrap.resamples:,} user-level bootstrap "
             f"resamples of `{params.subset}`, the same resamples for every model; top-N columns on "
             f"{topn_users} users' candidate lists; — where a model has no such rows. Paired differences: "
-            "above / below = the interval excludes zero.")
+            "above / below = the interval excludes zero." + conventions_note(reports))
+
+
+def conventions_note(reports: dict[str, dict]) -> str:
+    """Said when the ranking metrics follow the reference's conventions (evaluate.conventions)."""
+    used = sorted({report["conventions"] for report in reports.values() if "conventions" in report})
+    return (f" ndcg@K, map@K and hr@K under the `{'`, `'.join(used)}` conventions (evaluate.conventions,"
+            " docs/evaluation.md)." if used else "")
 
 
 LLM_FAMILIES = ("llm", "experts", "rdrec")  # registry families whose models are LLM recommenders

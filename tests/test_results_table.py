@@ -131,3 +131,16 @@ def test_readme_block_and_results_page_match_the_committed_metrics():
     """Every number of README's results block and of docs/results.md is generated from metrics/."""
     result = run(ROOT, "--check")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_legend_says_when_ranking_metrics_follow_the_reference_conventions():
+    from pipeline.params import load_section
+    from stages.evaluate import EvaluateParams
+
+    params = load_section("evaluate", EvaluateParams, ROOT / "params.yaml")
+    reports = fixture_reports()
+    from stages import results_table
+
+    assert "conventions" not in results_table.legend(reports, params)
+    reports = {name: {**report, "conventions": "reference"} for name, report in reports.items()}
+    assert "under the `reference` conventions" in results_table.legend(reports, params)
