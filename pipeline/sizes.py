@@ -7,7 +7,8 @@ experts.n) and a *cap* when asking for more just means all there is (keywords.ma
 traces.count, rdrec.train.rank_positives...). The relative sizes (rec.stage1/stage2.train_rows,
 rdrec.train.rank_positives) accept a row count (an int >= 1), a fraction of what the dataset has
 (a float in (0, 1]) or "all"; `resolve` is the one place one becomes an integer, and the stages
-that train on them call `train_shares` and `rank_positives`, which call it.
+that train on them call `train_shares` and `rank_positives`, which call it. rec.stage2.train_rows
+also accepts "same": stage 1's rows (the reference trains both stages on the same rows).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pipeline.errors import BadInput, BadParams
 
 ALL = "all"
+SAME = "same"  # rec.stage2.train_rows: exactly stage 1's rows
 STAGE1 = "rec.stage1.train_rows"
 STAGE2 = "rec.stage2.train_rows"
 RANK_POSITIVES = "rdrec.train.rank_positives"
@@ -44,6 +46,15 @@ def relative_size(value: object) -> int | float | str:
 Size = Annotated[int | float | str, PlainValidator(relative_size)]
 
 
+def stage_rows(value: object) -> int | float | str:
+    """A stage's train rows as params.yaml writes them: a relative size, or "same" (stage 2 only)."""
+    return value if value == SAME else relative_size(value)
+
+
+# rec.stage1 / rec.stage2 train_rows (RecParams rejects "same" for stage 1).
+StageRows = Annotated[int | float | str, PlainValidator(stage_rows)]
+
+
 def resolve(key: str, size: object, available: int) -> int:
     """`size` (params key `key`) as a row count of the `available` ones: a count stays, a fraction
     takes the floor of its share (exactly as written: 0.29 of 100 is 29), "all" takes all."""
@@ -61,10 +72,16 @@ def resolve(key: str, size: object, available: int) -> int:
 def train_shares(stage1: object, stage2: object, train_rows: int) -> tuple[int, int]:
     """Rows of stage 1 and stage 2, disjoint shares of the `train_rows` train rows
     (pipeline/rec/packing.py, disjoint_shares): fractions are of the whole split; "all" is the
-    whole split for stage 1 and, for stage 2, the rows stage 1 leaves."""
+    whole split for stage 1 and, for stage 2, the rows stage 1 leaves. Stage 2's "same" takes no
+    share of its own: it trains on stage 1's rows (so the two need not fit together)."""
+    if stage1 == SAME:
+        raise BadParams(f"{STAGE1}: 'same' is for {STAGE2} only (stage 1's rows)")
     first = resolve(STAGE1, stage1, train_rows)
-    second = train_rows - first if stage2 == ALL else resolve(STAGE2, stage2, train_rows)
-    if first + second > train_rows:
+    if stage2 == SAME:
+        second = first
+    else:
+        second = train_rows - first if stage2 == ALL else resolve(STAGE2, stage2, train_rows)
+    if stage2 != SAME and first + second > train_rows:
         raise BadParams(f"{STAGE1} + {STAGE2} ask for {first + second} distinct train rows ({first} + {second}); "
                         f"this dataset's train split has {train_rows} (set fractions of the split such as 0.4, "
                         f"or all for {STAGE2}: the rows stage 1 leaves)")

@@ -29,6 +29,8 @@ def run_rec_stage(variant: str) -> dict:
         return summary
     valid = metrics["valid_small"]
     shown = f"valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, " if valid else ""
+    if log.get("epochs", {}).get("stopped_early"):  # rec.stage<N>.patience
+        shown = f"stopped early ({log['epochs']['steps_planned']} planned), " + shown
     print(
         f"{spec.name}: stage {spec.stage}, {log['rows']['train']} train rows, {log['rows']['reasoning']} traces "
         f"({log['traces_cut']} cut), {len(log['steps'])} steps at {metrics['train_tokens_per_second']:.0f} "

@@ -24,7 +24,7 @@ TITLES = [f"Movie {name} Story" for name in ("Alpha", "Bravo", "Charlie", "Delta
 CF_DIM = 8
 
 
-def write_tiny_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
+def write_tiny_model(path: Path, seed: int = 0, layers: int = 2, max_positions: int = 512) -> Path:
     """Save a `layers`-layer (default 2), 32-hidden Llama + tokenizer loadable by AutoModelForCausalLM/AutoTokenizer."""
     corpus = TITLES + ["You are a recommender. Answer Yes or No.", "User. Items rated before, oldest first:",
                        "liked not liked Target Will the user like the target? Yes No drama comedy action"]
@@ -40,7 +40,7 @@ def write_tiny_model(path: Path, seed: int = 0, layers: int = 2) -> Path:
     tokenizer.chat_template = CHATML
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
         initializer_range=0.2,  # larger than the default 0.02 so soft tokens visibly move the output
     )
@@ -101,7 +101,8 @@ def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
 def tiny_params(backbone: Path, steps: int = 2) -> dict:
     """A params.yaml body for the rec stages on the tiny model (2 steps, everything small)."""
     # the 30 train rows split 15 / 15 between the stages, in packs of up to 2 rows
-    train = {"train_rows": 15, "steps": steps, "batch_size": 2, "grad_accum": 4, "lr": 0.01, "weight_decay": 0.0,
+    train = {"train_rows": 15, "steps": steps, "epochs": None, "steps_per_epoch": None, "patience": None,
+             "batch_size": 2, "grad_accum": 4, "lr": 0.01, "min_lr": 0.0, "warmup_lr": None, "weight_decay": 0.0,
              "warmup_steps": 1, "reasoning_share": 0.5, "eval_every": 0, "probe_rows": 15, "dtype": "float32",
              "seed": 7}
     return {
@@ -109,7 +110,7 @@ def tiny_params(backbone: Path, steps: int = 2) -> dict:
         "rec": {
             "backbone": str(backbone), "threads": 1, "device": "cpu", "answer_logit": "yes_minus_no",
             "prompt": {"version": "v2", "history_items": 3, "title_words": 3, "keywords_per_item": 2,
-                       "max_answer_tokens": 16},
+                       "max_answer_tokens": 16, "cf_slots": {}},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"], "layers": None},
             "projector": {"expansion": 2, "match_embedding_norm": True},
             "loss": {"bce_weight_single": 0.9, "bce_weight_multi": 0.1},

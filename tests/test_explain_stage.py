@@ -57,7 +57,8 @@ def _train_thinkrec_on_traces(root: Path, rows: pd.DataFrame) -> None:
     traces = dict(zip(rows["row"].astype(int), rows["trace"]))
     examples = build_examples(rows, catalog, rec.tokenizer, get_template("v2"), HISTORY, vectors, traces, 16)
     params = TrainParams(train_rows=4, steps=100, batch_size=4, grad_accum=1, lr=0.01, weight_decay=0.0,
-                         warmup_steps=1, reasoning_share=0.0, eval_every=0, probe_rows=4, dtype="float32", seed=0)
+                         warmup_steps=1, reasoning_share=0.0, eval_every=0, probe_rows=4, dtype="float32", seed=0,
+                         epochs=None, steps_per_epoch=None, patience=None, min_lr=0.0, warmup_lr=None)
     train_rec_model(rec, singletons(examples), [], params, LossParams(**section("rec.loss")))
     save_rec_model(rec, root / "data/rec/thinkrec")
 

@@ -190,7 +190,8 @@ def test_training_restores_and_reports_the_same_evaluation(tiny, values, expecte
         return values[len(states) - 1]
 
     params = TrainParams(train_rows=12, steps=len(values), batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
-                         warmup_steps=1, reasoning_share=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
+                         warmup_steps=1, reasoning_share=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1,
+                         epochs=None, steps_per_epoch=None, patience=None, min_lr=0.0, warmup_lr=None)
     log, _ = train_rec_model(rec, singletons(examples), [], params, LossParams(**section("rec.loss")), validate)
     assert log["best_eval"] == expected and log["best_step"] == expected + 1
     restored = trainable_state(rec)
@@ -207,7 +208,8 @@ def test_validation_time_is_reported_apart_from_training_time(tiny):
     for name, param in rec.named_parameters():
         param.requires_grad_("lora_" in name)
     params = TrainParams(train_rows=12, steps=3, batch_size=4, grad_accum=1, lr=0.05, weight_decay=0.0,
-                         warmup_steps=1, reasoning_share=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1)
+                         warmup_steps=1, reasoning_share=0.0, eval_every=1, probe_rows=2, dtype="float32", seed=1,
+                         epochs=None, steps_per_epoch=None, patience=None, min_lr=0.0, warmup_lr=None)
     started = time.perf_counter()
     log, _ = train_rec_model(rec, singletons(examples), [], params, LossParams(**section("rec.loss")), lambda: time.sleep(0.4) or 0.5)
     wall = time.perf_counter() - started

@@ -77,6 +77,8 @@ def test_the_caps_past_the_dataset_mean_all_of_it():
     (0.5, "all", (1523, 1524)),  # all = what stage 1 leaves
     (0.5, 0.5, (1523, 1523)),  # floors: two halves always fit
     (1000, "all", (1000, 2047)),
+    (1792, "same", (1792, 1792)),  # same = stage 1's rows: no share of its own to fit
+    ("all", "same", (3047, 3047)),  # the reference: both stages on the whole split
 ])
 def test_train_shares_of_counts_fractions_and_all(stage1, stage2, expected):
     assert train_shares(stage1, stage2, 3047) == expected
@@ -95,11 +97,20 @@ def test_a_fraction_is_taken_as_written_not_as_its_binary_float():
     (1.5, 10, "rec.stage1.train_rows", "a fraction of the dataset's rows in (0, 1]"),
     (10, "half", "rec.stage2.train_rows", "(got 'half')"),
     (10, 0, "rec.stage2.train_rows", "a row count >= 1"),
+    ("same", 10, "rec.stage1.train_rows", "'same' is for rec.stage2.train_rows only"),
+    (0.0001, "same", "rec.stage1.train_rows", "0.0001 gives no train row"),
 ])
 def test_train_rows_that_cannot_be_taken_name_their_key(stage1, stage2, key, words):
     with pytest.raises(BadParams) as err:
         train_shares(stage1, stage2, 3047)
     assert str(err.value).startswith(f"{key}") and words in str(err.value)
+
+
+def test_stage_2_on_stage_1s_rows_fits_where_two_shares_do_not():
+    same = overlay(project_params(), {"rec": {"stage2": {"train_rows": "same"}}})
+    sizes = resolved(same, AMAZON_SMALL)  # the defaults' 1792 + 1792 do not fit its 3047 rows (above)
+    assert sizes["rec.stage1.train_rows"] == sizes["rec.stage2.train_rows"] == 1792
+    assert RecParams.model_validate(same["rec"]).stage2.train_rows == "same"  # the stage reads it as written
 
 
 def test_rank_positives_are_a_cap_of_the_liked_train_rows():

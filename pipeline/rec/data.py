@@ -82,7 +82,7 @@ def variant_encoder(spec: VariantSpec, prompt: PromptParams, tokenizer, data: Va
     def encode(frame: pd.DataFrame, traces: dict[int, str] | None = None, desc: str = "encode") -> list[RecExample]:
         return build_examples(
             frame, catalog, tokenizer, template, prompt.history_items, data.vectors, traces,
-            prompt.max_answer_tokens, desc,
+            prompt.max_answer_tokens, desc, prompt.slots(spec.name),
         )
 
     return encode

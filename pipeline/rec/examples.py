@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ from tqdm import tqdm
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.llm.chat import encode_text
+from pipeline.rec.params import CF_SLOTS
 from pipeline.rec.prompts import (
     ANSWERS,
     PromptItem,
@@ -89,6 +90,8 @@ class CFVectors:
     def lookup(self, refs: list[tuple[str, int]], row: int = -1) -> np.ndarray:
         """(len(refs), d) float32 vectors for ("user"|"item", id) references; a user's vector is
         its state before interaction `row` when the tables have one."""
+        if not refs:  # a prompt without slots (rec.prompt.cf_slots: history only, no history yet)
+            return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self.user_state(i, row) if kind == "user" else self.items[i] for kind, i in refs])
 
 
@@ -161,10 +164,12 @@ def build_examples(
     traces: Mapping[int, str] | None = None,
     max_answer_tokens: int = 64,
     desc: str = "encode prompts",
+    slots: Collection[str] = CF_SLOTS,
 ) -> list[RecExample]:
     """Encode each interaction row of `frame` (INTERACTIONS columns). With `vectors` the prompt has
-    CF slots (the user's state before row `state_row`, or `row`, when `vectors` has row states);
-    rows in `traces` (row -> "Yes. reasoning...") get the trace as their answer."""
+    CF slots of the kinds in `slots` (the user's state before row `state_row`, or `row`, when
+    `vectors` has row states); rows in `traces` (row -> "Yes. reasoning...") get the trace as their
+    answer."""
     placeholder = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     examples = []
@@ -177,12 +182,12 @@ def build_examples(
         h_labels = [int(v) for v in list(h_labels)[-history_items:]] if history_items > 0 else []
         history = [(_catalog_item(catalog, i, row), v) for i, v in zip(h_items, h_labels)]
         target = _catalog_item(catalog, item, row)
-        system, user_text = render_prompt(template, history, target, vectors is not None, marked=True)
+        system, user_text = render_prompt(template, history, target, vectors is not None, marked=True, slots=slots)
         prompt = encode_prompt(tokenizer, chat_text(tokenizer, system, user_text), placeholder)
         trace = traces.get(int(row)) if traces else None
         answer = trace if trace else ANSWERS[int(label)]
         answer_ids = encode_text(tokenizer, answer)  # a teacher's trace is data, tokenized as text
-        refs = cf_slot_refs(user, h_items, item)
+        refs = cf_slot_refs(user, h_items, item, slots)
         slot_vectors = vectors.lookup(refs, int(state_row)) if vectors is not None else None
         examples.append(
             RecExample(int(row), int(user), int(item), int(label), prompt.ids, answer_ids[:max_answer_tokens] + eos,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from pipeline.params import Strict
-from pipeline.sizes import Size
+from pipeline.sizes import SAME, StageRows
 
 DEVICE_SETTING = r"^(auto|cpu|cuda(:\d+)?)$"  # what rec.device accepts (pipeline/rec/device.py)
 DtypeSetting = Literal["auto", "bfloat16", "float32"]  # what a `dtype` key accepts (pipeline/rec/precision.py)
 PRECISIONS = get_args(DtypeSetting)
+CFSlot = Literal["user", "history", "target"]  # where a stage-2 prompt can carry CF vectors
+CF_SLOTS = get_args(CFSlot)  # in rendered order (pipeline/rec/prompts.py)
 
 
 class LossParams(Strict):
@@ -39,11 +41,16 @@ class PackingParams(Strict):
 class TrainParams(Strict):
     """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
 
-    train_rows: Size  # distinct labelled train rows (disjoint between the stages): a count, a fraction of the split or all (pipeline/sizes.py)
+    train_rows: StageRows  # distinct labelled train rows: a count, a fraction of the split, all, or (stage 2) same = stage 1's rows (pipeline/sizes.py)
     steps: int | None = Field(ge=1)  # label optimizer steps; None = one pass over the packs
+    epochs: int | None = Field(ge=1)  # None = one schedule (steps); else up to this many epochs, valid_small scored after each (training.py)
+    steps_per_epoch: int | None = Field(ge=1)  # label optimizer steps per epoch; None = one pass over the packs
+    patience: int | None = Field(ge=1)  # stop after this many validations in a row without a new best; None = never
     batch_size: int = Field(ge=1)  # packs per micro-batch
     grad_accum: int = Field(ge=1)  # micro-batches per optimizer step
     lr: float = Field(gt=0)
+    min_lr: float = Field(ge=0)  # where the cosine ends (0: at zero)
+    warmup_lr: float | None = Field(ge=0)  # epochs only: the warmup's first LR (None: lr, no ramp)
     weight_decay: float = Field(ge=0)
     warmup_steps: int = Field(ge=0)
     reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are reasoning traces, added to the label ones
@@ -52,7 +59,24 @@ class TrainParams(Strict):
     dtype: DtypeSetting  # frozen weights' precision (precision.py: auto picks by hardware)
     seed: int
 
-
+    @model_validator(mode="after")
+    def _one_schedule(self) -> "TrainParams":
+        problems = []
+        if self.epochs is not None:
+            problems += [f"{key}: not with epochs ({why})" for key, bad, why in (
+                ("steps", self.steps is not None, "steps_per_epoch sets an epoch's length"),
+                ("eval_every", self.eval_every > 0, "epochs score valid_small after every epoch"),
+            ) if bad]
+        else:
+            problems += [f"{key}: only with epochs" for key, bad in (
+                ("steps_per_epoch", self.steps_per_epoch is not None), ("warmup_lr", self.warmup_lr is not None)) if bad]
+            if self.patience is not None and self.eval_every == 0:
+                problems.append("patience: needs validations (epochs, or eval_every > 0)")
+        if self.min_lr > self.lr:
+            problems.append(f"min_lr: above lr {self.lr}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PromptParams(Strict):
@@ -61,6 +85,22 @@ class PromptParams(Strict):
     title_words: int = Field(ge=1)
     keywords_per_item: int = Field(ge=0)
     max_answer_tokens: int = Field(ge=1)
+    # stage-2 variant -> the CF slots its prompt has (a variant not named: all of CF_SLOTS); the
+    # names are checked against the registry where a stage-2 variant trains (recipe.check_cf_slots)
+    cf_slots: dict[str, list[CFSlot]]
+
+    @model_validator(mode="after")
+    def _cf_slots_are_kinds(self) -> "PromptParams":
+        for variant, kinds in self.cf_slots.items():
+            if not kinds or len(set(kinds)) < len(kinds):
+                raise ValueError(f"cf_slots.{variant}: one or more of {list(CF_SLOTS)}, each once (got {kinds})")
+        return self
+
+    def slots(self, variant: str) -> tuple[str, ...]:
+        """The CF slots of `variant`'s prompts, in rendered order (stage-1 variants have none:
+        they get no CF vectors)."""
+        kinds = self.cf_slots.get(variant, CF_SLOTS)
+        return tuple(kind for kind in CF_SLOTS if kind in kinds)
 
 
 class ProjectorParams(Strict):
@@ -95,11 +135,16 @@ class RecParams(Strict):
 
     @model_validator(mode="after")
     def _overrides_are_training_fields(self) -> "RecParams":
+        if self.stage1.train_rows == SAME:
+            raise ValueError("stage1.train_rows: 'same' is for stage2.train_rows only (stage 1's rows)")
         for variant, fields in self.overrides.items():
             unknown = sorted(set(fields) - set(TrainParams.model_fields))
             if unknown:
                 raise ValueError(f"overrides.{variant}: {unknown} are not fields of rec.stage1 / rec.stage2")
-            TrainParams.model_validate({**self.stage1.model_dump(), **fields})
+            try:  # the variant's stage is the registry's (not imported here): one of the two must take it
+                TrainParams.model_validate({**self.stage1.model_dump(), **fields})
+            except ValidationError:
+                TrainParams.model_validate({**self.stage2.model_dump(), **fields})
         return self
 
     def training(self, variant: str, stage: int) -> TrainParams:

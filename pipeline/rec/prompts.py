@@ -13,9 +13,10 @@ reuse its KV cache for every target (prefix.py) with exactly the tokens a full p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 from pipeline.llm.chat import encode_marked, mark_data
+from pipeline.rec.params import CF_SLOTS
 
 SLOT = "<cf>"  # marker in rendered prompt text; never reaches the tokenizer
 BREAK = "<brk>"  # tokenization boundary in rendered prompt text; never reaches the tokenizer
@@ -74,13 +75,15 @@ def render_prompt(
     target: PromptItem,
     with_slots: bool,
     marked: bool = False,
+    slots: Collection[str] = CF_SLOTS,
 ) -> tuple[str, str]:
     """(system, user) texts for one (user, target) pair; `history` = last N (item, label), oldest
     first. With slots the user text carries SLOT for the user, each history item, then the target,
-    in that order (the order cf_slot_refs returns). The one rendering of a row: the teacher's
-    question, the student's prompt and the gold explanations all show this text. `marked`
-    puts BREAK before the history and before the target (for encode_prompt)."""
-    system, head, target_text = render_parts(template, history, target, with_slots)
+    in that order (the order cf_slot_refs returns), each kind only if it is in `slots`
+    (rec.prompt.cf_slots: CoLLM's own prompt has user and target only). The one rendering of a row:
+    the teacher's question, the student's prompt and the gold explanations all show this text.
+    `marked` puts BREAK before the history and before the target (for encode_prompt)."""
+    system, head, target_text = render_parts(template, history, target, with_slots, slots)
     if marked:
         return system, f"{BREAK}{head}\n{BREAK}{target_text}"
     return system, f"{head}\n{target_text}"
@@ -91,25 +94,32 @@ def render_parts(
     history: Sequence[tuple[PromptItem, int]],
     target: PromptItem,
     with_slots: bool,
+    slots: Collection[str] = CF_SLOTS,
 ) -> tuple[str, str, str]:
     """(system, header + history lines, target line) of one (user, target) pair."""
-    slot = SLOT if with_slots else ""  # no space before it: a stray space token per slot
-    lines = [template.header.format(user_slot=slot)]
+    # no space before a slot: a stray space token per slot
+    slot = {kind: SLOT if with_slots and kind in slots else "" for kind in CF_SLOTS}
+    lines = [template.header.format(user_slot=slot["user"])]
     for item, label in history:
         lines.append(
             template.history_line.format(
-                title=_clean(item.title), keywords=_keywords(item), slot=slot, verdict=VERDICTS[int(label)]
+                title=_clean(item.title), keywords=_keywords(item), slot=slot["history"], verdict=VERDICTS[int(label)]
             )
         )
     if not history:
         lines.append(template.no_history)
-    target_text = template.target_line.format(title=_clean(target.title), keywords=_keywords(target), slot=slot)
+    target_text = template.target_line.format(title=_clean(target.title), keywords=_keywords(target),
+                                              slot=slot["target"])
     return template.system, "\n".join(lines), target_text
 
 
-def cf_slot_refs(user: int, history_items: Sequence[int], item: int) -> list[tuple[str, int]]:
-    """The (kind, id) of each slot in rendered order: user, history items, target item."""
-    return [("user", int(user))] + [("item", int(i)) for i in history_items] + [("item", int(item))]
+def cf_slot_refs(user: int, history_items: Sequence[int], item: int,
+                 slots: Collection[str] = CF_SLOTS) -> list[tuple[str, int]]:
+    """The (kind, id) of each slot in rendered order: user, history items, target item (the
+    kinds in `slots`)."""
+    return ([("user", int(user))] if "user" in slots else []) \
+        + ([("item", int(i)) for i in history_items] if "history" in slots else []) \
+        + ([("item", int(item))] if "target" in slots else [])
 
 
 def chat_text(tokenizer, system: str, user: str) -> str:

@@ -12,19 +12,26 @@ import torch
 
 from pipeline import schemas
 from pipeline.artifacts import atomic_directory, write_frame, write_json
+from pipeline.errors import BadParams
 from pipeline.rec import distributed
 from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
 from pipeline.rec.model import RecModel, build_rec_model, freeze_lora_dropout, save_rec_model
-from pipeline.rec.params import RecParams
+from pipeline.rec.params import PromptParams, RecParams
 from pipeline.rec.scoring import score_candidates, score_examples
 from pipeline.rec.selection import selection_metrics
 from pipeline.rec.packing import Pack, PackingParams, disjoint_shares, label_blocks, packs_of, singletons
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.training import label_rows, train_rec_model
-from pipeline.rec.variants import VariantSpec
-from pipeline.sizes import train_shares
+from pipeline.rec.variants import VariantSpec, variants
+from pipeline.sizes import SAME, train_shares
+
+
+# What a validation reports to the loop: the selection value, then the metrics whose new best also
+# counts as progress for early stopping (ThinkRec's weighted rule watches AUC, UAUC and the mix:
+# TR runner_base.py:457-479; CoLLM's AUC rule only AUC: CO runner_base.py:413-418).
+WATCHED = {"weighted": ("selection", "auc", "uauc"), "auc": ("selection",), "uauc": ("selection",)}
 
 
 def run_variant(
@@ -38,6 +45,7 @@ def run_variant(
     Returns {"log": train_log.json's content, "metrics": metrics_path's content}."""
     torch.set_num_threads(distributed.threads_per_process(params.threads))
     started = time.perf_counter()
+    check_cf_slots(params.prompt)
     train_params = params.training(spec.name, spec.stage)
     data = load_variant_data(spec, inputs)
     torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
@@ -49,18 +57,19 @@ def run_variant(
     train_examples = encode(data.interactions.set_index("row", drop=False).loc[rows], None, "encode train")
     packs = packs_of(train_examples, blocks)
     reasoning = encode(data.interactions[data.interactions["row"].isin(data.traces)], data.traces, "encode traces")
-    wants_valid = train_params.eval_every > 0 or (spec.reported and params.scoring.valid)
+    selects = train_params.eval_every > 0 or train_params.epochs is not None
+    wants_valid = selects or (spec.reported and params.scoring.valid)
     valid = encode(data.subset("valid_small"), None, "encode valid_small") if wants_valid else []
     evals: list[dict] = []
 
-    def validate() -> float:
+    def validate() -> tuple[float, ...]:
         scores = score_examples(rec, valid, params.scoring.batch_size, precision, "valid_small")
         evals.append({**selection_metrics(*_users_labels(valid), scores, params.scoring.selection), "scores": scores})
-        return evals[-1]["selection"]
+        return tuple(evals[-1][key] for key in WATCHED[params.scoring.selection])
 
     log, schedule = train_rec_model(
         rec, packs, singletons(reasoning), train_params, params.loss,
-        validate=validate if train_params.eval_every > 0 and distributed.is_main() else None,
+        validate=validate if selects and distributed.is_main() else None,
         probe=singletons(train_examples[: train_params.probe_rows]))
     if not distributed.is_main():  # under torchrun: rank 0 holds the same weights and writes everything
         return {"log": log, "metrics": None}
@@ -115,6 +124,14 @@ def run_variant(
     return {"log": train_log, "metrics": metrics}
 
 
+def check_cf_slots(prompt: PromptParams) -> None:
+    """rec.prompt.cf_slots names stage-2 variants of the registry only (a typo would change nothing)."""
+    stage2 = sorted(name for name, spec in variants().items() if spec.stage == 2)
+    unknown = sorted(set(prompt.cf_slots) - set(stage2))
+    if unknown:
+        raise BadParams(f"rec.prompt.cf_slots: {unknown} are not stage-2 variants (pipeline/registry.py: {stage2})")
+
+
 def build_variant_model(
     spec: VariantSpec, params: RecParams, vectors: CFVectors | None, lora_dir: Path | None
 ) -> RecModel:
@@ -144,10 +161,13 @@ def stage_blocks(interactions: pd.DataFrame, params: RecParams, stage: int) -> l
     """The packs' row blocks of `stage`'s share of the train split: all train rows grouped into
     blocks (rec.packing), shuffled by rec.packing.seed, stage 1 taking the first
     rec.stage1.train_rows rows of them and stage 2 the next rec.stage2.train_rows (disjoint; counts,
-    fractions or all, resolved by pipeline/sizes.py)."""
+    fractions or all, resolved by pipeline/sizes.py), or with rec.stage2.train_rows: same, stage
+    1's blocks themselves."""
     train = interactions[interactions["split"] == "train"]
     blocks = label_blocks(train, params.packing.targets, params.packing.max_span_seconds)
     counts = train_shares(params.stage1.train_rows, params.stage2.train_rows, len(train))
+    if params.stage2.train_rows == SAME:
+        return disjoint_shares(blocks, counts[:1], params.packing.seed)[0]
     shares = disjoint_shares(blocks, list(counts), params.packing.seed)
     return shares[stage - 1]
 

@@ -1,11 +1,19 @@
 """The one training loop of every LLM trainer here (recommender stages, LoRA experts, RDRec
 students): AdamW, warmup + cosine, gradient accumulation, a fixed schedule of micro-batches of
-packs (packing.py), the best checkpoint kept by an optional validation callback.
+packs (packing.py), the best checkpoint kept by an optional validation callback, optional early
+stopping.
 
 A schedule is built before the loop: the label micro-batches (one pass over the packs, or a given
 count), then extra micro-batches (reasoning traces, a student's other tasks) inserted among them
 with their own random stream. So a run with traces sees exactly the label batches, in the same
-order, that the same run without traces sees: the extras are added, never substituted."""
+order, that the same run without traces sees: the extras are added, never substituted.
+
+Epochs (rec.stage<N>.epochs) follow the reference runner (ThinkRec / CoLLM
+`minigpt4/runners/runner_base.py`): the schedule is `epochs` x `steps_per_epoch` label steps drawn
+in passes over the packs (each pass reshuffled, an epoch need not end with a pass: the reference's
+endless loader), split into `epochs` equal runs of optimizer steps; valid_small is scored after
+each, the best kept, and with `patience` the run stops after that many epochs without a new best.
+The learning rate is the reference's `linear_warmup_cosine_lr` (reference_cosine below)."""
 from __future__ import annotations
 
 import math
@@ -59,14 +67,39 @@ def with_extras(labels: Sequence[list[Pack]], extras: dict[str, tuple[Sequence[P
     return schedule
 
 
-def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
-    """LR multiplier: linear warmup to 1 over `warmup` steps, then cosine down to 0 at `total`."""
+def cosine_with_warmup(warmup: int, total: int, floor: float = 0.0) -> Callable[[int], float]:
+    """LR multiplier: linear warmup to 1 over `warmup` steps, then cosine down to `floor` at `total`."""
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return floor + (1 - floor) * cosine if floor else cosine
+
+    return factor
+
+
+def reference_cosine(lr: float, min_lr: float, warmup_lr: float | None, warmup: int, epoch_steps: int,
+                     epochs: int) -> Callable[[int], float]:
+    """LR multiplier of optimizer step t (0-based) under epochs: the reference's
+    `linear_warmup_cosine_lr` (ThinkRec / CoLLM `minigpt4/common/optims.py:58-113`), set before
+    step t, with i = t mod epoch_steps and T = epochs x epoch_steps:
+      t < warmup: min(lr, w + (lr - w) i / warmup), w = warmup_lr (None: lr)
+      else:       min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2
+    The cosine runs from step 0 over the whole planned run (not from the warmup's end), so it does
+    not reach min_lr and an early stop leaves it higher; the warmup counts i, the step within the
+    epoch, so a warmup longer than an epoch restarts from w at each epoch until step `warmup`
+    (CoLLM's warmup 200 at 50 steps per epoch does)."""
+    start = lr if warmup_lr is None else warmup_lr
+    total = epochs * epoch_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            value = min(lr, start + (lr - start) * (step % epoch_steps) / max(warmup, 1))
+        else:
+            value = min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * step / total))
+        return value / lr
 
     return factor
 
@@ -80,9 +113,27 @@ class LoopParams:
     dtype: str
     seed: int
     eval_every: int = 0
+    epochs: int | None = None  # the schedule in this many equal runs of steps, validated after each
+    patience: int | None = None  # stop after this many validations in a row without a new best
+    min_lr: float = 0.0  # the cosine's end
+    warmup_lr: float | None = None  # epochs: the warmup's first LR (None: lr)
+
+    def lr_factor(self, steps: int) -> Callable[[int], float]:
+        """The LR multiplier of each of `steps` optimizer steps."""
+        if self.epochs is None:
+            return cosine_with_warmup(self.warmup_steps, steps, self.min_lr / self.lr)
+        return reference_cosine(self.lr, self.min_lr, self.warmup_lr, self.warmup_steps,
+                                epoch_steps(steps, self.epochs), self.epochs)
+
+
+def epoch_steps(steps: int, epochs: int) -> int:
+    """Optimizer steps per epoch when a schedule of `steps` steps is cut into `epochs` epochs
+    (the last one shorter when they do not divide)."""
+    return math.ceil(steps / epochs)
 
 
 Forward = Callable[[RecModel, RecBatch, list[Pack]], torch.Tensor]  # -> (B, T, H) hidden states
+Validate = Callable[[], "float | Sequence[float]"]  # the selection value, or (selection, *watched)
 
 
 def body_forward(rec: RecModel, batch: RecBatch, packs: list[Pack]) -> torch.Tensor:
@@ -108,25 +159,29 @@ def train_loop(
     params: LoopParams,
     loss_params: LossParams,
     forward: Forward = body_forward,
-    validate: Callable[[], float] | None = None,
+    validate: Validate | None = None,
     probe: Sequence[Pack] = (),
 ) -> dict:
     """Train `rec`'s trainable parameters in place over `schedule`, `grad_accum` micro-batches per
-    optimizer step. With `validate` (higher = better; every `eval_every` steps and at the end) the
-    best checkpoint is restored. Returns the log: per step its loss parts, tokens, answers and
-    kinds; `best_eval` (with evaluations); train_seconds (validation apart)."""
+    optimizer step. With `validate` (every `eval_every` steps, or after every epoch, and at the end)
+    the best checkpoint is restored: validate returns the selection value (higher = better), or a
+    tuple (selection, *watched) whose other values also count as progress for `patience` when
+    they reach a new best. Returns the log: per step its loss parts, tokens, answers and kinds;
+    `best_eval` (with evaluations); `epochs` (with epochs or patience); train_seconds (validation
+    apart). An early stop ends the steps: len(log["steps"]) is how many were trained."""
     torch.manual_seed(params.seed)
     use_precision(rec, params.dtype)
     trainable = [p for p in rec.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("nothing to train: every parameter is frozen")
     steps = math.ceil(len(schedule) / params.grad_accum)
+    every = epoch_steps(steps, params.epochs) if params.epochs is not None else params.eval_every
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(params.warmup_steps, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, params.lr_factor(steps))
     log: dict = {"steps": [], "evals": []}
     if probe:
         log["probe_loss_before"] = mean_loss(rec, probe, loss_params, params.dtype, forward)
-    best, best_state = -math.inf, None
+    best, best_state, progress = -math.inf, None, Progress(params.patience)
     started, validation_seconds = time.perf_counter(), 0.0
     rec.train()
     for step in tqdm(range(steps), desc="train", leave=False):
@@ -135,14 +190,23 @@ def train_loop(
         scheduler.step()
         log["steps"].append({"step": step + 1, "lr": scheduler.get_last_lr()[0], **step_log})
         last = step + 1 == steps
-        if validate is not None and (last or (params.eval_every and (step + 1) % params.eval_every == 0)):
+        if not (last or (every and (step + 1) % every == 0)):
+            continue
+        if validate is not None:
             clock = time.perf_counter()
-            value = validate()
+            values = _validation_values(validate())
             validation_seconds += time.perf_counter() - clock
-            value = -math.inf if math.isnan(value) else value
-            log["evals"].append({"step": step + 1, "selection": value})
+            value = values[0]
+            log["evals"].append({"step": step + 1, "selection": value}
+                                | ({"epoch": math.ceil((step + 1) / every)} if params.epochs else {}))
             if value >= best:  # ties (all-NaN included) go to the later, longer-trained checkpoint
                 best, best_state, log["best_eval"] = value, trainable_state(rec), len(log["evals"]) - 1
+            progress.record(values)
+        if params.patience is not None and not last and progress.stop():
+            break
+    if params.epochs is not None or params.patience is not None:
+        log["epochs"] = {"planned": params.epochs, "steps_per_epoch": every if params.epochs else None,
+                         "steps_planned": steps, "stopped_early": len(log["steps"]) < steps}
     if best_state is not None:
         restore_state(rec, best_state)
         log["best_step"] = log["evals"][log["best_eval"]]["step"]
@@ -151,6 +215,30 @@ def train_loop(
     if probe:
         log["probe_loss_after"] = mean_loss(rec, probe, loss_params, params.dtype, forward)
     return log
+
+
+class Progress:
+    """Early stopping's count of validations in a row without a new best of any watched value
+    (strictly above its best so far, as the reference's `>`: runner_base.py:457-479). The count is
+    agreed over ranks (only rank 0 validates) at each validation point."""
+
+    def __init__(self, patience: int | None):
+        self.patience, self.bests, self.stale = patience, (), 0
+
+    def record(self, values: tuple[float, ...]) -> None:
+        bests = self.bests or (-math.inf,) * len(values)
+        self.stale = 0 if any(v > b for v, b in zip(values, bests)) else self.stale + 1
+        self.bests = tuple(map(max, values, bests))
+
+    def stop(self) -> bool:
+        stale = distributed.sum_over_ranks({"stale": self.stale})["stale"]  # rank 0's count (the others: 0)
+        return self.patience is not None and stale >= self.patience
+
+
+def _validation_values(result: float | Sequence[float]) -> tuple[float, ...]:
+    """validate's result as a tuple of floats, NaN (undefined metric) as -inf."""
+    values = (result,) if isinstance(result, (int, float)) else tuple(result)
+    return tuple(-math.inf if math.isnan(v) else float(v) for v in values)
 
 
 def _optimizer_step(rec, group: Sequence[MicroBatch], loss_params, forward, trainable, optimizer) -> dict:
@@ -177,10 +265,20 @@ def _optimizer_step(rec, group: Sequence[MicroBatch], loss_params, forward, trai
     return {**distributed.sum_over_ranks(totals), "kinds": dict(sorted(kinds.items()))}
 
 
+def label_steps(packs: Sequence[Pack], params: TrainParams) -> int | None:
+    """A stage's label optimizer steps: `steps` (None: one pass over the packs), or under epochs
+    `epochs` x `steps_per_epoch` (None: one pass, in whole optimizer steps)."""
+    if params.epochs is None:
+        return params.steps
+    one_pass = math.ceil(math.ceil(len(packs) / params.batch_size) / params.grad_accum)
+    return params.epochs * (params.steps_per_epoch or one_pass)
+
+
 def training_schedule(packs: Sequence[Pack], traces: Sequence[Pack], params: TrainParams) -> list[MicroBatch]:
     """A recommender stage's schedule: label micro-batches (rng `seed`), trace micro-batches added
     among them (rng `[seed, 1]`), so the label batches do not depend on whether there are traces."""
-    count = params.steps * params.grad_accum if params.steps is not None else None
+    steps = label_steps(packs, params)
+    count = steps * params.grad_accum if steps is not None else None
     labels = label_batches(packs, params.batch_size, count, np.random.default_rng(params.seed))
     extras = {"reasoning": (traces, params.reasoning_share)}
     return with_extras(labels, extras, params.batch_size, np.random.default_rng([params.seed, 1]))
@@ -188,15 +286,17 @@ def training_schedule(packs: Sequence[Pack], traces: Sequence[Pack], params: Tra
 
 def train_rec_model(
     rec: RecModel, packs: Sequence[Pack], traces: Sequence[Pack], params: TrainParams, loss_params: LossParams,
-    validate: Callable[[], float] | None = None, probe: Sequence[Pack] = (),
+    validate: Validate | None = None, probe: Sequence[Pack] = (),
 ) -> tuple[dict, list[MicroBatch]]:
     """Train a recommender stage's trainable parameters on `packs` and `traces` (train_loop; the
-    dtype resolved on the model's device). Returns (log, the schedule it trained on)."""
+    dtype resolved on the model's device). Returns (log, the schedule it trained on: all of it,
+    or up to an early stop)."""
     schedule = training_schedule(packs, traces, params)
     precision = resolve_precision(params.dtype, rec.device)
     loop = LoopParams(params.lr, params.weight_decay, params.warmup_steps, params.grad_accum, precision,
-                      params.seed, params.eval_every)
-    return train_loop(rec, schedule, loop, loss_params, validate=validate, probe=probe), schedule
+                      params.seed, params.eval_every, params.epochs, params.patience, params.min_lr, params.warmup_lr)
+    log = train_loop(rec, schedule, loop, loss_params, validate=validate, probe=probe)
+    return log, schedule[: len(log["steps"]) * params.grad_accum]
 
 
 def label_rows(schedule: Sequence[MicroBatch], kind: str = "labels") -> list[int]:
