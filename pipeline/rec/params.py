@@ -74,6 +74,11 @@ class TrainParams(Strict):
                 problems.append("patience: needs validations (epochs, or eval_every > 0)")
         if self.min_lr > self.lr:
             problems.append(f"min_lr: above lr {self.lr}")
+        planned = self.steps if self.epochs is None else (
+            self.epochs * self.steps_per_epoch if self.steps_per_epoch is not None else None)
+        if planned is not None and self.warmup_steps >= planned:  # the LR would never leave its warmup
+            problems.append(f"warmup_steps: {self.warmup_steps} is not shorter than the {planned} steps the run "
+                            f"plans ({'steps' if self.epochs is None else 'epochs x steps_per_epoch'})")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -17,6 +17,7 @@ The learning rate is the reference's `linear_warmup_cosine_lr` (reference_cosine
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -175,6 +176,9 @@ def train_loop(
     if not trainable:
         raise ValueError("nothing to train: every parameter is frozen")
     steps = math.ceil(len(schedule) / params.grad_accum)
+    if params.warmup_steps >= steps:  # known only now (one pass over however many packs there are)
+        print(f"warning: warmup_steps {params.warmup_steps} is not shorter than this run's {steps} optimizer steps: "
+              f"the learning rate never leaves its warmup (fewer warmup steps, or more rows)", file=sys.stderr)
     every = epoch_steps(steps, params.epochs) if params.epochs is not None else params.eval_every
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, params.lr_factor(steps))
