@@ -19,34 +19,39 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from peft import PeftModel  # noqa: E402
 
 from pipeline.artifacts import write_json  # noqa: E402
-from pipeline.experts.assembly import BASE_VARIANT, load_fused_setup, used_expert_dirs  # noqa: E402
-from pipeline.experts.assign import assign_weights  # noqa: E402
+from pipeline.cf.config import CFParams  # noqa: E402
+from pipeline.experts.assembly import BASE_VARIANT, NAME  # noqa: E402
+from pipeline.experts.params import ExpertsParams  # noqa: E402
 from pipeline.experts.training import train_expert  # noqa: E402
+from pipeline.params import load_section  # noqa: E402
+from pipeline.rec.clustering import read_clustering, used_expert_dirs  # noqa: E402
 from pipeline.rec.inputs import REC_DIR  # noqa: E402
-from pipeline.rec.model import ADAPTER_DIR, RecModel, load_backbone, load_rec_model, use_precision  # noqa: E402
+from pipeline.rec.model import ADAPTER_DIR, RecModel, load_backbone, use_precision  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
+from pipeline.rec.recommender import load_recommender  # noqa: E402
 from pipeline.rec.scoring import score_examples  # noqa: E402
 
 RESULTS = Path("bench/results/experts_speed.json")
 
 
-def merged_per_user_scores(params: RecParams, expert_dirs, examples, dtype: str) -> np.ndarray:
+def merged_per_user_scores(params: RecParams, projector, expert_dirs, examples, dtype: str) -> np.ndarray:
     """The paper's way: merge the experts' whole adapters for one user's weights (exact "cat"
     combination; here once per user and mixture, since the gate reads each row's state), then score
-    those rows with the merged adapter."""
+    those rows with the merged adapter (and ThinkRec's `projector`)."""
     model, tokenizer = load_backbone(params.backbone)
     names = [f"e{k}" for k in range(len(expert_dirs))] + ["global"]
     llm = PeftModel.from_pretrained(model, Path(expert_dirs[0]) / ADAPTER_DIR, adapter_name=names[0])
     for name, path in zip(names[1:-1], expert_dirs[1:]):
         llm.load_adapter(Path(path) / ADAPTER_DIR, adapter_name=name)
     llm.load_adapter(REC_DIR / BASE_VARIANT / ADAPTER_DIR, adapter_name="global")
-    rec = RecModel(llm, tokenizer, load_rec_model(params.backbone, REC_DIR / BASE_VARIANT).projector).eval()
+    rec = RecModel(llm, tokenizer, projector).eval()
     rec.requires_grad_(False)
     scores = np.zeros(len(examples), dtype=np.float32)
     groups: dict[tuple, list[int]] = {}  # one merge per user and mixture (the gate is per row)
@@ -85,16 +90,20 @@ def main() -> None:
     parser.add_argument("--dtype", default=None, help="frozen weights' dtype (default: experts.train.dtype)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    setup = load_fused_setup()
-    params, experts, data, warm, gate = setup.rec_params, setup.experts, setup.data, setup.warm, setup.gate
-    fused, encode, dirs = setup.rec, setup.encode, used_expert_dirs(setup.clustering)
+    params, experts = load_section("rec", RecParams), load_section("experts", ExpertsParams)
+    cf_model = load_section("cf", CFParams).model
+    torch.set_num_threads(params.threads)
+    recommender = load_recommender(NAME, params, cf_model, experts.train.dtype, upper_layers=experts.train.upper_layers)
+    data, warm, fused = recommender.data, recommender.warm_users, recommender.rec
+    dirs = used_expert_dirs(read_clustering()[0])
     test = data.subset("test_small")
     test = test[test["user"].isin(warm)].head(args.rows)
-    examples = encode(test, None, "encode")
-    weights = assign_weights(examples, gate, data.vectors, warm)
+    examples = recommender.encode(test, desc="encode")  # each row routed by the gate
+    weights = np.stack([e.expert_weights for e in examples])
     dtype = args.dtype or experts.train.dtype
     fused_s, fused_scores = timed(lambda: score_examples(fused, examples, params.scoring.batch_size, dtype), args.repeats)
-    merged_s, merged_scores = timed(lambda: merged_per_user_scores(params, dirs, examples, dtype), args.repeats)
+    merged_s, merged_scores = timed(lambda: merged_per_user_scores(params, fused.projector, dirs, examples, dtype),
+                                    args.repeats)
     scoring = {
         "rows": len(examples), "users": int(test["user"].nunique()),
         "fused_samples_per_second": len(examples) / fused_s, "merged_samples_per_second": len(examples) / merged_s,
@@ -109,11 +118,12 @@ def main() -> None:
 
     train_params = experts.train.model_copy(update={"steps": args.steps, "dtype": dtype})
     rows = max(1, args.steps * train_params.batch_size // args.passes)
-    train = encode(data.interactions[data.interactions["split"] == "train"].head(rows), None, "encode train")
+    # the plain encoder: the model trained here has no experts, so its rows carry no expert weights
+    train = recommender.encoder(data.interactions[data.interactions["split"] == "train"].head(rows), None, "encode train")
     results = {}
     for cached in (True, False):
         def run():
-            rec = load_rec_model(params.backbone, REC_DIR / BASE_VARIANT)
+            rec = load_recommender(BASE_VARIANT, params, cf_model, "float32").rec
             use_precision(rec, dtype)
             log = train_expert(rec, train, [], train_params, params.loss, cached=cached)
             return sum(s["tokens"] for s in log["steps"]), log["train_seconds"]

@@ -17,13 +17,15 @@ import time
 import numpy as np
 import torch
 
-from pipeline.rec.data import RecInputs, load_variant_data, variant_encoder
+from pipeline.cf.config import CFParams
+from pipeline.rec.data import variant_encoder
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import build_rec_model
 from pipeline.rec.packing import packs_of, singletons
 from pipeline.rec.params import RecParams
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.recipe import stage_blocks
+from pipeline.rec.recommender import variant_data
 from pipeline.rec.training import LoopParams, label_batches, train_loop, with_extras
 from pipeline.rec.variants import get_variant
 from pipeline.params import load_section
@@ -33,8 +35,7 @@ def run(rows: int, repeats: int, dtype: str) -> None:
     params = load_section("rec", RecParams)
     torch.set_num_threads(params.threads)
     spec = get_variant("tallrec")
-    data = load_variant_data(spec, RecInputs("data/ingest/interactions.parquet", "data/ingest/items.parquet",
-                                             "data/ingest/subsets.parquet"))
+    data = variant_data(spec, load_section("cf", CFParams).model)  # the stages' paths (pipeline/layout.py)
     blocks, taken = [], 0
     for block in stage_blocks(data.interactions, params, 1):
         if taken >= rows:

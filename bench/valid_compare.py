@@ -31,14 +31,9 @@ from pipeline.metrics.bootstrap import resample_counts  # noqa: E402
 from pipeline.metrics.report import Resamples, group_report, measure_model, paired_report  # noqa: E402
 from pipeline.metrics.scores import pointwise_scores  # noqa: E402
 from pipeline.rec import distributed  # noqa: E402
-from pipeline.rec.data import load_variant_data, variant_encoder  # noqa: E402
-from pipeline.rec.device import resolve_device  # noqa: E402
-from pipeline.rec.inputs import rec_inputs  # noqa: E402
-from pipeline.rec.model import load_rec_model  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.recipe import predictions_frame  # noqa: E402
-from pipeline.rec.scoring import score_examples  # noqa: E402
-from pipeline.rec.variants import get_variant  # noqa: E402
+from pipeline.rec.recommender import load_recommender  # noqa: E402
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, SUBSET_ROWS  # noqa: E402
 from stages.evaluate import EvaluateParams, evaluation_rows  # noqa: E402
 from pipeline.params import load_section  # noqa: E402
@@ -51,12 +46,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "valid_compare.json"
 def score_saved_model(variant: str, model_dir: Path, params: RecParams) -> pd.DataFrame:
     """PREDICTIONS rows of valid_small scored by the saved model of `variant` in `model_dir`, as the
     stages score (the stage's frozen dtype, rec.scoring.batch_size, the variant's prompts)."""
-    spec = get_variant(variant)
-    dtype = (params.stage1 if spec.stage == 1 else params.stage2).dtype
-    data = load_variant_data(spec, rec_inputs(spec, load_section("cf", CFParams).model))
-    rec = load_rec_model(params.backbone, model_dir, resolve_device(params.device), dtype)
-    valid = variant_encoder(spec, params.prompt, rec.tokenizer, data)(data.subset(SUBSET), None, f"encode {SUBSET}")
-    return predictions_frame(valid, score_examples(rec, valid, params.scoring.batch_size, dtype, SUBSET))
+    recommender = load_recommender(variant, params, load_section("cf", CFParams).model, model_dir=model_dir)
+    valid = recommender.encode(recommender.data.subset(SUBSET), desc=f"encode {SUBSET}")
+    return predictions_frame(valid, recommender.score(valid, params.scoring.batch_size, desc=SUBSET))
 
 
 def main() -> None:

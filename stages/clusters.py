@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline import layout, schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
 from pipeline.cf.config import CFParams
-from pipeline.experts.assembly import CLUSTERS_DIR
+from pipeline.layout import CLUSTERS_DIR
 from pipeline.experts.clusters import cluster_users
 from pipeline.experts.params import ExpertsParams
 from pipeline.params import load_section

@@ -19,9 +19,11 @@ from pathlib import Path
 from pipeline import layout
 from pipeline.artifacts import atomic_directory, write_json
 from pipeline.cf.config import CFParams
-from pipeline.experts.assembly import BASE_VARIANT, expert_dir, read_clustering
+from pipeline.experts.assembly import BASE_VARIANT
 from pipeline.experts.params import ExpertsParams
+from pipeline.layout import expert_dir
 from pipeline.params import load_section
+from pipeline.rec.clustering import read_clustering
 from pipeline.errors import run_stage
 
 
@@ -42,28 +44,25 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     import torch
 
     from pipeline.experts.training import train_expert
-    from pipeline.rec.data import load_variant_data, variant_encoder
-    from pipeline.rec.device import resolve_device
-    from pipeline.rec.model import ADAPTER_DIR, load_rec_model, save_adapter
+    from pipeline.rec.model import ADAPTER_DIR, save_adapter
     from pipeline.rec.packing import disjoint_shares, label_blocks, packs_of, singletons
     from pipeline.rec.params import RecParams
-    from pipeline.rec.inputs import REC_DIR, rec_inputs
-    from pipeline.rec.variants import get_variant
+    from pipeline.rec.recommender import load_recommender
 
     started = time.perf_counter()
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
-    spec = get_variant(BASE_VARIANT)
-    data = load_variant_data(spec, rec_inputs(spec, load_section("cf", CFParams).model))
+    # ThinkRec with its reasoning traces: the expert trains on the cluster's traces too
+    recommender = load_recommender(BASE_VARIANT, rec_params, load_section("cf", CFParams).model,
+                                   params.train.dtype, traces=True)
+    data = recommender.data
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     train_params = params.train
     packing = rec_params.packing
     blocks = label_blocks(frame, packing.targets, packing.max_span_seconds)
     blocks = disjoint_shares(blocks, [min(train_params.train_rows, len(frame))], train_params.seed)[0]
-    rec = load_rec_model(rec_params.backbone, REC_DIR / BASE_VARIANT, resolve_device(rec_params.device),
-                         train_params.dtype)
-    encode = variant_encoder(spec, rec_params.prompt, rec.tokenizer, data)
+    rec, encode = recommender.rec, recommender.encode
     rows = [row for block in blocks for row in block]
     train = encode(frame.set_index("row", drop=False).loc[rows], None, f"encode cluster {slot}")
     traced = frame[frame["row"].isin(data.traces)]

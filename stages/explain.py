@@ -20,16 +20,12 @@ from pipeline.artifacts import read_frame, write_frame, write_json, write_table
 from pipeline.cf.config import CFParams
 from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.params import ExplainParams
-from pipeline.explain.prompts import gold_rows, variant_examples
-from pipeline.explain.reasoning import score_explanations, write_reasoning
+from pipeline.explain.prompts import gold_rows
+from pipeline.explain.reasoning import score_explanations
 from pipeline.explain.says_nothing import count_saying_nothing
 from pipeline.params import load_section
-from pipeline.rec.device import resolve_device
-from pipeline.rec.inputs import INGEST, REC_DIR, rec_inputs
-from pipeline.rec.precision import resolve_precision
-from pipeline.rec.model import load_rec_model
 from pipeline.rec.params import RecParams
-from pipeline.rec.variants import get_variant
+from pipeline.rec.recommender import load_recommender
 from pipeline.errors import run_stage
 
 GOLD_TRACES = layout.GOLD_TRACES
@@ -37,16 +33,14 @@ OUTPUT = layout.EXPLANATIONS_DIR / "explanations.parquet"
 METRICS = layout.metrics("explanations")
 
 
-def explain_model(name: str, params: ExplainParams, rec_params: RecParams, frame: pd.DataFrame) -> list[str]:
-    """Greedy reasoning of variant `name` for `frame`'s rows, in order."""
-    spec = get_variant(name)
-    rec = load_rec_model(rec_params.backbone, REC_DIR / name, resolve_device(rec_params.device), params.dtype)
-    inputs = rec_inputs(spec, load_section("cf", CFParams).model)
-    examples = variant_examples(spec, rec_params.prompt, inputs, rec, frame)
-    return write_reasoning(
-        rec, examples, params.batch_size, params.max_new_tokens, params.min_new_tokens, params.dtype,
-        desc=f"explain {name}", controls=params.controls(),
-    )
+def explain_model(name: str, params: ExplainParams, rec_params: RecParams, cf_model: str,
+                  frame: pd.DataFrame) -> tuple[list[str], str]:
+    """(greedy reasoning of model `name` for `frame`'s rows in order, the precision it ran in)."""
+    recommender = load_recommender(name, rec_params, cf_model, params.dtype)
+    examples = recommender.encode(frame)
+    texts = recommender.reasons(examples, params.batch_size, params.max_new_tokens, params.min_new_tokens,
+                                params.dtype, params.controls(), desc=f"explain {name}")
+    return texts, recommender.precision
 
 
 def main() -> None:
@@ -61,15 +55,16 @@ def main() -> None:
         print(f"explain: {GOLD_TRACES} holds no gold traces (the teacher verified none; metrics/traces.json):"
               f" nothing to explain -> {OUTPUT} (empty), {METRICS}")
         return
+    cf_model = load_section("cf", CFParams).model
     scorer = BertScorer()
     tables, metrics = [], {}
     for name in params.models:
         started = time.perf_counter()
-        texts = explain_model(name, params, rec_params, frame)
+        texts, precision = explain_model(name, params, rec_params, cf_model, frame)
         seconds = time.perf_counter() - started
         per_row, summary = score_explanations(texts, frame["trace"].tolist(), scorer)
         summary.update(
-            precision=resolve_precision(params.dtype, resolve_device(rec_params.device)),
+            precision=precision,
             generation_seconds=seconds, mean_new_words=sum(len(t.split()) for t in texts) / len(texts),
             says_nothing=count_saying_nothing(texts, params.says_nothing),
         )

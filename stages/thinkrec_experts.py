@@ -11,44 +11,50 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
+
 from pipeline import layout, registry, schemas
 from pipeline.artifacts import read_frame, write_frame, write_json
-from pipeline.experts.assembly import BASE_VARIANT, NAME, load_fused_setup
-from pipeline.experts.assign import assign_weights, scores_with_reuse
-from pipeline.experts.gate import route_kinds
+from pipeline.cf.config import CFParams
+from pipeline.experts.assembly import BASE_VARIANT, NAME
+from pipeline.experts.params import ExpertsParams
 from pipeline.experts.per_cluster import per_cluster
 from pipeline.metrics.report import json_safe
+from pipeline.params import load_section
+from pipeline.rec.assign import scores_with_reuse
+from pipeline.rec.clustering import read_clustering
 from pipeline.rec.examples import topn_frame
-from pipeline.rec.precision import resolve_precision
+from pipeline.rec.gate import route_kinds
+from pipeline.rec.params import RecParams
 from pipeline.rec.recipe import predictions_frame
-from pipeline.rec.scoring import score_candidates, score_examples
+from pipeline.rec.recommender import load_recommender
 from pipeline.errors import BadInput, run_stage
-
 
 
 def main() -> None:
     started = time.perf_counter()
-    setup = load_fused_setup()
-    experts, rec_params, rec, encode, data = setup.experts, setup.rec_params, setup.rec, setup.encode, setup.data
-    gate, warm, user_clusters = setup.gate, setup.warm, setup.user_clusters
-    dtype = resolve_precision(experts.train.dtype, rec.device)
+    experts = load_section("experts", ExpertsParams)
+    rec_params = load_section("rec", RecParams)
+    torch.set_num_threads(rec_params.threads)
+    recommender = load_recommender(NAME, rec_params, load_section("cf", CFParams).model, experts.train.dtype,
+                                   upper_layers=experts.train.upper_layers)
+    data, gate, dtype = recommender.data, recommender.gate, recommender.precision
     reference = read_frame(layout.predictions(BASE_VARIANT), schemas.PREDICTIONS)
-    test = encode(data.subset("test_small"), None, "encode test_small")
-    weights = assign_weights(test, gate, data.vectors, warm)
+    test = recommender.encode(data.subset("test_small"), desc="encode test_small")  # each row routed by the gate
+    weights = np.stack([e.expert_weights for e in test])  # (m, E)
     clock = time.perf_counter()
     scores, fused_rows = scores_with_reuse(
         test, _reference_scores(reference, test, pointwise=True),
-        lambda rows: score_examples(rec, rows, rec_params.scoring.batch_size, dtype, "test_small"))
+        lambda rows: recommender.score(rows, rec_params.scoring.batch_size, dtype, "test_small"))
     timings = {"test_scoring_seconds": time.perf_counter() - clock}
     routed = {"test_small": {"rows": len(test), "scored_fused": fused_rows}}
     parts = [predictions_frame(test, scores)]
     if registry.get_model(NAME).topn:
-        candidates = encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
-        assign_weights(candidates, gate, data.vectors, warm)
+        candidates = recommender.encode(topn_frame(data.topn_candidates, data.interactions), desc="encode top-N")
         clock = time.perf_counter()
         topn, fused_rows = scores_with_reuse(
             candidates, _reference_scores(reference, candidates, pointwise=False),
-            lambda rows: score_candidates(rec, rows, rec_params.scoring.topn_batch_size, dtype, "top-N"))
+            lambda rows: recommender.score_candidates(rows, rec_params.scoring.topn_batch_size, dtype, "top-N"))
         parts.append(predictions_frame(candidates, topn))
         timings["topn_scoring_seconds"] = time.perf_counter() - clock
         routed["topn"] = {"rows": len(candidates), "scored_fused": fused_rows}
@@ -57,7 +63,7 @@ def main() -> None:
     rows = pd.DataFrame({"row": [e.row for e in test], "user": [e.user for e in test],
                          "label": [e.label for e in test], "score": scores,
                          "reference": _reference_scores(reference, test, pointwise=True)})
-    clusters = per_cluster(rows, user_clusters)
+    clusters = per_cluster(rows, read_clustering()[1])
     write_json(json_safe({
         "variant": NAME, "precision": dtype, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights), "scored": routed,
         "clusters": clusters,

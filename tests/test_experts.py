@@ -13,8 +13,8 @@ from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import read_frame
 from pipeline.experts.clusters import cluster_users
-from pipeline.experts.fused import install_experts
-from pipeline.experts.gate import Gate, centroid_weights, route_kinds
+from pipeline.rec.fused import install_experts
+from pipeline.rec.gate import Gate, centroid_weights, route_kinds
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.experts.training import train_expert
 from pipeline.rec.batching import collate
@@ -25,7 +25,7 @@ from pipeline.rec.model import ADAPTER_DIR, LoraParams, RecModel, build_rec_mode
 from pipeline.rec.prompts import get_template
 from pipeline.rec.scoring import score_candidates, score_examples, yes_logits
 from pipeline.rec.packing import singletons
-from pipeline.experts.split_body import lower_states, upper_states
+from pipeline.rec.split_body import lower_states, upper_states
 
 LAYERS, UPPER = 4, 2
 
@@ -215,7 +215,7 @@ def test_routing_weights_cleared_after_the_pass(setup):
 
 
 def test_global_only_rows_reuse_the_reference_scores_and_the_rest_are_scored():
-    from pipeline.experts.assign import scores_with_reuse
+    from pipeline.rec.assign import scores_with_reuse
     from pipeline.rec.examples import RecExample
 
     weights = [[0, 0, 1], [1, 0, 0], [0.2, 0.3, 0.5], [0, 0, 1]]

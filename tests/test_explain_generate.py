@@ -3,7 +3,7 @@ without the repetition controls."""
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pipeline.explain.generate import RepetitionControls, decode_until_eos, greedy_generate
+from pipeline.rec.generate import RepetitionControls, decode_until_eos, greedy_generate
 
 
 def _tiny_llama() -> LlamaForCausalLM:

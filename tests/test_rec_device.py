@@ -22,7 +22,7 @@ from pipeline.rec.model import LoraParams, build_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.prefix import prefix_kv, split_example, suffix_scores
 from pipeline.rec.prompts import get_template
-from pipeline.experts.split_body import upper_states
+from pipeline.rec.split_body import upper_states
 from stages.rec_stage import run_rec_stage
 
 

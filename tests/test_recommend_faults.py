@@ -114,25 +114,22 @@ def test_a_projector_that_model_json_promises_is_required(project, monkeypatch, 
 def test_a_damaged_expert_adapter_is_named(project, monkeypatch, tmp_path):
     from pipeline.cf.config import CFParams
     from pipeline.params import load_section
-    from pipeline.rec.inputs import rec_inputs
+    from pipeline.rec.fused import install_experts
     from pipeline.rec.params import RecParams
-    from pipeline.rec.variants import get_variant
-    from pipeline.recommend.rerank import attach_experts, load_recommender
+    from pipeline.rec.recommender import load_recommender
 
     monkeypatch.chdir(project)
     params = load_section("rec", RecParams)
-    inputs = rec_inputs(get_variant("collm"), load_section("cf", CFParams).model)
-    recommender = load_recommender("collm", params.backbone, Path("data/rec/collm"), inputs, params.prompt)
+    recommender = load_recommender("collm", params, load_section("cf", CFParams).model)
     adapter = tmp_path / "expert_0/adapter/adapter_model.safetensors"
     adapter.parent.mkdir(parents=True)
     adapter.write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":1}')  # its header's length is not its JSON's
     with pytest.raises(BadInput, match=f"^{re.escape(str(adapter))}: not a readable safetensors file"):
-        attach_experts(recommender, [tmp_path / "expert_0"], 1, None, set())
+        install_experts(recommender.rec, [tmp_path / "expert_0"], 1)
 
 
 def test_a_damaged_gate_is_named(tmp_path, monkeypatch):
-    from pipeline.experts.assembly import read_gate
-    from pipeline.experts.gate import Gate, TrainedGate
+    from pipeline.rec.gate import Gate, TrainedGate, read_gate
 
     monkeypatch.chdir(tmp_path)
     gate_dir = Path("data/experts/gate")

@@ -18,22 +18,18 @@ from pipeline import layout, schemas
 from pipeline.artifacts import read_frame
 from pipeline.cf.config import CFParams
 from pipeline.cli.stage_of import require
-from pipeline.experts.assembly import (
-    BASE_VARIANT, NAME, read_clustering, read_gate, used_expert_dirs,
-)
+from pipeline.experts.assembly import NAME
 from pipeline.experts.params import ExpertsParams
 from pipeline.explain.params import ExplainParams
 from pipeline.params import load_section
-from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import dense_vectors
 from pipeline.rec.inputs import rec_inputs
 from pipeline.rec.params import RecParams
-from pipeline.rec.variants import get_variant
+from pipeline.rec.recommender import base_variant, load_recommender
 from pipeline.recommend.candidates import count_unseen, user_id
 from pipeline.recommend.cf_state import load_history_encoder
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
-from pipeline.recommend.rerank import attach_experts, load_recommender
 
 
 def add_arguments(parser) -> None:
@@ -60,8 +56,8 @@ def run(args) -> int:
     torch.set_num_threads(params.threads)
     started = time.perf_counter()
 
-    with_experts = params.model == NAME  # ThinkRec with its experts fused, weighed by the gate
-    spec = get_variant(BASE_VARIANT if with_experts else params.model)
+    spec = base_variant(params.model)  # for thinkrec_experts: ThinkRec, whose experts are fused in, weighed by the gate
+    with_experts = spec.name != params.model
     cf_model = load_section("cf", CFParams).model
     inputs = replace(rec_inputs(spec, cf_model), topn_candidates=None, row_user_vectors=None)
     cf_dir = layout.cf_dir(cf_model)
@@ -75,13 +71,8 @@ def run(args) -> int:
     users = read_frame(layout.USERS, schemas.USERS)
     user = user_id(users, args.user)
     train = rec_params.training(spec.name, spec.stage)
-    recommender = load_recommender(spec.name, rec_params.backbone, model_dir, inputs, rec_params.prompt,
-                                   resolve_device(rec_params.device), train.dtype)
-    if with_experts:
-        clustering, user_clusters = read_clustering()
-        attach_experts(recommender, used_expert_dirs(clustering),
-                       load_section("experts", ExpertsParams).train.upper_layers, read_gate(),
-                       set(user_clusters["user"].astype(int)))
+    upper = load_section("experts", ExpertsParams).train.upper_layers if with_experts else None
+    recommender = load_recommender(params.model, rec_params, cf_model, train.dtype, upper_layers=upper, inputs=inputs)
     cf_users = dense_vectors(read_frame(cf_dir / "user_vectors.parquet", schemas.USER_VECTORS), "user",
                              str(cf_dir / "user_vectors.parquet"))
     cf_items = dense_vectors(read_frame(cf_dir / "item_vectors.parquet", schemas.ITEM_VECTORS), "item",

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.experts.gate import Gate
+from pipeline.rec.gate import Gate
 from pipeline.experts.params import GateTrainParams
 from pipeline.experts.training import cache_lower_states, padded_states
 from pipeline.rec.batching import answer_states, collate, length_buckets
 from pipeline.rec.examples import RecExample
 from pipeline.rec.model import RecModel
-from pipeline.experts.split_body import upper_layer_indices, upper_states
+from pipeline.rec.split_body import upper_layer_indices, upper_states
 
 
 def train_gate(

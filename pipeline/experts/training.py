@@ -19,7 +19,7 @@ from pipeline.rec.params import LossParams
 from pipeline.rec.model import RecModel, body_mask, use_precision
 from pipeline.rec.packing import Pack
 from pipeline.rec.precision import resolve_precision
-from pipeline.experts.split_body import lower_states, upper_layer_indices, upper_states
+from pipeline.rec.split_body import lower_states, upper_layer_indices, upper_states
 from pipeline.rec.training import LoopParams, MicroBatch, label_batches, label_rows, train_loop, with_extras
 
 

@@ -1,15 +1,11 @@
-"""The gold-trace rows as the prompts a trained variant was trained on."""
+"""The gold-trace rows the recommenders explain (the recommender's own encoder,
+pipeline/rec/recommender.py, turns them into the prompts each was trained on)."""
 from __future__ import annotations
 
 import pandas as pd
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame
-from pipeline.rec.data import RecInputs, load_variant_data, variant_encoder
-from pipeline.rec.examples import RecExample
-from pipeline.rec.model import RecModel
-from pipeline.rec.params import PromptParams
-from pipeline.rec.variants import VariantSpec
 
 
 def gold_rows(traces_path, interactions: pd.DataFrame, n_rows: int) -> pd.DataFrame:
@@ -22,12 +18,3 @@ def gold_rows(traces_path, interactions: pd.DataFrame, n_rows: int) -> pd.DataFr
     if len(missing):
         raise KeyError(f"{traces_path}: row {int(missing.iloc[0])} is not in interactions.parquet")
     return joined.drop(columns="_merge").reset_index(drop=True)
-
-
-def variant_examples(
-    spec: VariantSpec, prompt: PromptParams, inputs: RecInputs, rec: RecModel, frame: pd.DataFrame
-) -> list[RecExample]:
-    """Prompts of `frame`'s rows in `spec`'s form (keywords and CF slots as the variant was
-    trained: the recipe's own encoder), answers left as the labels' Yes/No (unused here)."""
-    data = load_variant_data(spec.without_traces(), inputs)
-    return variant_encoder(spec, prompt, rec.tokenizer, data)(frame, None, f"encode {spec.name}")

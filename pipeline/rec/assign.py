@@ -6,8 +6,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from pipeline.experts.gate import Gate
 from pipeline.rec.examples import CFVectors, RecExample
+from pipeline.rec.gate import Gate
 
 
 def row_user_vectors(examples: Sequence[RecExample], vectors: CFVectors) -> np.ndarray:

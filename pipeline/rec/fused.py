@@ -14,12 +14,11 @@ from typing import Sequence
 import torch
 from peft.tuners.lora import Linear as LoraLinear
 
-from pipeline.rec.fusion import ExpertLoRALinear, fused_layers
 from pipeline.artifacts import load_safetensors
-from pipeline.rec.model import ADAPTER_DIR, ADAPTER_FILE, RecModel
-from pipeline.experts.split_body import upper_layer_indices
 from pipeline.errors import MissingInput
-
+from pipeline.rec.fusion import ExpertLoRALinear, fused_layers
+from pipeline.rec.model import ADAPTER_DIR, ADAPTER_FILE, RecModel
+from pipeline.rec.split_body import upper_layer_indices
 
 
 def adapter_factors(adapter_dir: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -69,16 +68,3 @@ def install_experts(rec: RecModel, expert_dirs: Sequence[Path], upper: int) -> i
 
 def _missing(key: str, expert_dirs) -> None:
     raise KeyError(f"an expert adapter in {[str(d) for d in expert_dirs]} has no LoRA for {key}")
-
-
-def load_fused(
-    backbone: str, model_dir: Path, expert_dirs: Sequence[Path], upper: int, device: torch.device | str = "cpu",
-    frozen_dtype: str = "float32",
-) -> RecModel:
-    """A trained stage-2 variant (`model_dir`) with `expert_dirs`' experts fused into its top
-    `upper` layers, frozen weights in `frozen_dtype`, on `device`, ready for scoring and generation."""
-    from pipeline.rec.model import load_rec_model
-
-    rec = load_rec_model(backbone, model_dir, device, frozen_dtype)
-    install_experts(rec, expert_dirs, upper)
-    return rec.eval()

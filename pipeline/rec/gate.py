@@ -7,14 +7,20 @@ w is at least 0.95 ln n, else the cluster experts weighted by w.
 "trained" is a small network on the standardized vector, trained to minimise the fused model's BCE
 on validation rows (pipeline/experts/gate_training.py).
 Users without train rows (not clustered) go to the global expert unless `cold` is "gate".
+The gate stage builds and trains gates (pipeline/experts); the recommender reads the saved one
+(`read_gate`) to route its prompts.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from pipeline import layout
+from pipeline.artifacts import expect_content, load_torch, read_json_object
 
 KINDS = ("centroid", "trained")
 COLD = ("global", "gate")
@@ -117,3 +123,14 @@ class Gate:
             network.eval()
         return cls(state["kind"], np.asarray(state["raw_centroids"], np.float32), np.asarray(state["mean"], np.float32),
                    np.asarray(state["scale"], np.float32), state["temperature"], state["cold"], network)
+
+
+def read_gate(directory: Path = layout.GATE_DIR) -> Gate:
+    """The gate the gate stage saved in `directory`: gate.json, and gate.pt for a trained one. A
+    damaged or foreign file is an UnreadableArtifact naming it."""
+    described, network = Path(directory) / "gate.json", Path(directory) / "gate.pt"
+    state = read_json_object(described)
+    network_state = load_torch(network) if network.exists() else None
+    # both files are the gate stage's: a key gate.json lacks, or weights of other shapes, name the directory
+    with expect_content(Path(directory), "a gate (gate.json, and gate.pt of the network it describes)"):
+        return Gate.from_state(state, network_state)

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import BadInput
-from pipeline.explain.generate import RepetitionControls
 from pipeline.explain.says_nothing import SaysNothingRule, says_nothing
+from pipeline.rec.generate import RepetitionControls
+from pipeline.rec.recommender import Recommender
 from pipeline.recommend.candidates import latest_history, unseen_by_cf
 from pipeline.recommend.cf_state import HistoryEncoder
-from pipeline.recommend.rerank import Recommender, candidate_frame, reasons, rerank
+from pipeline.recommend.rerank import candidate_frame, rerank
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ def recommend_items(
     require_finite(proposed, recommender)
     order = np.lexsort((proposed["cf_rank"].to_numpy(), -scores))[:k]
     ranked = proposed.iloc[order].reset_index(drop=True)
-    texts = reasons(recommender, [examples[i] for i in order[:explain]], generation.batch_size,
-                    generation.max_new_tokens, generation.min_new_tokens, dtype, generation.controls)
+    texts = recommender.reasons([examples[i] for i in order[:explain]], generation.batch_size,
+                                generation.max_new_tokens, generation.min_new_tokens, dtype, generation.controls)
     unexplained = [""] * (len(ranked) - len(texts))
     ranked["reasoning"] = texts + unexplained
     ranked["says_nothing"] = [says_nothing(t, generation.says_nothing) for t in texts] + unexplained
