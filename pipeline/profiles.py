@@ -4,7 +4,7 @@ so DVC itself applies them and records them in the experiment; a key the profile
 params.yaml lacks is an error naming the profile and the key. `overlay` lays keys over a parsed
 section the same way (tests and benchmarks take params.yaml's section and change a few keys).
 
-Usage: eval dvc exp run $(python -m pipeline.profiles profiles/paper-gpu.yaml profiles/ml1m.yaml)
+Usage: eval dvc exp run $(python -m pipeline.profiles profiles/thinkrec-reference.yaml profiles/ml1m.yaml)
 """
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from typing import Any
 import yaml
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1, "c": [2]}} -> {"a.b": 1, "a.c": [2]}: mappings nest, anything else is a leaf."""
+def flatten(tree: dict, prefix: str = "", maps: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """{"a": {"b": 1, "c": [2]}} -> {"a.b": 1, "a.c": [2]}: mappings nest, anything else is a leaf;
+    so is a mapping at a path in `maps` (a params key whose value is a map of its own, e.g.
+    rec.prompt.cf_slots: a profile sets it whole)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, path + "."))
+        if isinstance(value, dict) and value and path not in maps:
+            flat.update(flatten(value, path + ".", maps))
         else:
             flat[path] = value
     return flat
@@ -43,12 +45,13 @@ def profile_sets(params: dict, profiles: list[Path]) -> dict[str, Any]:
     """The `key: value` pairs `profiles` set (a later profile wins), each checked to exist in
     `params` (the parsed params.yaml)."""
     known = flatten(params)
+    maps = frozenset(key for key, value in known.items() if value == {})  # open maps: set whole
     sets: dict[str, Any] = {}
     for path in profiles:
         overlay = yaml.safe_load(Path(path).read_text())
         if not isinstance(overlay, dict):
             raise ValueError(f"{path}: a profile is a mapping of params.yaml sections")
-        for key, value in flatten(overlay).items():
+        for key, value in flatten(overlay, maps=maps).items():
             if key not in known:
                 raise KeyError(f"{path}: '{key}' is not a key of params.yaml")
             sets[key] = value

@@ -57,7 +57,9 @@ SHAPES = {
 
 
 class FakeChatServer:
-    def __init__(self, delay: float = 0.0, hang_seconds: float = 2.0, dribble_seconds: float = 3.0):
+    def __init__(self, delay: float = 0.0, hang_seconds: float = 2.0, dribble_seconds: float = 3.0,
+                 respond=None):
+        self.respond = respond  # prompt -> answer for prompts `answers` lacks (a scripted teacher); None: echo
         self.delay = delay  # seconds before every answer
         self.hang_seconds = hang_seconds  # how long a "timeout" fault stalls
         self.dribble_seconds = dribble_seconds  # how long a "dribble" answer takes to arrive whole
@@ -112,7 +114,8 @@ class FakeChatServer:
             self.in_flight -= 1
 
     def completion(self, body: dict, prompt: str) -> dict:
-        message = {"role": "assistant", "content": self.answers.get(prompt, f"echo: {prompt}")}
+        default = self.respond(prompt) if self.respond is not None else f"echo: {prompt}"
+        message = {"role": "assistant", "content": self.answers.get(prompt, default)}
         if prompt in self.reasoning:
             message["reasoning_content"] = self.reasoning[prompt]
         return {

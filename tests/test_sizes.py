@@ -180,12 +180,13 @@ PROFILE_DATASETS = {
 }
 
 
-def test_the_paper_profile_fits_ml1m_and_the_rdrec_profile_beauty():
+def test_the_reference_profile_fits_ml1m_and_the_rdrec_profile_beauty():
     params = project_params()
-    paper = profile_sets(params, [REPO / "profiles/paper-gpu.yaml", REPO / "profiles/ml1m.yaml"])
-    sizes = resolved(_with_sets(params, paper), PROFILE_DATASETS["ml1m.yaml"])
-    assert (sizes["rec.stage1.train_rows"], sizes["rec.stage2.train_rows"]) == (16_945, 16_946)
-    assert sizes["keywords.max_items"] == 3_400 and sizes["traces.gold.count"] == 80
+    reference = profile_sets(params, [REPO / "profiles/thinkrec-reference.yaml", REPO / "profiles/ml1m.yaml"])
+    sizes = resolved(_with_sets(params, reference), PROFILE_DATASETS["ml1m.yaml"])
+    # both stages on the whole train split (stage 2: stage 1's rows), as the reference trains them
+    assert (sizes["rec.stage1.train_rows"], sizes["rec.stage2.train_rows"]) == (33_891, 33_891)
+    assert sizes["keywords.max_items"] == 0 and sizes["traces.gold.count"] == 80  # ML-1M: genres, no LLM
     rdrec = profile_sets(params, [REPO / "profiles/rdrec-amazon2014.yaml"])
     beauty = resolved(_with_sets(params, rdrec), PROFILE_DATASETS["rdrec-amazon2014.yaml"])
     assert (beauty["rec.stage1.train_rows"], beauty["rec.stage2.train_rows"]) == (1792, 1792)

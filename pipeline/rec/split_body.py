@@ -14,6 +14,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from pipeline.errors import BadParams
 from pipeline.rec.batching import RecBatch
 from pipeline.rec.fusion import routing
 from pipeline.rec.model import RecModel
@@ -29,7 +30,7 @@ def layer_count(rec: RecModel) -> int:
 def upper_layer_indices(rec: RecModel, upper: int) -> range:
     total = layer_count(rec)
     if not 1 <= upper <= total:
-        raise ValueError(f"upper layers must be in 1..{total}, got {upper}")
+        raise BadParams(f"experts.train.upper_layers: {upper} is not in 1..{total}, the backbone's layers")
     return range(total - upper, total)
 
 
