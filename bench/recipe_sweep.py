@@ -1,7 +1,7 @@
 """Recipe search on validation rows only: train one LLM-recommender variant with params.yaml's `rec`
 section plus overrides, score valid_small (never a test row) and append one JSON line of figures.
 
-The variant trains exactly as its stage does (pipeline.rec.recipe.run_variant), but as an
+The variant trains exactly as its stage does (pipeline.rec.recipe.train_variant), but as an
 unreported variant that keeps its last step: it scores valid_small once, after training, and
 writes neither predictions nor test scores. A stage-2 variant starts from `--lora-from` (a stage-1
 sweep's `--save` directory) or, by default, from the committed pipeline's data/rec/<lora_from>.
@@ -18,17 +18,18 @@ import argparse
 import dataclasses
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.artifacts import atomic_directory, write_json  # noqa: E402
 from pipeline.cf.config import CFParams  # noqa: E402
 from pipeline.rec.inputs import REC_DIR, rec_inputs  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
-from pipeline.rec.recipe import run_variant  # noqa: E402
+from pipeline.rec.model import save_rec_model  # noqa: E402
+from pipeline.rec.recipe import train_variant  # noqa: E402
 from pipeline.rec.variants import VariantSpec, get_variant  # noqa: E402
 from pipeline.params import PARAMS_FILE, load_section  # noqa: E402
 
@@ -68,11 +69,12 @@ def main() -> None:
     section[stage]["eval_every"] = 0 if args.no_valid else 10**9
     params = RecParams.model_validate(section)
     lora_dir = args.lora_from or (REC_DIR / spec.lora_from if spec.lora_from else None)
-    with tempfile.TemporaryDirectory() as tmp:
-        out_dir = args.save or Path(tmp) / "model"
-        inputs = rec_inputs(spec, load_section("cf", CFParams).model)
-        summary = run_variant(spec, params, inputs, lora_dir, out_dir, None, Path(tmp) / "metrics.json")
-    metrics, log = summary["metrics"], summary["log"]
+    trained = train_variant(spec, params, rec_inputs(spec, load_section("cf", CFParams).model), lora_dir)
+    if args.save:  # the adapter (+ projector) and train_log.json, as the stage writes them
+        with atomic_directory(args.save) as tmp:
+            save_rec_model(trained.recommender.rec, tmp)
+            write_json(trained.log, tmp / "train_log.json")
+    metrics, log = trained.metrics, trained.log
     valid = metrics["valid_small"] or {}
     result = {
         "tag": args.tag, "variant": spec.name, "overrides": args.overrides,

@@ -43,9 +43,8 @@ def main(slot: int) -> None:
 def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters, metrics_path: Path) -> None:
     import torch
 
-    from pipeline.experts.training import train_expert
+    from pipeline.experts.training import train_cluster_expert
     from pipeline.rec.model import ADAPTER_DIR, save_adapter
-    from pipeline.rec.packing import disjoint_shares, label_blocks, packs_of, singletons
     from pipeline.rec.params import RecParams
     from pipeline.rec.recommender import load_recommender
 
@@ -55,38 +54,18 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     # ThinkRec with its reasoning traces: the expert trains on the cluster's traces too
     recommender = load_recommender(BASE_VARIANT, rec_params, load_section("cf", CFParams).model,
                                    params.train.dtype, traces=True)
-    data = recommender.data
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
-    frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
-    train_params = params.train
-    packing = rec_params.packing
-    blocks = label_blocks(frame, packing.targets, packing.max_span_seconds)
-    blocks = disjoint_shares(blocks, [min(train_params.train_rows, len(frame))], train_params.seed)[0]
-    rec, encode = recommender.rec, recommender.encode
-    rows = [row for block in blocks for row in block]
-    train = encode(frame.set_index("row", drop=False).loc[rows], None, f"encode cluster {slot}")
-    traced = frame[frame["row"].isin(data.traces)]
-    reasoning = encode(traced, data.traces, f"encode cluster {slot} traces")
-    log = train_expert(rec, packs_of(train, blocks), singletons(reasoning), train_params, rec_params.loss)
-    timings = {k: log.pop(k) for k in ("cache_seconds", "train_seconds", "validation_seconds")}
-    description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(log["train_rows"]),
-                   "packs": len(blocks), "traces": len(reasoning), "micro_batches": log["micro_batches"],
-                   "precision": log["precision"], "upper_layers": train_params.upper_layers, "from": BASE_VARIANT}
+    trained = train_cluster_expert(recommender, slot, users, params.train, rec_params.packing, rec_params.loss)
+    description = trained.description
     with atomic_directory(expert_dir(slot)) as tmp:
-        save_adapter(rec.llm, tmp / ADAPTER_DIR)
+        save_adapter(trained.rec.llm, tmp / ADAPTER_DIR)
         write_json(description, tmp / "expert.json")
-        write_json(log, tmp / "train_log.json")
-    tokens = sum(s["tokens"] for s in log["steps"])
-    answers = sum(s["answers"] for s in log["steps"])
-    steps = log["steps"]
-    write_json({**description, **timings, "train_tokens": tokens,
-                "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
-                "train_answers_per_second": answers / max(timings["train_seconds"], 1e-9),
-                "loss_first": steps[0]["loss"], "loss_last": steps[-1]["loss"],
-                "total_seconds": time.perf_counter() - started}, metrics_path)
-    print(f"expert@{slot}: {len(users)} users, {len(train)} rows, {len(reasoning)} traces, {len(steps)} steps on the "
-          f"top {train_params.upper_layers} layers, loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f}, "
-          f"{time.perf_counter() - started:.0f} s -> {expert_dir(slot)}")
+        write_json(trained.log, tmp / "train_log.json")
+    write_json({**trained.metrics, "total_seconds": time.perf_counter() - started}, metrics_path)
+    steps = trained.log["steps"]
+    print(f"expert@{slot}: {len(users)} users, {description['train_rows']} rows, {description['traces']} traces, "
+          f"{len(steps)} steps on the top {params.train.upper_layers} layers, loss {steps[0]['loss']:.3f} -> "
+          f"{steps[-1]['loss']:.3f}, {time.perf_counter() - started:.0f} s -> {expert_dir(slot)}")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import layout
+from pipeline import layout, schemas
+from pipeline.artifacts import atomic_directory, write_frame, write_json
 from pipeline.rdrec.params import RDRecParams
-from pipeline.rdrec.student import Backbone, StudentInputs, run_student
+from pipeline.rdrec.student import Backbone, StudentInputs, train_student_variant
+from pipeline.rec.model import save_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.cf.config import CFParams
 from pipeline.params import load_section
 from pipeline.errors import run_stage
-
 
 
 def main(variant: str) -> dict:
@@ -41,7 +42,13 @@ def main(variant: str) -> dict:
     out_dir = layout.rdrec_dir(variant)
     predictions = layout.predictions(variant)
     metrics_path = layout.train_metrics(variant)
-    metrics = run_student(variant, params, backbone, inputs, out_dir, predictions, metrics_path)
+    trained = train_student_variant(variant, params, backbone, inputs)
+    with atomic_directory(out_dir) as tmp:  # adapter + projector + log appear together
+        save_rec_model(trained.rec, tmp)
+        write_json(trained.log, tmp / "train_log.json")
+    write_frame(trained.predictions, predictions, schemas.PREDICTIONS)
+    write_json(trained.metrics, metrics_path)
+    metrics = trained.metrics
     tasks = ", ".join(f"{task} {c['batches']} batches" for task, c in metrics["tasks"].items())
     print(f"{variant}: {metrics['steps']} steps ({tasks}), {metrics['train_tokens']} tokens at "
           f"{metrics['train_tokens_per_second']:.0f} tokens/s, top-N {metrics['topn_candidates']} candidates in "

@@ -1,14 +1,18 @@
 """What every LLM-recommender stage runs: train (+ score) one variant from its inputs under data/
-into data/rec/<variant>/ (+ data/predictions/<variant>.parquet for reported variants) and
-metrics/<variant>_train.json (the paths: pipeline/rec/inputs.py)."""
+(pipeline/rec/recipe.py: train_variant, which writes nothing) and write data/rec/<variant>/
+(+ data/predictions/<variant>.parquet for reported variants) and metrics/<variant>_train.json
+(the paths: pipeline/layout.py)."""
 from __future__ import annotations
 
+from pipeline import layout, schemas
+from pipeline.artifacts import atomic_directory, write_frame, write_json
 from pipeline.cf.config import CFParams
 from pipeline.params import load_section
 from pipeline.rec import distributed
-from pipeline.rec.inputs import METRICS_DIR, PREDICTIONS_DIR, REC_DIR, rec_inputs
+from pipeline.rec.inputs import rec_inputs
+from pipeline.rec.model import save_rec_model
 from pipeline.rec.params import RecParams
-from pipeline.rec.recipe import run_variant
+from pipeline.rec.recipe import train_variant
 from pipeline.rec.variants import get_variant
 
 
@@ -17,16 +21,23 @@ def run_rec_stage(variant: str) -> dict:
     `torchrun --nproc_per_node N` the ranks train data-parallel (pipeline/rec/distributed.py)."""
     spec = get_variant(variant)
     params = load_section("rec", RecParams)
-    out_dir = REC_DIR / spec.name
-    predictions = PREDICTIONS_DIR / f"{spec.name}.parquet" if spec.reported else None
-    metrics_path = METRICS_DIR / f"{spec.name}_train.json"
-    lora_dir = REC_DIR / spec.lora_from if spec.lora_from else None
+    out_dir = layout.rec_dir(spec.name)
+    predictions = layout.predictions(spec.name) if spec.reported else None
+    metrics_path = layout.train_metrics(spec.name)
+    lora_dir = layout.rec_dir(spec.lora_from) if spec.lora_from else None
     with distributed.process_group():  # under torchrun (WORLD_SIZE > 1); else nothing
         inputs = rec_inputs(spec, load_section("cf", CFParams).model)
-        summary = run_variant(spec, params, inputs, lora_dir, out_dir, predictions, metrics_path)
-    log, metrics = summary["log"], summary["metrics"]
-    if metrics is None:  # a rank > 0: rank 0 wrote the outputs
+        trained = train_variant(spec, params, inputs, lora_dir)
+    log, metrics = trained.log, trained.metrics
+    summary = {"log": log, "metrics": metrics}
+    if metrics is None:  # a rank > 0: rank 0 writes the outputs
         return summary
+    with atomic_directory(out_dir) as tmp:  # adapter + projector + log appear together
+        save_rec_model(trained.recommender.rec, tmp)
+        write_json(log, tmp / "train_log.json")
+    if trained.predictions is not None:
+        write_frame(trained.predictions, predictions, schemas.PREDICTIONS)
+    write_json(metrics, metrics_path)
     valid = metrics["valid_small"]
     shown = f"valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, " if valid else ""
     if log.get("epochs", {}).get("stopped_early"):  # rec.stage<N>.patience

@@ -7,20 +7,16 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from pipeline.params import Strict
+from pipeline.rec.params import OptimizerParams
 
 
-class ExpertTrainParams(Strict):
-    """params.yaml experts.train."""
+class ExpertTrainParams(OptimizerParams):
+    """params.yaml experts.train: the shared optimiser keys (batch_size, lr, weight_decay,
+    warmup_steps, dtype, seed) and the expert's own."""
 
     upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (paper: 8 of 32)
     train_rows: int = Field(ge=1)  # distinct rows of the cluster's train rows (whole packs, rec.packing)
-    batch_size: int = Field(ge=1)  # packs per micro-batch
-    lr: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    warmup_steps: int = Field(ge=0)
     reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are traces, added to the label ones
-    dtype: Literal["auto", "bfloat16", "float32"]
-    seed: int
 
 
 class GateTrainParams(Strict):

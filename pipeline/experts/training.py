@@ -7,6 +7,7 @@ the whole body every step (the same loss; kept for the benchmark's comparison)."
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -15,12 +16,13 @@ import torch
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.examples import RecExample
-from pipeline.rec.params import LossParams
+from pipeline.rec.params import LossParams, PackingParams
 from pipeline.rec.model import RecModel, body_mask, use_precision
-from pipeline.rec.packing import Pack
+from pipeline.rec.packing import Pack, disjoint_shares, label_blocks, packs_of, singletons
+from pipeline.rec.recommender import Recommender
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.split_body import lower_states, upper_layer_indices, upper_states
-from pipeline.rec.training import LoopParams, MicroBatch, label_batches, label_rows, train_loop, with_extras
+from pipeline.rec.training import MicroBatch, label_batches, label_rows, loop_params, train_loop, with_extras
 
 
 def make_upper_lora_trainable(rec: RecModel, upper: int) -> list[torch.nn.Parameter]:
@@ -102,8 +104,7 @@ def train_expert(
         states = padded_states(cache, chunk, batch.input_ids.shape[1])
         return upper_states(model, states, mask["attention_mask"], lower, position_ids=mask.get("position_ids"))
 
-    loop = LoopParams(params.lr, params.weight_decay, params.warmup_steps, 1, precision, params.seed)
-    log = train_loop(rec, schedule, loop, loss_params, forward)
+    log = train_loop(rec, schedule, loop_params(params, precision), loss_params, forward)
     rec.eval()
     rec.requires_grad_(False)
     rows = label_rows(schedule)
@@ -111,3 +112,41 @@ def train_expert(
             "cached": cached, "cache_seconds": cache_seconds, "train_rows": sorted(set(rows)),
             "micro_batches": {"labels": sum(m.kind == "labels" for m in schedule),
                               "reasoning": sum(m.kind == "reasoning" for m in schedule)}}
+
+
+@dataclass
+class TrainedExpert:
+    """What train_cluster_expert returns, for the stage to write (stages/expert.py)."""
+
+    rec: RecModel  # the base model, the cluster's LoRA trained in its top layers
+    description: dict  # data/experts/expert_<slot>/expert.json
+    log: dict  # data/experts/expert_<slot>/train_log.json: no timings
+    metrics: dict  # metrics/experts/expert_<slot>.json less total_seconds (the stage's clock)
+
+
+def train_cluster_expert(recommender: Recommender, slot: int, users: set[int], params: ExpertTrainParams,
+                         packing: PackingParams, loss_params: LossParams) -> TrainedExpert:
+    """Train expert `slot` in `recommender`'s model (loaded with its traces) on the train rows and
+    traces of cluster `slot`'s `users`: up to params.train_rows rows in whole packs (rec.packing,
+    drawn with params.seed). Writes nothing."""
+    data = recommender.data
+    frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
+    blocks = label_blocks(frame, packing.targets, packing.max_span_seconds)
+    blocks = disjoint_shares(blocks, [min(params.train_rows, len(frame))], params.seed)[0]
+    rows = [row for block in blocks for row in block]
+    train = recommender.encode(frame.set_index("row", drop=False).loc[rows], None, f"encode cluster {slot}")
+    traced = frame[frame["row"].isin(data.traces)]
+    reasoning = recommender.encode(traced, data.traces, f"encode cluster {slot} traces")
+    log = train_expert(recommender.rec, packs_of(train, blocks), singletons(reasoning), params, loss_params)
+    timings = {k: log.pop(k) for k in ("cache_seconds", "train_seconds", "validation_seconds")}
+    description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(log["train_rows"]),
+                   "packs": len(blocks), "traces": len(reasoning), "micro_batches": log["micro_batches"],
+                   "precision": log["precision"], "upper_layers": params.upper_layers, "from": recommender.name}
+    steps = log["steps"]
+    tokens = sum(s["tokens"] for s in steps)
+    answers = sum(s["answers"] for s in steps)
+    metrics = {**description, **timings, "train_tokens": tokens,
+               "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
+               "train_answers_per_second": answers / max(timings["train_seconds"], 1e-9),
+               "loss_first": steps[0]["loss"], "loss_last": steps[-1]["loss"]}
+    return TrainedExpert(recommender.rec, description, log, metrics)

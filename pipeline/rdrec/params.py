@@ -1,11 +1,10 @@
 """params.yaml's `rdrec` section as pydantic models (params.yaml holds every default)."""
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from pipeline.params import Strict
+from pipeline.rec.params import OptimizerParams
 from pipeline.sizes import Size
 
 TASKS = ("rank", "preference", "attributes")
@@ -17,17 +16,15 @@ class StudentPrompt(Strict):
     max_rationale_tokens: int = Field(ge=1)  # rationale answers cut to this many tokens
 
 
-class StudentTraining(Strict):
-    batch_size: int = Field(ge=1)  # packs per micro-batch (a rank pack: one user prompt, 1 + negatives targets)
-    lr: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    warmup_steps: int = Field(ge=0)
+class StudentTraining(OptimizerParams):
+    """params.yaml rdrec.train: the shared optimiser keys (batch_size: packs per micro-batch, a
+    rank pack being one user prompt with 1 + negatives targets; lr, weight_decay, warmup_steps,
+    dtype, seed) and the student's own."""
+
     rank_positives: Size  # liked train rows sampled as rank positives: a count, a fraction of them or all (pipeline/sizes.py)
     negatives: int = Field(ge=1)  # never-interacted items sampled per positive (label 0)
     rank_bce_weight: float = Field(ge=0, le=1)  # rank rows: BCE weight (LM on Yes/No gets 1 - this)
     use_fallback_rationales: bool  # also learn rationales the teacher's answer did not give (fallback text)
-    dtype: Literal["auto", "bfloat16", "float32"]
-    seed: int
 
 
 class StudentScoring(Strict):

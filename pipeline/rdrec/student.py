@@ -1,5 +1,6 @@
 """One student run: build backbone + new LoRA + new CF projector, encode the task rows, train,
-score the top-N candidates, write the model directory, predictions and metrics."""
+score the top-N candidates, and return the model, its train log, predictions and metrics; the
+stage (stages/rdrec.py) writes them. Nothing here writes a file."""
 from __future__ import annotations
 
 import time
@@ -12,10 +13,10 @@ import pandas as pd
 import torch
 
 from pipeline import schemas
-from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
+from pipeline.artifacts import read_frame
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, build_catalog, load_cf_vectors, topn_frame
-from pipeline.rec.model import LoraParams, RecModel, build_rec_model, save_rec_model
+from pipeline.rec.model import LoraParams, RecModel, build_rec_model
 from pipeline.rec.packing import Pack, singletons
 from pipeline.rec.scoring import score_candidates
 from pipeline.rdrec.params import RDRecParams
@@ -88,11 +89,19 @@ def task_pools(encoder: TaskEncoder, interactions: pd.DataFrame, item_ids: np.nd
     return pools
 
 
-def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: StudentInputs, out_dir: Path,
-                predictions_path: Path, metrics_path: Path) -> dict:
-    """Train variant `name` (params.variants[name]: task weights) and write `out_dir` (adapter,
-    projector, train_log.json without timings), `predictions_path` (top-N candidates, row -1) and
-    `metrics_path` (timings, tokens/s, task counts). Returns the metrics."""
+@dataclass
+class TrainedStudent:
+    """What train_student_variant returns, for the stage to write (stages/rdrec.py)."""
+
+    rec: RecModel  # the trained student (LoRA + projector)
+    log: dict  # data/rdrec/<variant>/train_log.json: no timings, so the same inputs give the same bytes
+    predictions: pd.DataFrame  # PREDICTIONS rows of the top-N candidates (row -1)
+    metrics: dict  # metrics/<variant>_train.json: timings, tokens/s, task counts
+
+
+def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, inputs: StudentInputs) -> TrainedStudent:
+    """Train variant `name` (params.variants[name]: task weights) on the artifacts of `inputs` and
+    score the top-N candidates. Writes nothing."""
     if name not in params.variants:
         raise KeyError(f"rdrec.variants: no variant '{name}' (known: {sorted(params.variants)})")
     torch.set_num_threads(backbone.threads)
@@ -132,16 +141,12 @@ def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: Stud
                              for task, pool in sorted(pools.items())},
         **log,
     }
-    with atomic_directory(out_dir) as tmp:
-        save_rec_model(rec, tmp)
-        write_json(train_log, tmp / "train_log.json")
     predictions = pd.DataFrame({
         "row": np.full(len(topn), -1, dtype=np.int64),
         "user": frame["user"].to_numpy(dtype=np.int32),
         "item": frame["item"].to_numpy(dtype=np.int32),
         "score": scores.astype(np.float32),
     })
-    write_frame(predictions, predictions_path, schemas.PREDICTIONS)
     train_tokens = sum(counts["tokens"] for counts in log["tasks"].values())
     metrics = {
         "variant": name,
@@ -162,5 +167,4 @@ def run_student(name: str, params: RDRecParams, backbone: Backbone, inputs: Stud
         "topn_candidates_per_second": len(topn) / max(topn_seconds, 1e-9),
         "total_seconds": time.perf_counter() - started,
     }
-    write_json(metrics, metrics_path)
-    return metrics
+    return TrainedStudent(rec, train_log, predictions, metrics)

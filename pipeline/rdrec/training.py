@@ -15,7 +15,7 @@ from pipeline.rec.params import LossParams
 from pipeline.rec.model import RecModel
 from pipeline.rec.packing import Pack
 from pipeline.rec.precision import resolve_precision
-from pipeline.rec.training import LoopParams, MicroBatch, label_batches, label_rows, train_loop, with_extras
+from pipeline.rec.training import MicroBatch, label_batches, label_rows, loop_params, train_loop, with_extras
 from pipeline.rdrec.params import StudentTraining
 
 
@@ -48,8 +48,7 @@ def train_student(
     schedule = student_schedule(pools, probabilities, params)
     loss_params = LossParams(bce_weight_single=params.rank_bce_weight, bce_weight_multi=0.0)
     precision = resolve_precision(params.dtype, rec.device)
-    loop = LoopParams(params.lr, params.weight_decay, params.warmup_steps, 1, precision, params.seed)
-    log = train_loop(rec, schedule, loop, loss_params)
+    log = train_loop(rec, schedule, loop_params(params, precision), loss_params)
     counts = {task: {"batches": 0, "answers": 0, "tokens": 0} for task in probabilities}
     for micro, step in zip(schedule, log["steps"]):
         counts[micro.kind]["batches"] += 1

@@ -38,7 +38,21 @@ class PackingParams(Strict):
     seed: int  # order of the packs before the stages take their disjoint shares
 
 
-class TrainParams(Strict):
+class OptimizerParams(Strict):
+    """The keys every LLM training section shares (rec.stage1 / rec.stage2, experts.train,
+    rdrec.train): AdamW, linear warmup, micro-batch size, frozen-weight precision, seed. Each
+    section's model inherits them, so params.yaml keeps them in its own section; the loop's
+    settings are built from them in one place (pipeline/rec/training.py: loop_params)."""
+
+    batch_size: int = Field(ge=1)  # packs per micro-batch
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    dtype: DtypeSetting  # frozen weights' precision (precision.py: auto picks by hardware)
+    seed: int
+
+
+class TrainParams(OptimizerParams):
     """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
 
     train_rows: StageRows  # distinct labelled train rows: a count, a fraction of the split, all, or (stage 2) same = stage 1's rows (pipeline/sizes.py)
@@ -46,18 +60,12 @@ class TrainParams(Strict):
     epochs: int | None = Field(ge=1)  # None = one schedule (steps); else up to this many epochs, valid_small scored after each (training.py)
     steps_per_epoch: int | None = Field(ge=1)  # label optimizer steps per epoch; None = one pass over the packs
     patience: int | None = Field(ge=1)  # stop after this many validations in a row without a new best; None = never
-    batch_size: int = Field(ge=1)  # packs per micro-batch
     grad_accum: int = Field(ge=1)  # micro-batches per optimizer step
-    lr: float = Field(gt=0)
     min_lr: float = Field(ge=0)  # where the cosine ends (0: at zero)
     warmup_lr: float | None = Field(ge=0)  # epochs only: the warmup's first LR (None: lr, no ramp)
-    weight_decay: float = Field(ge=0)
-    warmup_steps: int = Field(ge=0)
     reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are reasoning traces, added to the label ones
     eval_every: int = Field(ge=0)  # steps between validation scorings for checkpoint selection (0 = none)
     probe_rows: int = Field(ge=1)  # fixed training rows whose loss is logged before and after training
-    dtype: DtypeSetting  # frozen weights' precision (precision.py: auto picks by hardware)
-    seed: int
 
     @model_validator(mode="after")
     def _one_schedule(self) -> "TrainParams":

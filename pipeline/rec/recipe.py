@@ -1,25 +1,25 @@
 """One recipe for every variant: build the model a variant starts from, train it, score the
-evaluation rows, write adapter + projector, predictions and metrics."""
+evaluation rows, and return the trained model, its train log, metrics and predictions; the stage
+(stages/rec_stage.py) writes them. Nothing here writes a file."""
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import schemas
-from pipeline.artifacts import atomic_directory, write_frame, write_json
 from pipeline.errors import BadParams
 from pipeline.rec import distributed
-from pipeline.rec.data import RecInputs, VariantData, load_variant_data, variant_encoder
+from pipeline.rec.data import RecInputs, load_variant_data
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, RecExample, topn_frame
-from pipeline.rec.model import RecModel, build_rec_model, freeze_lora_dropout, save_rec_model
+from pipeline.rec.model import RecModel, build_rec_model, freeze_lora_dropout
 from pipeline.rec.params import PromptParams, RecParams
-from pipeline.rec.scoring import score_candidates, score_examples
+from pipeline.rec.recommender import Recommender
 from pipeline.rec.selection import selection_metrics
 from pipeline.rec.packing import Pack, PackingParams, disjoint_shares, label_blocks, packs_of, singletons
 from pipeline.rec.precision import resolve_precision
@@ -34,15 +34,21 @@ from pipeline.sizes import SAME, train_shares
 WATCHED = {"weighted": ("selection", "auc", "uauc"), "auc": ("selection",), "uauc": ("selection",)}
 
 
-def run_variant(
-    spec: VariantSpec, params: RecParams, inputs: RecInputs, lora_dir: Path | None, out_dir: Path,
-    predictions_path: Path | None, metrics_path: Path,
-) -> dict:
-    """Train `spec` (stage 2: on the frozen LoRA saved in `lora_dir`) and write `out_dir` (adapter,
-    projector, train_log.json without timings, so the same inputs give the same bytes) and
-    `metrics_path` (timings, valid_small scores). A reported variant also scores valid_small,
-    test_small and (a registry model with topn) the top-N candidates into `predictions_path`.
-    Returns {"log": train_log.json's content, "metrics": metrics_path's content}."""
+@dataclass
+class TrainedVariant:
+    """What train_variant returns, for the stage to write (stages/rec_stage.py)."""
+
+    recommender: Recommender  # the trained model, with the data and encoder it trained on
+    log: dict  # data/rec/<variant>/train_log.json: no timings, so the same inputs give the same bytes
+    metrics: dict | None  # metrics/<variant>_train.json: timings, valid_small scores (None on a rank > 0)
+    predictions: pd.DataFrame | None  # PREDICTIONS rows of a reported variant (None: not reported, or a rank > 0)
+
+
+def train_variant(spec: VariantSpec, params: RecParams, inputs: RecInputs, lora_dir: Path | None) -> TrainedVariant:
+    """Train `spec` (stage 2: on the frozen LoRA saved in `lora_dir`) on the artifacts of `inputs`.
+    A reported variant also scores valid_small, test_small and (a registry model with topn) the
+    top-N candidates. Under torchrun a rank > 0 returns the loop's log only (rank 0 holds the same
+    weights). Writes nothing."""
     torch.set_num_threads(distributed.threads_per_process(params.threads))
     started = time.perf_counter()
     check_cf_slots(params.prompt)
@@ -51,7 +57,8 @@ def run_variant(
     torch.manual_seed(train_params.seed)  # LoRA and projector initialisation
     rec = build_variant_model(spec, params, data.vectors, lora_dir)
     precision = resolve_precision(train_params.dtype, rec.device)
-    encode = variant_encoder(spec, params.prompt, rec.tokenizer, data)
+    recommender = Recommender(spec.name, spec, rec, data, params.prompt, precision)
+    encode = recommender.encode
     blocks = stage_blocks(data.interactions, params, spec.stage)
     rows = [row for block in blocks for row in block]
     train_examples = encode(data.interactions.set_index("row", drop=False).loc[rows], None, "encode train")
@@ -63,7 +70,7 @@ def run_variant(
     evals: list[dict] = []
 
     def validate() -> tuple[float, ...]:
-        scores = score_examples(rec, valid, params.scoring.batch_size, precision, "valid_small")
+        scores = recommender.score(valid, params.scoring.batch_size, desc="valid_small")
         evals.append({**selection_metrics(*_users_labels(valid), scores, params.scoring.selection), "scores": scores})
         return tuple(evals[-1][key] for key in WATCHED[params.scoring.selection])
 
@@ -72,7 +79,7 @@ def run_variant(
         validate=validate if selects and distributed.is_main() else None,
         probe=singletons(train_examples[: train_params.probe_rows]))
     if not distributed.is_main():  # under torchrun: rank 0 holds the same weights and writes everything
-        return {"log": log, "metrics": None}
+        return TrainedVariant(recommender, log, None, None)
     timings = {key: log.pop(key) for key in ("train_seconds", "validation_seconds")}
     if "best_eval" not in log and spec.reported and params.scoring.valid:
         validate()  # the final weights on valid_small, for the record (no selection)
@@ -81,7 +88,7 @@ def run_variant(
     seen = label_rows(schedule)
     train_log = {
         "variant": spec.name,
-        "precision": precision,
+        "precision": recommender.precision,
         "rows": {"train": len(set(seen)), "reasoning": len(reasoning), "valid_small": len(valid) if evals else 0},
         "packing": packing_summary(packs, params.packing),
         "micro_batches": {"labels": sum(m.kind == "labels" for m in schedule),
@@ -94,18 +101,15 @@ def run_variant(
         "evals": [{k: v for k, v in e.items() if k != "scores"} for e in evals],
         **{k: v for k, v in log.items() if k != "evals"},
     }
-    with atomic_directory(out_dir) as tmp:  # adapter + projector + log appear together
-        save_rec_model(rec, tmp)
-        write_json(train_log, tmp / "train_log.json")
+    predictions = None
     if spec.reported:
         valid_rows, valid_scores = (valid, chosen["scores"]) if chosen else ([], np.zeros(0, np.float32))
-        scored = _score_reported(spec, params, rec, encode, data, valid_rows, valid_scores, timings, precision)
-        write_frame(scored, predictions_path, schemas.PREDICTIONS)
+        predictions = _score_reported(recommender, params, valid_rows, valid_scores, timings)
     tokens = sum(s["tokens"] for s in log["steps"])
     answers = sum(s["answers"] for s in log["steps"])
     metrics = {
         "variant": spec.name,
-        "precision": precision,
+        "precision": recommender.precision,
         "best_step": log.get("best_step", len(log["steps"])),
         "valid_small": valid_small,
         "train_rows": train_log["rows"]["train"],
@@ -120,8 +124,7 @@ def run_variant(
         **timings,
         "total_seconds": time.perf_counter() - started,
     }
-    write_json(metrics, metrics_path)
-    return {"log": train_log, "metrics": metrics}
+    return TrainedVariant(recommender, train_log, metrics, predictions)
 
 
 def check_cf_slots(prompt: PromptParams) -> None:
@@ -187,20 +190,23 @@ def stage1_overlap(rows: list[int], lora_dir: Path | None) -> int | None:
     return len(set(rows) & set(json.loads(path.read_text()).get("train_rows", [])))
 
 
-def _score_reported(spec, params, rec, encode, data: VariantData, valid, valid_scores, timings, dtype) -> pd.DataFrame:
-    """PREDICTIONS rows: valid_small, test_small and (spec.topn) top-N candidates (row -1)."""
-    test = encode(data.subset("test_small"), None, "encode test_small")
+def _score_reported(recommender: Recommender, params: RecParams, valid: list[RecExample],
+                    valid_scores: np.ndarray, timings: dict) -> pd.DataFrame:
+    """PREDICTIONS rows: valid_small, test_small and (spec.topn) top-N candidates (row -1); the
+    scoring timings added to `timings`."""
+    spec, data = recommender.spec, recommender.data
+    test = recommender.encode(data.subset("test_small"), None, "encode test_small")
     clock = time.perf_counter()
-    test_scores = score_examples(rec, test, params.scoring.batch_size, dtype, "test_small")
+    test_scores = recommender.score(test, params.scoring.batch_size, desc="test_small")
     timings["test_scoring_seconds"] = time.perf_counter() - clock
     timings["test_rows_per_second"] = len(test) / max(timings["test_scoring_seconds"], 1e-9)
     parts = [predictions_frame(valid, valid_scores), predictions_frame(test, test_scores)]
     if spec.topn:
         if data.topn_candidates is None:
             raise ValueError(f"{spec.name}: ranking the top-N candidates needs topn_candidates.parquet")
-        candidates = encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
+        candidates = recommender.encode(topn_frame(data.topn_candidates, data.interactions), None, "encode top-N")
         clock = time.perf_counter()
-        scores = score_candidates(rec, candidates, params.scoring.topn_batch_size, dtype, "top-N")
+        scores = recommender.score_candidates(candidates, params.scoring.topn_batch_size, desc="top-N")
         timings["topn_scoring_seconds"] = time.perf_counter() - clock
         timings["topn_candidates_per_second"] = len(candidates) / max(timings["topn_scoring_seconds"], 1e-9)
         parts.append(predictions_frame(candidates, scores))

@@ -31,7 +31,7 @@ from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.losses import rec_loss
 from pipeline.rec.model import RecModel, restore_state, trainable_state, use_precision
 from pipeline.rec.packing import Pack
-from pipeline.rec.params import TrainParams
+from pipeline.rec.params import OptimizerParams, TrainParams
 from pipeline.rec.precision import resolve_precision
 
 
@@ -125,6 +125,20 @@ class LoopParams:
             return cosine_with_warmup(self.warmup_steps, steps, self.min_lr / self.lr)
         return reference_cosine(self.lr, self.min_lr, self.warmup_lr, self.warmup_steps,
                                 epoch_steps(steps, self.epochs), self.epochs)
+
+
+# the loop's schedule keys that only a recommender stage's section (TrainParams) has; the experts'
+# and students' sections take one micro-batch per step and validate nothing (LoopParams' defaults)
+SCHEDULE_KEYS = ("eval_every", "epochs", "patience", "min_lr", "warmup_lr")
+
+
+def loop_params(params: OptimizerParams, precision: str) -> LoopParams:
+    """The loop's settings from any training section: its optimiser keys, `precision` (its dtype
+    resolved on the model's device), and the schedule keys the section has."""
+    fields = type(params).model_fields
+    return LoopParams(params.lr, params.weight_decay, params.warmup_steps,
+                      params.grad_accum if "grad_accum" in fields else 1, precision, params.seed,
+                      **{key: getattr(params, key) for key in SCHEDULE_KEYS if key in fields})
 
 
 def epoch_steps(steps: int, epochs: int) -> int:
@@ -297,9 +311,7 @@ def train_rec_model(
     or up to an early stop)."""
     schedule = training_schedule(packs, traces, params)
     precision = resolve_precision(params.dtype, rec.device)
-    loop = LoopParams(params.lr, params.weight_decay, params.warmup_steps, params.grad_accum, precision,
-                      params.seed, params.eval_every, params.epochs, params.patience, params.min_lr, params.warmup_lr)
-    log = train_loop(rec, schedule, loop, loss_params, validate=validate, probe=probe)
+    log = train_loop(rec, schedule, loop_params(params, precision), loss_params, validate=validate, probe=probe)
     return log, schedule[: len(log["steps"]) * params.grad_accum]
 
 
