@@ -47,7 +47,7 @@ class Recommender:
 
     name: str  # the registry name it was loaded by
     spec: VariantSpec  # the variant whose weights and prompts it uses (for experts: the one they start from)
-    rec: RecModel  # eval mode, nothing trainable; experts fused into its top layers when it has them
+    rec: RecModel  # loaded: eval mode, nothing trainable (train_variant wraps one it trains); experts fused into its top layers when it has them
     data: VariantData  # items, keywords, CF tables (and, when asked for, traces) its prompts read
     prompt: PromptParams  # rec.prompt: the prompt form it was trained with
     precision: str  # its frozen weights' dtype, resolved (bfloat16 | float32): the methods' default
