@@ -15,7 +15,8 @@ LOOP = ("Yes. The user will like this item. User1: [comedy, fantasy, action movi
 SENTENCES = ["Yes. The user will like this item. The user will like this item if they have a favorite movie or a "
              "comedy movie.",
              "No. The user avoids horror.",
-             "Yes. The user enjoys comedy films, and Home Alone is one."]
+             "Yes. The user enjoys comedy films, and Home Alone is one.",
+             "**Yes**. The user’s “favorite” genre is comedy: 5/5 for Home Alone (1990) & Heat [action]."]
 
 
 @pytest.mark.parametrize("text, why", [
@@ -23,6 +24,8 @@ SENTENCES = ["Yes. The user will like this item. The user will like this item if
     ("No. No, NO no", "1 distinct word"),  # case and punctuation add no word
     ("", "0 distinct words"),
     (LOOP, "12 distinct of 32 words"),
+    # 6 distinct of 7 words: not prose by its symbols
+    ("Yescounters No||=||None%||1:|| Yes|• Noortunately: yes", "12 symbols in 50 characters"),
 ])
 def test_reasons_that_say_nothing_are_named_with_their_counts(text, why):
     assert says_nothing(text, RULE) == why

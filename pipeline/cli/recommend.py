@@ -28,6 +28,7 @@ from pipeline.rec.params import RecParams
 from pipeline.rec.recommender import base_variant, load_recommender
 from pipeline.recommend.candidates import count_unseen, user_id
 from pipeline.recommend.cf_state import load_history_encoder
+from pipeline.recommend.grounding import Evidence, ground
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
 
@@ -88,12 +89,28 @@ def run(args) -> int:
     )
     seconds = time.perf_counter() - started
     items = recommender.data.items.set_index("item")
+    grounds = ground(result, items, cf_items, rec_params.prompt.title_words)
     if args.json:
         # allow_nan=False: bare NaN is not JSON (recommend_items already refuses non-finite scores)
-        print(json.dumps(as_json(result, args.user, params, cf_dir.name, items), indent=2, allow_nan=False))
+        print(json.dumps(as_json(result, args.user, params, cf_dir.name, items, grounds), indent=2,
+                         allow_nan=False))
     else:
-        print(as_text(result, args.user, params, cf_dir.name, items, seconds))
+        print(as_text(result, args.user, params, cf_dir.name, items, seconds, grounds))
     return 0
+
+
+def evidence_json(found: Evidence, items) -> dict:
+    return {"similar_liked": [{"item": items.at[i, "raw_id"], "title": title, "cosine": round(cosine, 4)}
+                              for i, title, cosine in found.similar_liked],
+            "shared_genres": found.shared_genres}
+
+
+def evidence_text(found: Evidence) -> str:
+    if not found.similar_liked:
+        return "(no liked item in the history shown)"
+    similar = ", ".join(f"{title} (CF cosine {cosine:.2f})" for _, title, cosine in found.similar_liked)
+    genres = f"; shares {', '.join(found.shared_genres)} with the liked history" if found.shared_genres else ""
+    return f"close to liked {similar}{genres}"
 
 
 def bounded(field: str):
@@ -137,7 +154,8 @@ def note(text: str) -> None:
     print(f"thinkrec recommend: note: {text}", file=sys.stderr)
 
 
-def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items) -> dict:
+def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items,
+            grounds: list[tuple[str, Evidence]]) -> dict:
     history_items, history_labels = result.history
     return {
         "user": raw_user, "model": params.model, "cf_model": cf_model, "candidates": params.candidates,
@@ -146,26 +164,31 @@ def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_m
         "recommendations": [
             {"rank": rank, "item": items.at[int(r.item), "raw_id"], "title": items.at[int(r.item), "title"],
              "score": round(float(r.score), 4), "cf_score": round(float(r.cf_score), 4), "cf_rank": int(r.cf_rank),
-             **({"reasoning": r.reasoning} if r.reasoning else {}),
-             **({"reasoning_says_nothing": r.says_nothing} if r.says_nothing else {})}
-            for rank, r in enumerate(result.ranked.itertuples(index=False), 1)
+             **({"reasoning": None if withheld else r.reasoning} if r.reasoning else {}),
+             **({"reason_withheld": withheld} if withheld else {}),
+             **({"reasoning_says_nothing": r.says_nothing} if r.says_nothing else {}),
+             "evidence": evidence_json(found, items)}
+            for rank, (r, (withheld, found)) in enumerate(zip(result.ranked.itertuples(index=False), grounds), 1)
         ],
     }
 
 
 def as_text(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items,
-            seconds: float) -> str:
+            seconds: float, grounds: list[tuple[str, Evidence]]) -> str:
     history_items, history_labels = result.history
     lines = [f"user {raw_user}: {params.model} re-ranked the top {params.candidates} unseen items of {cf_model} "
              f"({seconds:.1f} s)",
              "history (latest, oldest first): " + "; ".join(
                  f"{items.at[i, 'title']} ({'liked' if v else 'not liked'})" for i, v in zip(history_items, history_labels)),
              f"{'rank':>4}  {'item':>6}  {'score':>7}  {'CF rank':>7}  title"]
-    for rank, r in enumerate(result.ranked.itertuples(index=False), 1):
+    for rank, (r, (withheld, found)) in enumerate(zip(result.ranked.itertuples(index=False), grounds), 1):
         lines.append(f"{rank:>4}  {items.at[int(r.item), 'raw_id']:>6}  {r.score:>7.3f}  {int(r.cf_rank):>7}  "
                      f"{items.at[int(r.item), 'title']}")
         if r.says_nothing:
             lines.append(f"{'':>6}why: (the model's reason says nothing: {r.says_nothing})")
+        elif withheld:
+            lines.append(f"{'':>6}why: (reason withheld: {withheld})")
         elif r.reasoning:
             lines.append(f"{'':>6}why: {' '.join(r.reasoning.split())}")
+        lines.append(f"{'':>6}because: {evidence_text(found)}")
     return "\n".join(lines)

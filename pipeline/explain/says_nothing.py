@@ -1,6 +1,8 @@
 """A measurable rule for a generated reason that says nothing: too few distinct words ("Yes No No
-No No"), or so few for its length that it is a loop. Words are lower-cased runs of word characters
-(text_metrics.tokenize without its punctuation marks), so case and punctuation add no word."""
+No No"), so few for its length that it is a loop, or so many symbols that it is not prose
+("Yescounters No||=||None%||1:|| Yes|• Noortunately: yes" has 6 distinct of 7 words but 12 symbols in
+50 characters). Words are lower-cased runs of word characters (text_metrics.tokenize without its
+punctuation marks), so case and punctuation add no word."""
 from __future__ import annotations
 
 import re
@@ -10,6 +12,10 @@ from pydantic import Field
 from pipeline.params import Strict
 
 _WORD = re.compile(r"\w+")
+# a symbol: a character that is neither a word character, white space nor the punctuation of prose,
+# quotes and markdown emphasis (|, =, %, •, {, <, ... are symbols)
+_SYMBOL = re.compile(r"[^\w\s.,;:!?'\"()\[\]\-&/*\u2018\u2019\u201c\u201d]")
+MAX_SYMBOL_SHARE = 0.1  # symbols / non-space characters above this is not prose (fixed: no params key)
 
 
 class SaysNothingRule(Strict):
@@ -20,14 +26,18 @@ class SaysNothingRule(Strict):
 
 
 def says_nothing(text: str, rule: SaysNothingRule) -> str:
-    """Why `text` says nothing by `rule` ("2 distinct words", "5 distinct of 40 words"), or "" when
-    it says something."""
+    """Why `text` says nothing by `rule` ("2 distinct words", "5 distinct of 40 words") or by its
+    symbols ("12 symbols in 50 characters", over MAX_SYMBOL_SHARE), or "" when it says something."""
     words = _WORD.findall(text.lower())
     distinct = len(set(words))
     if distinct < rule.min_distinct_words:
         return f"{distinct} distinct word{'' if distinct == 1 else 's'}"
     if distinct < rule.min_distinct_ratio * len(words):
         return f"{distinct} distinct of {len(words)} words"
+    characters = len(text) - sum(c.isspace() for c in text)
+    symbols = len(_SYMBOL.findall(text))
+    if symbols > MAX_SYMBOL_SHARE * characters:
+        return f"{symbols} symbols in {characters} characters"
     return ""
 
 
