@@ -103,11 +103,14 @@ def test_stage_reproduces_trained_traces_and_writes_both_models(explained):
     assert metrics["thinkrec"]["rouge_l"] > metrics["tallrec"]["rouge_l"] + 0.3
     assert metrics["thinkrec"]["bertscore_f1"] > metrics["tallrec"]["bertscore_f1"]
     assert think["rouge_l"].mean() == pytest.approx(metrics["thinkrec"]["rouge_l"], abs=1e-6)
-    # says_nothing (params.yaml's rule: under 4 distinct words, or under 0.4 distinct per word) counted per model:
+    # says_nothing (params.yaml's rule: under 4 distinct words, or under 0.4 distinct per word; and symbol
+    # soup: over 10% of the non-space characters neither letters, digits nor punctuation) counted per model:
     # the tiny traces are 2-4 words, so a reproduced "Yes. liked drama" (3 words) says nothing
     for name, part in table.groupby("model"):
         words = [re.findall(r"\w+", text.lower()) for text in part["explanation"]]
-        flagged = sum(len(set(w)) < 4 or len(set(w)) < 0.4 * len(w) for w in words)
+        soup = [len(re.findall(r"[^\w\s.,;:!?'\"()\[\]\-&/*\u2018\u2019\u201c\u201d]", t)) > 0.1 * len(re.sub(r"\s", "", t))
+                for t in part["explanation"]]
+        flagged = sum(len(set(w)) < 4 or len(set(w)) < 0.4 * len(w) or s for w, s in zip(words, soup))
         assert metrics[name]["says_nothing"] == flagged
     assert metrics["thinkrec"]["says_nothing"] >= 1
 

@@ -11,7 +11,8 @@ from stages.code_deps import imported_names
 ROOT = Path(__file__).resolve().parents[1]
 ABOVE_REC = ("pipeline.experts", "pipeline.rdrec", "stages")
 PARAMS_MODULES = ("pipeline.params", "pipeline.rec.params", "pipeline.experts.params", "pipeline.rdrec.params",
-                  "pipeline.cf.config", "pipeline.llm.config", "pipeline.ingest.config")
+                  "pipeline.cf.config", "pipeline.llm.config", "pipeline.ingest.config", "pipeline.explain.params",
+                  "pipeline.recommend.params")
 
 
 def test_rec_imports_nothing_from_the_floors_above_it():

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from pipeline.rec.generate import RepetitionControls
+from pipeline.rec.params import RepetitionControls
 from pipeline.explain.says_nothing import SaysNothingRule
 from pipeline import registry
 from pipeline.params import Strict, at_most

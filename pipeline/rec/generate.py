@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
 
+from pipeline.rec.params import RepetitionControls  # noqa: F401 (generation settings; callers import it here too)
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -23,20 +25,15 @@ class Generation:
     first_logits: torch.Tensor  # (B, V) float32 logits of the first answer position
 
 
-@dataclass(frozen=True)
-class RepetitionControls:
-    """Both apply to the generated tokens only (the prompt is embeddings, not ids)."""
-
-    no_repeat_ngram_size: int = 0  # no n-gram of this many tokens occurs twice; 0 = off
-    repetition_penalty: float = 1.0  # a generated token's logit is divided by this (multiplied if < 0); 1 = off
-
-    def processors(self) -> LogitsProcessorList:
-        processors = LogitsProcessorList()
-        if self.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(float(self.repetition_penalty)))
-        if self.no_repeat_ngram_size > 0:
-            processors.append(NoRepeatNGramLogitsProcessor(self.no_repeat_ngram_size))
-        return processors
+def logits_processors(controls: RepetitionControls) -> LogitsProcessorList:
+    """transformers' processors for `controls`; both apply to the generated tokens only (the prompt
+    is embeddings, not ids)."""
+    processors = LogitsProcessorList()
+    if controls.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(float(controls.repetition_penalty)))
+    if controls.no_repeat_ngram_size > 0:
+        processors.append(NoRepeatNGramLogitsProcessor(controls.no_repeat_ngram_size))
+    return processors
 
 
 @torch.inference_mode()
@@ -64,7 +61,7 @@ def greedy_generate(
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         repetition_penalty=1.0, no_repeat_ngram_size=0,  # the backbone's generation_config must not add its own
-        logits_processor=controls.processors(),
+        logits_processor=logits_processors(controls),
         output_logits=True,
         return_dict_in_generate=True,
     )

@@ -3,6 +3,7 @@ only validate (no field here carries a default of its own). Torch-free on purpos
 one key of `rec` (baselines: rec.prompt.history_items) imports pydantic, not the model code."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, model_validator
@@ -166,3 +167,12 @@ class RecParams(Strict):
         fields = self.overrides.get(variant)
         return base.model_copy(update=TrainParams.model_validate({**base.model_dump(), **fields}).model_dump()) \
             if fields else base
+
+
+@dataclass(frozen=True)
+class RepetitionControls:
+    """Repetition controls of generated reasons (explain.no_repeat_ngram_size, repetition_penalty);
+    pipeline/rec/generate.py turns them into transformers' logits processors."""
+
+    no_repeat_ngram_size: int = 0  # no n-gram of this many tokens occurs twice; 0 = off
+    repetition_penalty: float = 1.0  # a generated token's logit is divided by this (multiplied if < 0); 1 = off
