@@ -59,11 +59,26 @@ def profile_sets(params: dict, profiles: list[Path]) -> dict[str, Any]:
 
 
 def set_arguments(sets: dict[str, Any]) -> list[str]:
-    """`dvc exp run` arguments: -S key=value with the value as YAML flow text (DVC parses it so)."""
+    """`dvc exp run` arguments: -S key=value with the value in Hydra's override grammar (DVC parses
+    -S with Hydra): strings quoted, lists and maps in brackets and braces, map keys bare."""
     args: list[str] = []
     for key, value in sets.items():
-        args += ["-S", f"{key}={json.dumps(value, separators=(',', ':'))}"]
+        if isinstance(value, dict) and value:  # an open map (rec.prompt.cf_slots): Hydra will not merge new
+            for entry, item in value.items():  # keys into params.yaml's `{}`, so each is added (++: or set)
+                args += ["-S", f"++{key}.{entry}={override_value(item)}"]
+        else:
+            args += ["-S", f"{key}={override_value(value)}"]
     return args
+
+
+def override_value(value: Any) -> str:
+    """`value` as Hydra override text: JSON for scalars and strings, but a map's keys unquoted
+    (Hydra rejects `{"collm": ...}`, it reads `{collm: ...}`)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{override_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(override_value(item) for item in value) + "]"
+    return json.dumps(value)
 
 
 def main() -> None:

@@ -80,5 +80,14 @@ def test_dry_runs_walk_every_stage_under_the_ml1m_reference_profile(tmp_path):
     shown = run_dvc(root, "repro", "--dry", "--force")
     assert [s for s in stages if f"Running stage '{s}'" not in shown] == []
     status = run_dvc(root, "status", "thinkrec")  # its deps as interpolated from the profiled params.yaml
-    assert "data/models/llama-3-8b-instruct" in status and "data/cf/sasrec" in status
+    assert "data/models/llama-3-8b-instruct" in status and "data/cf/mf" in status  # the reference feeds MF
     assert "smollm2" not in status
+
+
+def test_set_arguments_speak_hydra_and_add_open_map_entries():
+    """DVC parses -S with Hydra: map keys bare, strings quoted (so "yes" stays a string), and an
+    entry of an open map (params.yaml's `{}`) added with ++ (Hydra will not merge a new key)."""
+    args = set_arguments({"rec.answer_logit": "yes", "rec.prompt.cf_slots": {"collm": ["user", "target"]},
+                          "traces.max_rounds": None, "experts.slots": [0, 1]})
+    assert args == ["-S", 'rec.answer_logit="yes"', "-S", '++rec.prompt.cf_slots.collm=["user","target"]',
+                    "-S", "traces.max_rounds=null", "-S", "experts.slots=[0,1]"]
