@@ -58,6 +58,18 @@ def profile_sets(params: dict, profiles: list[Path]) -> dict[str, Any]:
     return sets
 
 
+def apply_sets(params: dict, sets: dict[str, Any]) -> dict:
+    """`params` (parsed params.yaml, changed in place and returned) with each dotted key of `sets` set,
+    as `dvc exp run -S` would: what a profile's values look like written into params.yaml."""
+    for key, value in sets.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return params
+
+
 def set_arguments(sets: dict[str, Any]) -> list[str]:
     """`dvc exp run` arguments: -S key=value with the value in Hydra's override grammar (DVC parses
     -S with Hydra): strings quoted, lists and maps in brackets and braces, map keys bare."""

@@ -10,7 +10,7 @@ import yaml
 
 from pipeline.ingest.config import IngestParams
 from pipeline.llm.config import LLMConfig
-from pipeline.profiles import flatten, profile_sets, set_arguments
+from pipeline.profiles import apply_sets, flatten, profile_sets, set_arguments
 from pipeline.rec.params import RecParams
 from pipeline.explain.params import ExplainParams
 from stages.keywords import KeywordParams
@@ -30,16 +30,6 @@ def _params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
-def _apply(params: dict, sets: dict) -> dict:
-    for key, value in sets.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return params
-
-
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_the_reference_profile_sets_known_keys_and_validates_on_every_dataset(dataset):
     profiles = [PROFILES / "thinkrec-reference.yaml", PROFILES / dataset]
@@ -48,7 +38,7 @@ def test_the_reference_profile_sets_known_keys_and_validates_on_every_dataset(da
     assert sets["llm.backend"] == "openai"
     for stage in ("rec.stage1", "rec.stage2"):  # the reference's runner: 50 epochs of 800 steps at batch 1
         assert (sets[f"{stage}.epochs"], sets[f"{stage}.steps_per_epoch"], sets[f"{stage}.batch_size"]) == (50, 800, 1)
-    params = _apply(_params(), sets)
+    params = apply_sets(_params(), sets)
     for name, model in SECTIONS.items():
         model.model_validate(params[name])  # raises on a wrong type, name or value
     args = set_arguments(sets)
@@ -76,7 +66,7 @@ def test_dry_runs_walk_every_stage_under_the_ml1m_reference_profile(tmp_path):
     shown = run_dvc(root, "exp", "run", "--dry", "--force", *set_arguments(sets))
     assert [s for s in stages if f"Running stage '{s}'" not in shown] == []
     # The same with the profile written into params.yaml: every stage, profile paths interpolated.
-    (root / "params.yaml").write_text(yaml.safe_dump(_apply(_params(), sets), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(apply_sets(_params(), sets), sort_keys=False))
     shown = run_dvc(root, "repro", "--dry", "--force")
     assert [s for s in stages if f"Running stage '{s}'" not in shown] == []
     status = run_dvc(root, "status", "thinkrec")  # its deps as interpolated from the profiled params.yaml

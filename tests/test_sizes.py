@@ -4,6 +4,7 @@ ML-100k resolve to the numbers the stages used before (the same blocks), the pro
 datasets, and the stage fails in seconds, before any teacher stage in dvc.yaml."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from params_base import section
 
 from pipeline.errors import BadParams
 from pipeline.params import load_section
-from pipeline.profiles import overlay, profile_sets
+from pipeline.profiles import apply_sets, overlay, profile_sets
 from pipeline.rdrec.params import RDRecParams
 from pipeline.rec.params import RecParams
 from pipeline.sizes import (PARAMS, DatasetCounts, by_section, check_sizes, cluster_count, dataset_counts,
@@ -183,25 +184,13 @@ PROFILE_DATASETS = {
 def test_the_reference_profile_fits_ml1m_and_the_rdrec_profile_beauty():
     params = project_params()
     reference = profile_sets(params, [REPO / "profiles/thinkrec-reference.yaml", REPO / "profiles/ml1m.yaml"])
-    sizes = resolved(_with_sets(params, reference), PROFILE_DATASETS["ml1m.yaml"])
+    sizes = resolved(apply_sets(copy.deepcopy(params), reference), PROFILE_DATASETS["ml1m.yaml"])
     # both stages on the whole train split (stage 2: stage 1's rows), as the reference trains them
     assert (sizes["rec.stage1.train_rows"], sizes["rec.stage2.train_rows"]) == (33_891, 33_891)
     assert sizes["keywords.max_items"] == 0 and sizes["traces.gold.count"] == 80  # ML-1M: genres, no LLM
     rdrec = profile_sets(params, [REPO / "profiles/rdrec-amazon2014.yaml"])
-    beauty = resolved(_with_sets(params, rdrec), PROFILE_DATASETS["rdrec-amazon2014.yaml"])
+    beauty = resolved(apply_sets(copy.deepcopy(params), rdrec), PROFILE_DATASETS["rdrec-amazon2014.yaml"])
     assert (beauty["rec.stage1.train_rows"], beauty["rec.stage2.train_rows"]) == (1792, 1792)
-
-
-def _with_sets(params: dict, sets: dict) -> dict:
-    """`params` with `dvc exp run -S key=value` sets applied (profiles/*.yaml, pipeline/profiles.py)."""
-    tree: dict = {}
-    for key, value in sets.items():
-        *parents, leaf = key.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return overlay(params, tree)
 
 
 def test_by_section_keeps_each_section_apart():
