@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from peft import PeftModel  # noqa: E402
 
 from pipeline.artifacts import write_json  # noqa: E402
-from pipeline.cf.config import CFParams  # noqa: E402
 from pipeline.experts.assembly import BASE_VARIANT, NAME  # noqa: E402
 from pipeline.experts.params import ExpertsParams  # noqa: E402
 from pipeline.experts.training import train_expert  # noqa: E402
@@ -91,9 +90,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     params, experts = load_section("rec", RecParams), load_section("experts", ExpertsParams)
-    cf_model = load_section("cf", CFParams).model
     torch.set_num_threads(params.threads)
-    recommender = load_recommender(NAME, params, cf_model, experts.train.dtype, upper_layers=experts.train.upper_layers)
+    recommender = load_recommender(NAME, params, experts.train.dtype, upper_layers=experts.train.upper_layers)
     data, warm, fused = recommender.data, recommender.warm_users, recommender.rec
     dirs = used_expert_dirs(read_clustering()[0])
     test = data.subset("test_small")
@@ -123,7 +121,7 @@ def main() -> None:
     results = {}
     for cached in (True, False):
         def run():
-            rec = load_recommender(BASE_VARIANT, params, cf_model, "float32").rec
+            rec = load_recommender(BASE_VARIANT, params, "float32").rec
             use_precision(rec, dtype)
             log = train_expert(rec, train, [], train_params, params.loss, cached=cached)
             return sum(s["tokens"] for s in log["steps"]), log["train_seconds"]

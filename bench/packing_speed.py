@@ -17,7 +17,6 @@ import time
 import numpy as np
 import torch
 
-from pipeline.cf.config import CFParams
 from pipeline.rec.data import variant_encoder
 from pipeline.rec.losses import LossParams
 from pipeline.rec.model import build_rec_model
@@ -35,7 +34,7 @@ def run(rows: int, repeats: int, dtype: str) -> None:
     params = load_section("rec", RecParams)
     torch.set_num_threads(params.threads)
     spec = get_variant("tallrec")
-    data = variant_data(spec, load_section("cf", CFParams).model)  # the stages' paths (pipeline/layout.py)
+    data = variant_data(spec)  # the stages' paths (pipeline/layout.py)
     blocks, taken = [], 0
     for block in stage_blocks(data.interactions, params, 1):
         if taken >= rows:

@@ -25,13 +25,12 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.artifacts import atomic_directory, write_json  # noqa: E402
-from pipeline.cf.config import CFParams  # noqa: E402
 from pipeline.rec.inputs import REC_DIR, rec_inputs  # noqa: E402
 from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.model import save_rec_model  # noqa: E402
 from pipeline.rec.recipe import train_variant  # noqa: E402
 from pipeline.rec.variants import VariantSpec, get_variant  # noqa: E402
-from pipeline.params import PARAMS_FILE, load_section  # noqa: E402
+from pipeline.params import PARAMS_FILE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recipe_sweep.jsonl"
 
@@ -69,7 +68,7 @@ def main() -> None:
     section[stage]["eval_every"] = 0 if args.no_valid else 10**9
     params = RecParams.model_validate(section)
     lora_dir = args.lora_from or (REC_DIR / spec.lora_from if spec.lora_from else None)
-    trained = train_variant(spec, params, rec_inputs(spec, load_section("cf", CFParams).model), lora_dir)
+    trained = train_variant(spec, params, rec_inputs(spec), lora_dir)
     if args.save:  # the adapter (+ projector) and train_log.json, as the stage writes them
         with atomic_directory(args.save) as tmp:
             save_rec_model(trained.recommender.rec, tmp)

@@ -25,7 +25,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.artifacts import read_frame, write_frame  # noqa: E402
-from pipeline.cf.config import CFParams  # noqa: E402
 from pipeline.layout import INGEST  # noqa: E402
 from pipeline.metrics.bootstrap import resample_counts  # noqa: E402
 from pipeline.metrics.report import Resamples, group_report, measure_model, paired_report  # noqa: E402
@@ -35,7 +34,8 @@ from pipeline.rec.params import RecParams  # noqa: E402
 from pipeline.rec.recipe import predictions_frame  # noqa: E402
 from pipeline.rec.recommender import load_recommender  # noqa: E402
 from pipeline.schemas import INTERACTIONS, PREDICTIONS, SUBSET_ROWS  # noqa: E402
-from stages.evaluate import EvaluateParams, evaluation_rows  # noqa: E402
+from pipeline.metrics.compare import evaluation_rows  # noqa: E402
+from stages.evaluate import EvaluateParams  # noqa: E402
 from pipeline.params import load_section  # noqa: E402
 
 SUBSET = "valid_small"
@@ -46,7 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "valid_compare.json"
 def score_saved_model(variant: str, model_dir: Path, params: RecParams) -> pd.DataFrame:
     """PREDICTIONS rows of valid_small scored by the saved model of `variant` in `model_dir`, as the
     stages score (the stage's frozen dtype, rec.scoring.batch_size, the variant's prompts)."""
-    recommender = load_recommender(variant, params, load_section("cf", CFParams).model, model_dir=model_dir)
+    recommender = load_recommender(variant, params, model_dir=model_dir)
     valid = recommender.encode(recommender.data.subset(SUBSET), desc=f"encode {SUBSET}")
     return predictions_frame(valid, recommender.score(valid, params.scoring.batch_size, desc=SUBSET))
 

@@ -2,7 +2,9 @@
 
 Writes are atomic: a file is written under a temporary name next to it, then renamed; a directory
 output is written whole into a temporary sibling, then swapped in (`atomic_directory`), so a
-crashed run never leaves a half-written artifact or a mix of old and new files. Temporaries are
+crashed run never leaves a half-written artifact or a mix of old and new files; files that belong
+together (a stage's outputs and its metrics) are renamed together after all are written
+(`atomic_paths`, `write_json_files`), so an error leaves every one as it was. Temporaries are
 named `.<name>.<pid>.<random>.tmp`; the next write of the same artifact deletes those whose process
 is gone (a run killed with SIGKILL cannot clean up after itself). Files and directories get the
 mode the user's umask gives (0644 / 0755 under umask 022), never tempfile's owner-only 0600.
@@ -21,7 +23,7 @@ import secrets
 import shutil
 import struct
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -109,6 +111,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """`atomic_path` for files that belong together (a model's metrics and their detail, a
+    stage's outputs and its metrics): a temporary for each, all renamed onto `paths` only when the
+    whole block succeeds, one rename after another with nothing between them that can fail but a
+    rename. An error in the block leaves every file as it was: none is half-updated."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
 @contextmanager
@@ -272,8 +284,20 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
 def write_json(data: Any, path: str | os.PathLike) -> Path:
     """Write JSON atomically, with sorted keys so identical inputs give identical bytes."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json_text(data))
     return Path(path)
+
+
+def write_json_files(files: dict[str | os.PathLike, Any]) -> list[Path]:
+    """write_json of several files at once (path -> data), through `atomic_paths`: all or none."""
+    with atomic_paths(*files) as temporaries:
+        for tmp, data in zip(temporaries, files.values()):
+            tmp.write_text(json_text(data))
+    return [Path(path) for path in files]
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 # What torch.load raised on damaged files, fuzzed (empty, cut off, random bytes, bytes flipped in a

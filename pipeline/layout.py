@@ -29,7 +29,11 @@ RATIONALES = RATIONALES_DIR / "rationales.parquet"
 EXPLANATIONS_DIR = DATA / "explanations"
 
 PREDICTIONS_DIR = DATA / "predictions"
+RANKING_DIR = DATA / "ranking"
 CF_DIR = DATA / "cf"
+# the CF model that feeds the LLM stages (params cf.model, resolved by the cf_select stage): a byte copy of its
+# data/cf/<model>/ files and predictions, with selected.json naming it (pipeline/cf/selection.py)
+CF_SELECTED_DIR = DATA / "cf_selected"
 REC_DIR = DATA / "rec"
 RDREC_DIR = DATA / "rdrec"
 EXPERTS_DIR = DATA / "experts"
@@ -43,6 +47,16 @@ ROC_DIR = Path("plots/roc")
 def predictions(model: str) -> Path:
     """A model's scores of evaluation rows and top-N candidates (schemas.PREDICTIONS)."""
     return PREDICTIONS_DIR / f"{model}.parquet"
+
+
+def ranking(model: str) -> Path:
+    """A model's full-catalogue ranks of the held-out targets (schemas.RANKS)."""
+    return RANKING_DIR / f"{model}.parquet"
+
+
+def reranked(model: str) -> Path:
+    """A re-ranker's scores of the retriever's top K per evaluated user (schemas.RERANKED)."""
+    return RANKING_DIR / f"{model}_candidates.parquet"
 
 
 def sizes(section: str) -> Path:
@@ -69,8 +83,16 @@ def expert_dir(slot: int) -> Path:
 
 
 def metrics(name: str) -> Path:
-    """metrics/<name>.json: evaluate's report of a model, or a stage's own summary (keywords, gate)."""
+    """metrics/<name>.json: evaluate's headline of a model (the DVC metrics), or a stage's own
+    summary (keywords, gate: kept in git, not DVC metrics). Each carries its provenance stamp."""
     return METRICS_DIR / f"{name}.json"
+
+
+def metrics_detail(model: str) -> Path:
+    """Everything evaluate measured of a model beside metrics/<model>.json's headline: warm and cold
+    users, every cutoff, ties, paired comparisons (pipeline/metrics/report.py: split_report). Kept in
+    git like metrics/, but not a DVC metric: `dvc metrics show` stays one screen wide."""
+    return METRICS_DIR / "detail" / f"{model}.json"
 
 
 def train_metrics(model: str) -> Path:

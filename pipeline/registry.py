@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Family = Literal["cf", "baseline", "llm", "experts", "rdrec"]
+Family = Literal["cf", "baseline", "llm", "experts", "rdrec", "fused"]
 Input = Literal["cf", "keywords", "traces", "rationales"]  # what a model reads beyond data/ingest
 FAMILIES: tuple[str, ...] = Family.__args__
 INPUTS: tuple[str, ...] = Input.__args__
@@ -33,6 +33,7 @@ class ModelEntry:
     evaluated: bool = True  # a results-table row: evaluate reads data/predictions/<name>.parquet
     pointwise: bool = True  # scores evaluation rows (AUC, UAUC, ROC); False: top-N candidates only
     topn: bool = False  # ranks the top-N candidates (data/ingest/topn_candidates.parquet)
+    ranks: bool = True  # evaluated: ranks the catalogue for every evaluated user (data/ranking/<name>.parquet)
     explainable: bool = False  # an LLM recommender `explain` (explain.models) may name
     in_default_run: bool = True  # False: known to the code, left out of dvc.yaml (and evaluate)
 
@@ -53,7 +54,7 @@ MODELS: tuple[ModelEntry, ...] = (
     _cf("mf"),
     _cf("lightgcn"),
     _cf("sasrec"),
-    ModelEntry("history", "baseline", "baselines"),  # the user's liked share of their last history items
+    ModelEntry("history", "baseline", "baselines", ranks=False),  # the user's liked share of their last history items
     ModelEntry("popularity", "baseline", "baselines", topn=True),  # train counts of the item
     # TALLRec-style is a stage-1 model and a results row; CoLLM-style starts from its LoRA
     _stage1("tallrec", evaluated=True, explainable=True),
@@ -61,8 +62,10 @@ MODELS: tuple[ModelEntry, ...] = (
     _stage1("thinkrec_no_traces_stage1", "keywords"),
     _stage1("thinkrec_no_keywords_stage1", "traces", in_default_run=False),
     _stage2("collm", "tallrec", compared_with=("tallrec",), explainable=True),
+    # every evaluated LLM row re-ranks the retriever's top K over the whole catalogue (pipeline/ranking);
+    # the sampled 1 + N candidates (topn) are the CF models', popularity's and RDRec's
     _stage2("thinkrec", "thinkrec_stage1", "keywords", "traces", compared_with=("collm", "thinkrec_no_traces"),
-            topn=True, explainable=True),
+            explainable=True),
     _stage2("thinkrec_no_traces", "thinkrec_no_traces_stage1", "keywords"),
     _stage2("thinkrec_no_keywords", "thinkrec_no_keywords_stage1", "traces", in_default_run=False),
     # ThinkRec's stage-1 LoRA refined per user cluster, fused per row by the gate
@@ -73,6 +76,10 @@ MODELS: tuple[ModelEntry, ...] = (
                compared_with=("rdrec_no_rationales", "popularity")),
     ModelEntry("rdrec_no_rationales", "rdrec", "rdrec_no_rationales", inputs=("cf",), pointwise=False,
                topn=True, compared_with=("popularity",)),
+    # ThinkRec's score and its retriever's (the selected CF model) fused per row, the weight chosen on
+    # valid_small (pipeline/ranking/fusion.py); compared with both parts (the CF part: vs_best_cf)
+    ModelEntry("thinkrec_fused", "fused", "thinkrec_fused", starts_from="thinkrec", inputs=("cf",),
+               compared_with=("thinkrec",)),
 )
 
 
@@ -99,6 +106,16 @@ def comparisons() -> dict[str, list[str]]:
     names = set(evaluated())
     return {entry.name: [other for other in entry.compared_with if other in names]
             for entry in models() if entry.name in names and entry.compared_with}
+
+
+def ranking_models() -> list[str]:
+    """Evaluate's models that rank the whole catalogue (data/ranking/<name>.parquet), in order."""
+    return [entry.name for entry in models() if entry.evaluated and entry.ranks]
+
+
+def fused_parts() -> set[str]:
+    """The models a fused entry of the default run combines with its retriever (they score valid_small)."""
+    return {entry.starts_from for entry in models("fused")}
 
 
 def topn_models(family: Family | None = None) -> list[str]:

@@ -74,6 +74,29 @@ PREDICTIONS = pa.schema(
     ]
 )
 
+# data/ranking/<model>.parquet: full-catalogue ranking (pipeline/ranking; docs/evaluation.md,
+# "Full-catalogue ranking"): one row per (task, user, held-out target). Each evaluated user's
+# candidates are every catalogue item they had not interacted with before their first test row;
+# `rank` is the target's 0-based position in the model's ranked list of those candidates (items
+# tied with it count above it), -1 when the model did not rank it (a re-ranker's retriever left it
+# out of its top K); `candidates` is how many items the model's list holds. Tasks: "topn" (every
+# liked test item of the user), "next" (the item of the user's first test row, any label).
+RANKS = pa.schema(
+    [
+        ("task", pa.string()),
+        ("user", pa.int32()),
+        ("item", pa.int32()),
+        ("rank", pa.int64()),
+        ("candidates", pa.int32()),
+    ]
+)
+# data/ranking/<model>_candidates.parquet: a re-ranker's scores of the retriever's top K per user,
+# beside the retriever's own score and rank (1 = best) of each
+RERANKED = pa.schema(
+    [("user", pa.int32()), ("item", pa.int32()), ("retriever_rank", pa.int32()),
+     ("retriever_score", pa.float32()), ("score", pa.float32())]
+)
+
 # data/keywords/item_keywords.parquet
 ITEM_KEYWORDS = pa.schema(
     [
@@ -130,6 +153,8 @@ USER_CLUSTERS = pa.schema([("user", pa.int32()), ("cluster", pa.int32())])
 # (artifacts.read_table checks them): (schema, column, id columns an error names).
 FINITE_COLUMNS = (
     (PREDICTIONS, "score", ("row", "user", "item")),
+    (RERANKED, "score", ("user", "item")),
+    (RERANKED, "retriever_score", ("user", "item")),
     (USER_VECTORS, "vector", ("user",)),
     (ITEM_VECTORS, "vector", ("item",)),
     (ROW_USER_VECTORS, "vector", ("row",)),

@@ -1,9 +1,10 @@
 """CF stage: train one CF model, write its vectors, checkpoint, log and predictions.
 
 Usage: python -m stages.cf <mf|lightgcn|sasrec>
-Reads data/ingest/{interactions,users,items,topn_candidates}.parquet and params cf.train, cf.<model>.
-Writes data/cf/<model>/{user_vectors,item_vectors}.parquet, model.pt, train_log.json (swapped in
-as a whole directory) and data/predictions/<model>.parquet. Identical inputs give identical bytes
+Reads data/ingest/{interactions,users,items,topn_candidates}.parquet and params cf.train, cf.<model>,
+ranking. Writes data/cf/<model>/{user_vectors,item_vectors}.parquet, model.pt, train_log.json
+(swapped in as a whole directory), data/predictions/<model>.parquet and data/ranking/<model>.parquet
+(the full-catalogue ranks of every evaluated user's targets, pipeline/ranking). Identical inputs give identical bytes
 in any checkout: no timings, paths or temporary names inside the artifacts.
 """
 from __future__ import annotations
@@ -16,11 +17,12 @@ if __name__ == "__main__":  # before torch loads: the kernels' code paths are fi
 import io
 import sys
 
+import numpy as np
 import pandas as pd
 import torch
 
 from pipeline import layout
-from pipeline.artifacts import atomic_directory, read_frame, write_bytes, write_frame, write_json
+from pipeline.artifacts import atomic_directory, atomic_paths, read_frame, write_bytes, write_frame, write_json
 from pipeline.cf.config import CFParams
 from pipeline.cf.data import latest_train_histories, rows_to_tensors, topn_histories
 from pipeline.cf.export import prediction_frame, user_item_vectors, vector_frames
@@ -29,10 +31,15 @@ from pipeline.cf.models import (
 )
 from pipeline.cf.train import fit, seed_everything
 from pipeline.errors import run_stage
+from pipeline.ranking.catalogue import evaluated_users
+from pipeline.ranking.params import RankingParams
+from pipeline.ranking.ranks import vector_ranks
 from pipeline.schemas import (
-    INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, ROW_USER_VECTORS, SPLITS, TOPN_CANDIDATES, USER_VECTORS, USERS,
+    INTERACTIONS, ITEM_VECTORS, ITEMS, PREDICTIONS, RANKS, ROW_USER_VECTORS, SPLITS, TOPN_CANDIDATES, USER_VECTORS,
+    USERS,
 )
 from pipeline.params import load_section
+from stages.stamp import stamped
 
 
 
@@ -59,25 +66,33 @@ def main(name: str) -> None:
     users, items = user_item_vectors(model, histories)
     user_frame, item_frame = vector_frames(users, items)
     row_frame = None
+    ranked = evaluated_users(interactions, n_items, load_section("ranking", RankingParams))
+    ranked_states = users[ranked.users]
     if name in SEQUENTIAL:  # the user state before each row, from that row's own history
         ordered = interactions.sort_values("row")
         states, _ = user_item_vectors(model, rows_to_tensors(ordered, history_length_of(config)))
         row_frame = pd.DataFrame({"row": ordered["row"].to_numpy(), "vector": list(states)})
-    with atomic_directory(out) as tmp:
+        ranked_states = states[np.searchsorted(ordered["row"].to_numpy(), ranked.first_rows)]
+    candidate_users, _ = user_item_vectors(model, topn_histories(candidates, interactions, histories))
+    row_scores = score_rows(name, model, config, interactions, SPLITS)
+    predictions = prediction_frame(row_scores, interactions, candidates, candidate_users, items)
+    ranks = vector_ranks(ranked_states, items, ranked)
+    # the vectors, checkpoint, log (stamped: `thinkrec recommend` checks where they come from),
+    # predictions and ranks appear together or not at all
+    with atomic_directory(out) as tmp, atomic_paths(layout.predictions(name), layout.ranking(name)) as temporaries:
         write_frame(user_frame, tmp / "user_vectors.parquet", USER_VECTORS)
         write_frame(item_frame, tmp / "item_vectors.parquet", ITEM_VECTORS)
         if row_frame is not None:
             write_frame(row_frame, tmp / "row_user_vectors.parquet", ROW_USER_VECTORS)
         write_bytes(checkpoint_bytes({"model": name, "config": config.model_dump(), "n_users": n_users,
                                       "n_items": n_items, "state_dict": model.state_dict()}), tmp / "model.pt")
-        write_json({"model": name, **log.as_dict()}, tmp / "train_log.json")
-    candidate_users, _ = user_item_vectors(model, topn_histories(candidates, interactions, histories))
-    row_scores = score_rows(name, model, config, interactions, SPLITS)
-    predictions = prediction_frame(row_scores, interactions, candidates, candidate_users, items)
-    write_frame(predictions, layout.predictions(name), PREDICTIONS)
+        write_json(stamped({"model": name, **log.as_dict()}, f"cf@{name}"), tmp / "train_log.json")
+        write_frame(predictions, temporaries[0], PREDICTIONS)
+        write_frame(ranks, temporaries[1], RANKS)
     print(f"cf {name}: best valid AUC {log.best_valid_auc:.4f} at epoch {log.best_epoch}/"
-          f"{len(log.epochs)} in {log.seconds:.0f}s; wrote {out}/ ({n_users} users, {n_items} items) "
-          f"and {layout.predictions(name)} ({len(predictions)} scores)")
+          f"{len(log.epochs)} in {log.seconds:.0f}s; wrote {out}/ ({n_users} users, {n_items} items), "
+          f"{layout.predictions(name)} ({len(predictions)} scores) and {layout.ranking(name)} "
+          f"({len(ranks)} targets of {ranked.users.size} users ranked over the catalogue)")
 
 
 def checkpoint_bytes(checkpoint: dict) -> bytes:

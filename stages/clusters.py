@@ -1,5 +1,5 @@
 """Stage `clusters`: users with train rows clustered on their standardized CF user vectors
-(data/cf/<cf.model>/user_vectors.parquet), one LoRA expert per cluster later.
+(data/cf_selected/user_vectors.parquet: the CF model cf_select chose), one LoRA expert per cluster later.
 
 Usage: python -m stages.clusters
 Writes data/experts/clusters/{user_clusters.parquet, clustering.json} and metrics/clusters.json.
@@ -10,20 +10,21 @@ import numpy as np
 import pandas as pd
 
 from pipeline import layout, schemas
-from pipeline.artifacts import atomic_directory, read_frame, write_frame, write_json
-from pipeline.cf.config import CFParams
+from pipeline.artifacts import atomic_directory, atomic_paths, read_frame, write_frame, write_json
+from pipeline.cf.selected import selected_cf_model
 from pipeline.layout import CLUSTERS_DIR
 from pipeline.experts.clusters import cluster_users
 from pipeline.experts.params import ExpertsParams
 from pipeline.params import load_section
 from pipeline.rec.examples import dense_vectors
 from pipeline.errors import BadParams, run_stage
+from stages.stamp import stamped
 
 
 def main() -> None:
     params = load_section("experts", ExpertsParams)
-    cf_model = load_section("cf", CFParams).model
-    vectors_path = str(layout.cf_dir(cf_model) / "user_vectors.parquet")
+    cf_model = selected_cf_model()
+    vectors_path = str(layout.CF_SELECTED_DIR / "user_vectors.parquet")
     table = dense_vectors(read_frame(vectors_path, schemas.USER_VECTORS), "user", vectors_path)
     interactions = read_frame(layout.INTERACTIONS, schemas.INTERACTIONS)
     warm = np.unique(interactions.loc[interactions["split"] == "train", "user"].to_numpy())
@@ -38,14 +39,15 @@ def main() -> None:
         "raw_centroids": clustering.raw_centroids.tolist(), "centroids": clustering.centroids.tolist(),
         "mean": clustering.mean.tolist(), "scale": clustering.scale.tolist(),
     }
-    with atomic_directory(CLUSTERS_DIR) as tmp:
+    all_users = np.unique(interactions["user"].to_numpy())
+    # the clusters and their metrics together or neither
+    with atomic_directory(CLUSTERS_DIR) as tmp, atomic_paths(layout.metrics("clusters")) as (metrics_tmp,):
         frame = pd.DataFrame({"user": clustering.users.astype(np.int32), "cluster": clustering.labels.astype(np.int32)})
         write_frame(frame, tmp / "user_clusters.parquet", schemas.USER_CLUSTERS)
         write_json(description, tmp / "clustering.json")
-    all_users = np.unique(interactions["user"].to_numpy())
-    write_json({"n": clustering.n, "sizes": sizes, "silhouette": clustering.silhouettes[clustering.n],
-                "silhouettes": description["silhouettes"], "clustered_users": int(len(warm)),
-                "cold_users": int(len(np.setdiff1d(all_users, warm)))}, layout.metrics("clusters"))
+        write_json(stamped({"n": clustering.n, "sizes": sizes, "silhouette": clustering.silhouettes[clustering.n],
+                            "silhouettes": description["silhouettes"], "clustered_users": int(len(warm)),
+                            "cold_users": int(len(np.setdiff1d(all_users, warm)))}, "clusters"), metrics_tmp)
     print(f"clusters: {clustering.n} clusters of {len(warm)} users with train rows ({params.method} on {cf_model} "
           f"vectors), sizes {sizes}, silhouette {clustering.silhouettes[clustering.n]:.3f}")
 

@@ -17,13 +17,14 @@ from pathlib import Path
 import yaml
 
 from pipeline import layout, registry, sizes
+from pipeline.cf.selected import SELECTED_PREDICTIONS
 from pipeline.params import PARAMS_FILE
 from stages.code_deps import code_deps
 
 DVC_YAML = Path("dvc.yaml")
 BACKBONE = "${rec.backbone}"
 LOCAL_MODEL = "${prepare_model.output}"
-CF_MODEL_DIR = "data/cf/${cf.model}"
+CF_SELECTED = layout.CF_SELECTED_DIR  # the CF model cf_select chose (params cf.model): a fixed path
 METRICS_CACHE = {"cache": False}
 
 HEADER = """\
@@ -39,15 +40,21 @@ def path(value) -> str:
 
 
 def metrics_out(*paths) -> list[dict]:
+    """Small JSON files kept in git (cache: false) rather than in DVC's cache: metrics/*.json."""
     return [{path(p): dict(METRICS_CACHE)} for p in paths]
 
 
 def stage(cmd: str, deps: list, params: list[str], outs: list | None = None,
-          metrics: list | None = None, comment: str | None = None) -> tuple[dict, str | None]:
-    """One stage; its code deps are the import closure of the module `cmd` runs (stages/code_deps.py)."""
+          summaries: list | None = None, comment: str | None = None,
+          metrics: list | None = None) -> tuple[dict, str | None]:
+    """One stage; its code deps are the import closure of the module `cmd` runs (stages/code_deps.py).
+    `summaries` (a stage's metrics/*.json: timings, counts, train logs) are outs kept in git, not DVC
+    metrics: only evaluate's headline files are `metrics`, so `dvc metrics show` is one table of
+    the models' headline numbers (docs/evaluation.md, "What DVC shows")."""
     body: dict = {"cmd": cmd, "deps": [*code_deps(cmd), *map(path, deps)]}
     if params:
         body["params"] = params
+    outs = [*(outs or []), *(summaries or [])]
     if outs:
         body["outs"] = [out if isinstance(out, dict) else path(out) for out in outs]
     if metrics:
@@ -56,6 +63,7 @@ def stage(cmd: str, deps: list, params: list[str], outs: list | None = None,
 
 
 INGEST_FILES = [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS]
+RANKED_USERS = ["ranking.max_users", "ranking.seed"]  # who the full-catalogue ranking ranks (pipeline/ranking)
 
 
 def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, str | None]:
@@ -65,7 +73,7 @@ def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, st
     if entry.topn:
         deps.append(layout.TOPN_CANDIDATES)
     if stage2:
-        deps += [CF_MODEL_DIR, layout.rec_dir(entry.starts_from)]
+        deps += [CF_SELECTED, layout.rec_dir(entry.starts_from)]
     if "keywords" in entry.inputs:
         deps.append(layout.ITEM_KEYWORDS)
     if "traces" in entry.inputs:
@@ -80,23 +88,40 @@ def llm_stage(entry: registry.ModelEntry, overrides: set[str]) -> tuple[dict, st
     if stage2:
         params.append("rec.prompt.cf_slots")
     params += ["rec.loss", "rec.scoring", "rec.packing"]
-    params += ["cf.model", "rec.projector", "rec.stage1", "rec.stage2"] if stage2 else ["rec.lora", "rec.stage1", "rec.stage2"]
+    params += ["rec.projector", "rec.stage1", "rec.stage2"] if stage2 else ["rec.lora", "rec.stage1", "rec.stage2"]
     if entry.name in overrides:
         params.append(f"rec.overrides.{entry.name}")
-    outs = [layout.rec_dir(entry.name)] + ([layout.predictions(entry.name)] if entry.evaluated else [])
+    if entry.evaluated:  # it re-ranks the retriever's top K over the catalogue (pipeline/ranking)
+        if CF_SELECTED not in deps:
+            deps.insert(deps.index(BACKBONE), CF_SELECTED)
+        params.append("ranking")
+    outs = [layout.rec_dir(entry.name)] + (
+        [layout.predictions(entry.name), layout.ranking(entry.name), layout.reranked(entry.name)] if entry.evaluated else [])
     return stage(f"python -m stages.train_rec {entry.name}", deps, params, outs,
                  metrics_out(layout.train_metrics(entry.name)))
 
 
 def rdrec_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
-    deps = [*[layout.INTERACTIONS, layout.ITEMS, layout.TOPN_CANDIDATES], layout.sizes("rdrec"), CF_MODEL_DIR]
+    deps = [*[layout.INTERACTIONS, layout.ITEMS, layout.TOPN_CANDIDATES], layout.sizes("rdrec"), CF_SELECTED]
     if "rationales" in entry.inputs:
         deps.append(layout.RATIONALES)
     deps.append(BACKBONE)
     params = [f"rdrec.variants.{entry.name}", "rdrec.prompt", "rdrec.train", "rdrec.scoring", "rec.backbone",
-              "rec.threads", "rec.answer_logit", "rec.lora", "rec.projector", "cf.model"]
-    return stage(f"python -m stages.rdrec {entry.name}", deps, params, [layout.rdrec_dir(entry.name), layout.predictions(entry.name)],
-                 metrics_out(layout.train_metrics(entry.name)))
+              "rec.threads", "rec.answer_logit", "rec.lora", "rec.projector", *RANKED_USERS]
+    outs = [layout.rdrec_dir(entry.name), layout.predictions(entry.name), layout.ranking(entry.name)]
+    return stage(f"python -m stages.rdrec {entry.name}", deps, params, outs, metrics_out(layout.train_metrics(entry.name)))
+
+
+def fused_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
+    """An LLM recommender's score fused with its retriever's (pipeline/ranking/fusion.py)."""
+    part = entry.starts_from
+    deps = [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.predictions(part), layout.reranked(part),
+            CF_SELECTED]
+    return stage(f"python -m stages.fused {entry.name}", deps, ["evaluate.selection_subset", *RANKED_USERS],
+                 [layout.predictions(entry.name), layout.ranking(entry.name)],
+                 metrics_out(layout.train_metrics(entry.name)),
+                 comment=f"{entry.name}: {part}'s score and the retriever's, fused per row with the weight chosen on\n"
+                         "evaluate.selection_subset (the evaluation's and `thinkrec recommend`'s ranking rule)")
 
 
 def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
@@ -121,13 +146,22 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
         "cf": ({"foreach": cf_models, "do": stage(
             "python -m stages.cf ${item}",
             [layout.INTERACTIONS, layout.USERS, layout.ITEMS, layout.TOPN_CANDIDATES],
-            ["cf.train", "cf.${item}"], [layout.CF_DIR / "${item}", layout.PREDICTIONS_DIR / "${item}.parquet"])[0]},
+            ["cf.train", "cf.${item}", *RANKED_USERS],
+            [layout.CF_DIR / "${item}", layout.PREDICTIONS_DIR / "${item}.parquet", layout.RANKING_DIR / "${item}.parquet"])[0]},
             "The stage pins its kernels' code paths itself (pipeline/cf/kernels.py), however it is started."),
+        "cf_select": stage(
+            "python -m stages.cf_select",
+            [layout.INTERACTIONS, layout.SUBSETS, *(layout.cf_dir(name) for name in cf_models),
+             *map(layout.predictions, cf_models)],
+            ["cf.model", "cf.chance_auc", "evaluate.selection_subset"], [CF_SELECTED],
+            metrics_out(layout.metrics("cf_select")),
+            comment="The CF model every later stage reads (cf.model; auto: the best AUC on\n"
+                    "evaluate.selection_subset), copied to one fixed path: no later stage's deps or params name a CF model."),
         "baselines": stage(
             "python -m stages.baselines",
-            [layout.INTERACTIONS, layout.TOPN_CANDIDATES], ["rec.prompt.history_items"],
-            [layout.predictions(entry.name) for entry in registry.models("baseline")],
-            comment="training-free: history (pointwise) and popularity (pointwise and top-N)"),
+            [layout.INTERACTIONS, layout.ITEMS, layout.TOPN_CANDIDATES], ["rec.prompt.history_items", *RANKED_USERS],
+            [*(layout.predictions(entry.name) for entry in registry.models("baseline")), layout.ranking("popularity")],
+            comment="training-free: history (pointwise) and popularity (pointwise, top-N and the full catalogue)"),
         "keywords": stage(
             "python -m stages.keywords",
             [layout.ITEMS, layout.INTERACTIONS, layout.sizes("keywords"), LOCAL_MODEL], ["keywords", "llm"],
@@ -137,8 +171,8 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
         "traces": stage(
             "python -m stages.traces",
             [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.ITEM_KEYWORDS,
-             layout.PREDICTIONS_DIR / "${cf.model}.parquet", *hard_scores, layout.sizes("traces"), LOCAL_MODEL],
-            ["traces", "cf.model", "rec.prompt.version", "rec.prompt.history_items", "rec.prompt.title_words",
+             SELECTED_PREDICTIONS, *hard_scores, layout.sizes("traces"), LOCAL_MODEL],
+            ["traces", "rec.prompt.version", "rec.prompt.history_items", "rec.prompt.title_words",
              "rec.prompt.keywords_per_item", "llm"], [layout.TRACES_DIR], metrics_out(layout.metrics("traces")),
             comment="The teacher's question embeds the student's prompt (pipeline/rec/prompts.py)."),
         "rationales": stage(
@@ -152,13 +186,13 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
 def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
     """Instance-wise expert fusion: clusters of users, one expert per slot, the gate, the fused model."""
     base = registry.get_model("thinkrec_experts").starts_from
-    thinkrec_inputs = [CF_MODEL_DIR, layout.rec_dir(base), layout.ITEM_KEYWORDS, layout.TRACES]
+    thinkrec_inputs = [CF_SELECTED, layout.rec_dir(base), layout.ITEM_KEYWORDS, layout.TRACES]
     expert_dirs = [layout.expert_dir(slot) for slot in slots]
     return {
         "clusters": stage(
             "python -m stages.clusters",
-            [layout.INTERACTIONS, f"{CF_MODEL_DIR}/user_vectors.parquet", layout.sizes("experts")],
-            ["cf.model", "experts.n", "experts.slots", "experts.method", "experts.seed"], [layout.CLUSTERS_DIR],
+            [layout.INTERACTIONS, CF_SELECTED / "user_vectors.parquet", layout.sizes("experts")],
+            ["experts.n", "experts.slots", "experts.method", "experts.seed"], [layout.CLUSTERS_DIR],
             metrics_out(layout.metrics("clusters")),
             comment="Instance-wise expert fusion (pipeline/experts): users clustered on CF vectors, one LoRA expert per\n"
                     "cluster from ThinkRec's stage-1 LoRA (top layers only), a gate per row, and ThinkRec scored with\n"
@@ -166,23 +200,24 @@ def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
         "expert": ({"foreach": "${experts.slots}", "do": stage(
             "python -m stages.expert ${item}",
             [layout.CLUSTERS_DIR, layout.INTERACTIONS, layout.ITEMS, *thinkrec_inputs, BACKBONE],
-            ["cf.model", "rec.backbone", "rec.threads", "rec.answer_logit", "rec.prompt", "rec.loss", "rec.packing",
+            ["rec.backbone", "rec.threads", "rec.answer_logit", "rec.prompt", "rec.loss", "rec.packing",
              "experts.train"],
             [layout.EXPERTS_DIR / "expert_${item}"], metrics_out(layout.METRICS_DIR / "experts/expert_${item}.json"))[0]},
             "One stage per slot (DVC has no range(n)); a slot at or past the cluster count writes a marker."),
         "gate": stage(
             "python -m stages.gate",
             [layout.CLUSTERS_DIR, *expert_dirs, *INGEST_FILES, *thinkrec_inputs, BACKBONE],
-            ["cf.model", "rec.backbone", "rec.threads", "rec.prompt", "gate", "experts.cold",
+            ["rec.backbone", "rec.threads", "rec.prompt", "gate", "experts.cold",
              "experts.train.upper_layers", "experts.train.dtype"],
             [layout.GATE_DIR], metrics_out(layout.metrics("gate"))),
         "thinkrec_experts": stage(
             "python -m stages.thinkrec_experts",
             [layout.CLUSTERS_DIR, layout.GATE_DIR, *expert_dirs, *INGEST_FILES, layout.TOPN_CANDIDATES,
              *thinkrec_inputs, layout.predictions(base), BACKBONE],
-            ["cf.model", "rec.backbone", "rec.threads", "rec.prompt", "rec.scoring", "experts.cold",
-             "experts.train.upper_layers", "experts.train.dtype"],
-            [layout.predictions("thinkrec_experts")], metrics_out(layout.scoring_metrics("thinkrec_experts"))),
+            ["rec.backbone", "rec.threads", "rec.prompt", "rec.scoring", "experts.cold",
+             "experts.train.upper_layers", "experts.train.dtype", "ranking"],
+            [layout.predictions("thinkrec_experts"), layout.ranking("thinkrec_experts"),
+             layout.reranked("thinkrec_experts")], metrics_out(layout.scoring_metrics("thinkrec_experts"))),
     }
 
 
@@ -192,15 +227,18 @@ def final_stages() -> dict[str, tuple[dict, str | None]]:
     return {
         "evaluate": stage(
             "python -m stages.evaluate",
-            [layout.INTERACTIONS, layout.SUBSETS, layout.TOPN_CANDIDATES, *map(layout.predictions, evaluated)],
-            ["evaluate"], [{path(layout.ROC_DIR): dict(METRICS_CACHE)}], metrics_out(*map(layout.metrics, evaluated)),
+            [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.TOPN_CANDIDATES,
+             *map(layout.predictions, evaluated), *map(layout.ranking, registry.ranking_models())],
+            ["evaluate", *RANKED_USERS], [{path(layout.ROC_DIR): dict(METRICS_CACHE)}], metrics_out(*map(layout.metrics_detail, evaluated)),
             comment="One stage for all models of the registry: paired comparisons read several models' predictions.\n"
-                    "plots/roc is drawn as one chart by the top-level `plots:` section."),
+                    "plots/roc is drawn as one chart by the top-level `plots:` section. The DVC metrics are the\n"
+                    "models' headline files; metrics/detail/ holds the rest (pipeline/metrics/report.py: split_report).",
+            metrics=metrics_out(*map(layout.metrics, evaluated))),
         "explain": stage(
             "python -m stages.explain",
-            [layout.INTERACTIONS, layout.ITEMS, CF_MODEL_DIR, layout.ITEM_KEYWORDS, layout.GOLD_TRACES,
+            [layout.INTERACTIONS, layout.ITEMS, CF_SELECTED, layout.ITEM_KEYWORDS, layout.GOLD_TRACES,
              *map(layout.rec_dir, explainable), BACKBONE],
-            ["explain", "cf.model", "rec.backbone", "rec.prompt"], [layout.EXPLANATIONS_DIR],
+            ["explain", "rec.backbone", "rec.prompt"], [layout.EXPLANATIONS_DIR],
             metrics_out(layout.metrics("explanations")),
             comment="Every model explain.models may name (registry: explainable) is a declared input."),
     }
@@ -221,6 +259,8 @@ def pipeline_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
     for entry in registry.models("llm"):
         stages[entry.name] = llm_stage(entry, overrides)
     stages.update(expert_stages(slots))
+    for entry in registry.models("fused"):
+        stages[entry.name] = fused_stage(entry)
     stages.update(final_stages())
     return stages
 

@@ -3,8 +3,10 @@
 
 Usage: python -m stages.evaluate
 Reads data/predictions/<model>.parquet for each model and data/ingest/{interactions,subsets,
-topn_candidates}.parquet. Writes metrics/<model>.json (for `dvc metrics show`) and
-plots/roc/<model>.json per model. Each model is compared (`vs_<other>`) with the models its registry
+topn_candidates}.parquet. Writes, per model, metrics/<model>.json (the headline metrics with their
+intervals and counts: `dvc metrics show`), metrics/detail/<model>.json (warm and cold users, every
+cutoff, ties, comparisons) and plots/roc/<model>.json, each stamped with its ingest and params
+(pipeline/provenance.py), all models' files together or none. Each model is compared (`vs_<other>`) with the models its registry
 entry names (`compared_with`) and with the best CF model (`vs_best_cf`), chosen by AUC among the
 registry's CF models on `evaluate.selection_subset`, which must hold no test rows.
 `evaluate.conventions` picks the ranking metrics' conventions: this project's or ThinkRec's
@@ -12,22 +14,30 @@ registry's CF models on `evaluate.selection_subset`, which must hold no test row
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import replace
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
 from pipeline import layout, registry
-from pipeline.artifacts import read_frame, write_json
+from pipeline.artifacts import read_frame, write_json_files
 from pipeline.metrics.bootstrap import resample_counts
-from pipeline.metrics.compare import best_by_auc
+from pipeline.metrics.compare import RowSet, best_by_auc, cf_selection_aucs, evaluation_rows
 from pipeline.metrics.ranking import Conventions
-from pipeline.metrics.report import Resamples, measure_model, metric_ks, model_report, paired_report
+from pipeline.metrics.report import (
+    Resamples, measure_model, metric_ks, model_report, paired_report, split_report,
+)
 from pipeline.metrics.scores import pointwise_scores, topn_scores
-from pipeline.schemas import INTERACTIONS, PREDICTIONS, SPLITS, SUBSET_ROWS, SUBSETS, TOPN_CANDIDATES
-from pipeline.errors import BadInput, BadParams, run_stage
+from pipeline.metrics.full import full_table
+from pipeline.ranking.catalogue import evaluated_users
+from pipeline.ranking.params import RankingParams
+from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, RANKS, SUBSET_ROWS, TOPN_CANDIDATES
+from pipeline.errors import BadInput, run_stage
 from pipeline.params import Strict, load_section
+from stages.stamp import stage_stamp
 
-RowSet = Literal[SPLITS + SUBSETS]  # a split's rows, or a subset's (data/ingest/subsets.parquet)
+
+RERANKERS = ("llm", "experts", "fused")  # registry families that re-rank the retriever's top K (full_retrieved)
 
 
 class BootstrapParams(Strict):
@@ -43,35 +53,13 @@ class EvaluateParams(Strict):
     ks: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     roc_points: int = Field(ge=2)  # a curve needs its two ends
     conventions: Conventions
+    full_ks: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
 
     @field_validator("headline")
     @classmethod
     def _known_metrics(cls, headline: list[str]) -> list[str]:
         metric_ks(headline)
         return headline
-
-
-def evaluation_rows(subset: str, interactions, subsets):
-    """Row ids of a named subset, or of every row of a split when `subset` is a split name."""
-    if subset in SPLITS:
-        return interactions.loc[interactions["split"] == subset, "row"].to_numpy()
-    rows = subsets.loc[subsets["subset"] == subset, "row"].to_numpy()
-    if rows.size == 0:
-        raise BadInput(f"{layout.SUBSETS}: subset '{subset}' is empty or unknown")
-    return rows
-
-
-def choose_best_cf(params: EvaluateParams, predictions: dict, interactions, subsets) -> tuple[str, float]:
-    """The registry's CF model with the best AUC on the selection subset, which may not contain test rows."""
-    rows = evaluation_rows(params.selection_subset, interactions, subsets)
-    if (interactions.loc[interactions["row"].isin(rows), "split"] == "test").any():
-        raise BadParams(f"evaluate.selection_subset '{params.selection_subset}' holds test rows: "
-                         "the best CF model must be chosen without them")
-    candidates = {}
-    for name in [entry.name for entry in registry.models("cf") if entry.evaluated]:
-        scores = pointwise_scores(predictions[name], interactions, rows, str(layout.predictions(name)))
-        candidates[name] = (scores["label"].to_numpy(), scores["score"].to_numpy())
-    return best_by_auc(candidates)
 
 
 def main() -> None:
@@ -89,20 +77,32 @@ def main() -> None:
         topn=resample_counts(candidates["user"].nunique(), params.bootstrap.resamples,
                              params.bootstrap.seed, stream=1),
     )
+    ranked_users = evaluated_users(interactions, len(read_frame(layout.ITEMS, ITEMS)),
+                                   load_section("ranking", RankingParams))
+    resamples = replace(resamples, **{
+        kind: resample_counts(ranked_users.task_users(task).size, params.bootstrap.resamples,
+                              params.bootstrap.seed, stream=stream)
+        for kind, task, stream in (("full", "topn", 2), ("next", "next", 3))})
+    full_ks = sorted(set(params.full_ks) | {int(name.split("@")[1]) for name in params.headline
+                                            if name.startswith(("full_", "next_")) and "@" in name})
     evaluations = {}
     for name, frame in predictions.items():
         where = str(layout.predictions(name))
         # a model with top-N rows only (row -1: e.g. the RDRec student) has no pointwise metrics
         pointwise = pointwise_scores(frame, interactions, rows, where) if (frame["row"] >= 0).any() else None
         topn = topn_scores(frame, candidates, where)
-        if pointwise is None and topn is None:
+        ranked = ranked_tables(name, ranked_users, full_ks)
+        if pointwise is None and topn is None and not ranked:
             raise BadInput(f"{where}: no scored rows (neither evaluation rows nor top-N candidates, row -1)")
         evaluations[name] = measure_model(
             pointwise, topn,
-            warm_users, resamples, params.ks, params.headline, params.roc_points, params.conventions)
-    best_cf = choose_best_cf(params, predictions, interactions, subsets) if registry.models("cf") else None
+            warm_users, resamples, params.ks, params.headline, params.roc_points, params.conventions, ranked)
+    best_cf = (best_by_auc(cf_selection_aucs(params.selection_subset, predictions, interactions, subsets))
+               if registry.models("cf") else None)  # the rule cf.model: auto feeds the LLM stages with
 
-    topn_headline = [metric for metric in params.headline if metric.startswith("topn_")]
+    topn_headline = [metric for metric in params.headline if metric.startswith(("topn_", "full_", "next_"))]
+    files, lines = {}, []
+    headline_stamp, detail_stamp = stage_stamp("evaluate", dvc_metric=True), stage_stamp("evaluate")
     for name, evaluation in evaluations.items():
         comparisons = {f"vs_{other}": paired_report(evaluation.groups["all"],
                                                     evaluations[other].groups["all"], params.headline)
@@ -113,17 +113,34 @@ def main() -> None:
                 **paired_report(evaluation.groups["all"], evaluations[best_cf[0]].groups["all"], params.headline),
             }
         report = model_report(evaluation, comparisons, params.headline)
-        write_json(report, layout.metrics(name))
+        headline, detail = split_report(report, params.headline)
+        files[layout.metrics(name)] = {**headline, **headline_stamp}
+        files[layout.metrics_detail(name)] = {**detail, **detail_stamp}
         roc = evaluation.roc
         if roc is not None:
-            write_json({"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]},
-                       layout.roc(name))
+            files[layout.roc(name)] = {"roc": [dict(zip(roc, point)) for point in zip(*roc.values())]}
         topn_shown = ", ".join(f"{metric} {_shown(report, metric)}" for metric in topn_headline)
-        print(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
-              f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}, "
-              f"top-N {report.get('topn_users', 0)} users: {topn_shown}")
+        lines.append(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
+                     f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}, "
+                     f"top-N {report.get('topn_users', 0)} users: {topn_shown}")
+    write_json_files(files)  # every model's files or none: no file of this run beside one of the last
+    print("\n".join(lines))
     if best_cf is not None:
         print(f"best CF model on {params.selection_subset}: {best_cf[0]} (AUC {best_cf[1]:.4f})")
+
+
+def ranked_tables(name: str, users, ks: list[int]) -> dict:
+    """The full-catalogue tables of a registry model that ranks (data/ranking/<name>.parquet): the
+    liked test items ("full") and, where the model ranks it, the next item ("next")."""
+    if name not in registry.ranking_models():
+        return {}
+    where = str(layout.ranking(name))
+    ranks = read_frame(layout.ranking(name), RANKS)
+    reranker = registry.get_model(name).family in RERANKERS
+    tables = {"full": full_table(ranks, users.targets, "topn", ks, where, reranker)}
+    if (ranks["task"] == "next").any():
+        tables["next"] = full_table(ranks, users.targets, "next", ks, where, reranker)
+    return tables
 
 
 def _shown(report: dict, name: str) -> str:

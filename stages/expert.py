@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 from pipeline import layout
-from pipeline.artifacts import atomic_directory, write_json
-from pipeline.cf.config import CFParams
+from pipeline.artifacts import atomic_directory, atomic_paths, write_json
 from pipeline.experts.assembly import BASE_VARIANT
 from pipeline.experts.params import ExpertsParams
 from pipeline.layout import expert_dir
 from pipeline.params import load_section
 from pipeline.rec.clustering import read_clustering
 from pipeline.errors import run_stage
+from stages.stamp import stamped
 
 
 def main(slot: int) -> None:
@@ -32,9 +32,9 @@ def main(slot: int) -> None:
     clustering, user_clusters = read_clustering()
     metrics_path = layout.expert_metrics(slot)
     if slot >= clustering["n"]:
-        with atomic_directory(expert_dir(slot)) as tmp:
+        with atomic_directory(expert_dir(slot)) as tmp, atomic_paths(metrics_path) as (metrics_tmp,):
             write_json({"slot": slot, "used": False, "clusters": clustering["n"]}, tmp / "expert.json")
-        write_json({"slot": slot, "used": False}, metrics_path)
+            write_json(stamped({"slot": slot, "used": False}, f"expert@{slot}"), metrics_tmp)
         print(f"expert@{slot}: unused ({clustering['n']} clusters)")
         return
     train_slot(slot, params, clustering, user_clusters, metrics_path)
@@ -52,16 +52,17 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
     # ThinkRec with its reasoning traces: the expert trains on the cluster's traces too
-    recommender = load_recommender(BASE_VARIANT, rec_params, load_section("cf", CFParams).model,
-                                   params.train.dtype, traces=True)
+    recommender = load_recommender(BASE_VARIANT, rec_params, params.train.dtype, traces=True)
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
     trained = train_cluster_expert(recommender, slot, users, params.train, rec_params.packing, rec_params.loss)
     description = trained.description
-    with atomic_directory(expert_dir(slot)) as tmp:
+    # the expert and its metrics together or neither
+    with atomic_directory(expert_dir(slot)) as tmp, atomic_paths(metrics_path) as (metrics_tmp,):
         save_adapter(trained.rec.llm, tmp / ADAPTER_DIR)
         write_json(description, tmp / "expert.json")
         write_json(trained.log, tmp / "train_log.json")
-    write_json({**trained.metrics, "total_seconds": time.perf_counter() - started}, metrics_path)
+        write_json(stamped({**trained.metrics, "total_seconds": time.perf_counter() - started}, f"expert@{slot}"),
+                   metrics_tmp)
     steps = trained.log["steps"]
     print(f"expert@{slot}: {len(users)} users, {description['train_rows']} rows, {description['traces']} traces, "
           f"{len(steps)} steps on the top {params.train.upper_layers} layers, loss {steps[0]['loss']:.3f} -> "

@@ -16,8 +16,7 @@ import pandas as pd
 import torch
 
 from pipeline import layout, schemas
-from pipeline.artifacts import read_frame, write_frame, write_json, write_table
-from pipeline.cf.config import CFParams
+from pipeline.artifacts import atomic_paths, read_frame, write_frame, write_json, write_table
 from pipeline.explain.bertscore import BertScorer
 from pipeline.explain.params import ExplainParams
 from pipeline.explain.prompts import gold_rows
@@ -27,16 +26,17 @@ from pipeline.params import load_section
 from pipeline.rec.params import RecParams
 from pipeline.rec.recommender import load_recommender
 from pipeline.errors import run_stage
+from stages.stamp import stamped
 
 GOLD_TRACES = layout.GOLD_TRACES
 OUTPUT = layout.EXPLANATIONS_DIR / "explanations.parquet"
 METRICS = layout.metrics("explanations")
 
 
-def explain_model(name: str, params: ExplainParams, rec_params: RecParams, cf_model: str,
+def explain_model(name: str, params: ExplainParams, rec_params: RecParams,
                   frame: pd.DataFrame) -> tuple[list[str], str]:
     """(greedy reasoning of model `name` for `frame`'s rows in order, the precision it ran in)."""
-    recommender = load_recommender(name, rec_params, cf_model, params.dtype)
+    recommender = load_recommender(name, rec_params, params.dtype)
     examples = recommender.encode(frame)
     texts = recommender.reasons(examples, params.batch_size, params.max_new_tokens, params.min_new_tokens,
                                 params.dtype, params.controls(), desc=f"explain {name}")
@@ -50,17 +50,17 @@ def main() -> None:
     interactions = read_frame(layout.INTERACTIONS, schemas.INTERACTIONS)
     frame = gold_rows(GOLD_TRACES, interactions, params.rows)
     if frame.empty:  # a weak teacher may verify no gold row: nothing to compare with, counted
-        write_table(schemas.EXPLANATIONS.empty_table(), OUTPUT, schemas.EXPLANATIONS)
-        write_json({name: {"n_rows": 0} for name in params.models}, METRICS)
+        with atomic_paths(OUTPUT, METRICS) as (table_tmp, metrics_tmp):  # both or neither
+            write_table(schemas.EXPLANATIONS.empty_table(), table_tmp, schemas.EXPLANATIONS)
+            write_json(stamped({name: {"n_rows": 0} for name in params.models}, "explain"), metrics_tmp)
         print(f"explain: {GOLD_TRACES} holds no gold traces (the teacher verified none; metrics/traces.json):"
               f" nothing to explain -> {OUTPUT} (empty), {METRICS}")
         return
-    cf_model = load_section("cf", CFParams).model
     scorer = BertScorer()
     tables, metrics = [], {}
     for name in params.models:
         started = time.perf_counter()
-        texts, precision = explain_model(name, params, rec_params, cf_model, frame)
+        texts, precision = explain_model(name, params, rec_params, frame)
         seconds = time.perf_counter() - started
         per_row, summary = score_explanations(texts, frame["trace"].tolist(), scorer)
         summary.update(
@@ -73,8 +73,9 @@ def main() -> None:
             pd.concat([pd.DataFrame({"row": frame["row"], "model": name, "explanation": texts,
                                      "gold": frame["trace"]}), per_row], axis=1)
         )
-    write_frame(pd.concat(tables, ignore_index=True), OUTPUT, schemas.EXPLANATIONS)
-    write_json(metrics, METRICS)
+    with atomic_paths(OUTPUT, METRICS) as (table_tmp, metrics_tmp):  # both or neither
+        write_frame(pd.concat(tables, ignore_index=True), table_tmp, schemas.EXPLANATIONS)
+        write_json(stamped(metrics, "explain"), metrics_tmp)
     shown = "; ".join(
         f"{name} BLEU-4 {m['bleu4']:.4f} ROUGE-L {m['rouge_l']:.4f} METEOR {m['meteor']:.4f} "
         f"BERTScore {m['bertscore_f1']:.4f} ({m['generation_seconds']:.0f} s)"

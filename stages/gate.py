@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from pipeline import layout
-from pipeline.artifacts import atomic_directory, write_json
-from pipeline.cf.config import CFParams
+from pipeline.artifacts import atomic_directory, atomic_paths, write_json
 from pipeline.experts.assembly import NAME, gate_from_clustering
 from pipeline.experts.params import ExpertsParams, GateParams
 from pipeline.params import load_section
@@ -28,6 +27,7 @@ from pipeline.rec.gate import Gate, route_kinds
 from pipeline.rec.params import RecParams
 from pipeline.rec.recommender import base_variant, load_recommender, variant_data
 from pipeline.errors import run_stage
+from stages.stamp import stamped
 
 
 def main() -> None:
@@ -35,7 +35,6 @@ def main() -> None:
     params = load_section("gate", GateParams)
     experts = load_section("experts", ExpertsParams)
     rec_params = load_section("rec", RecParams)
-    cf_model = load_section("cf", CFParams).model
     torch.set_num_threads(rec_params.threads)
     clustering, user_clusters = read_clustering()
     gate = gate_from_clustering(clustering, params, experts)
@@ -45,23 +44,25 @@ def main() -> None:
         from pipeline.experts.gate_training import train_gate
 
         # the fused model without a gate: the one being trained sets each batch's weights
-        recommender = load_recommender(NAME, rec_params, cf_model, experts.train.dtype,
-                                       upper_layers=experts.train.upper_layers, gate=False)
+        recommender = load_recommender(NAME, rec_params, experts.train.dtype, upper_layers=experts.train.upper_layers,
+                                       gate=False)
         data = recommender.data
         rows = [e for e in recommender.encode(data.subset(params.subset), desc=f"encode {params.subset}")
                 if experts.cold == "gate" or e.user in warm]
         log = train_gate(recommender.rec, gate, rows, row_user_vectors(rows, data.vectors),
                          experts.train.upper_layers, params.train)
     else:
-        data = variant_data(base_variant(NAME), cf_model)
-    with atomic_directory(layout.GATE_DIR) as tmp:
+        data = variant_data(base_variant(NAME))
+    routes = {subset: subset_routes(gate, data, subset, warm) for subset in ("valid_small", "test_small")}
+    seconds = time.perf_counter() - started
+    # the gate and its metrics together or neither
+    with atomic_directory(layout.GATE_DIR) as tmp, atomic_paths(layout.metrics("gate")) as (metrics_tmp,):
         write_json(gate.state(), tmp / "gate.json")
         if gate.network is not None:
             torch.save(gate.network.state_dict(), tmp / "gate.pt")
-    routes = {subset: subset_routes(gate, data, subset, warm) for subset in ("valid_small", "test_small")}
-    seconds = time.perf_counter() - started
-    write_json({"kind": params.kind, "experts": gate.experts, "routes": routes, "seconds": seconds,
-                "train": {k: v for k, v in (log or {}).items() if k != "seconds"} or None}, layout.metrics("gate"))
+        write_json(stamped({"kind": params.kind, "experts": gate.experts, "routes": routes, "seconds": seconds,
+                            "train": {k: v for k, v in (log or {}).items() if k != "seconds"} or None}, "gate"),
+                   metrics_tmp)
     print(f"gate: {params.kind} over {gate.experts} experts; test_small rows {routes['test_small']}; {seconds:.0f} s")
 
 

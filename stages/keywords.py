@@ -13,12 +13,13 @@ from typing import Annotated
 from pydantic import Field
 
 from pipeline import layout
-from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.artifacts import atomic_paths, read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.keywords.summarize import most_interacted_items, summarize_items
 from pipeline.schemas import INTERACTIONS, ITEM_KEYWORDS, ITEMS
 from pipeline.errors import run_stage
 from pipeline.params import at_most, load_section
+from stages.stamp import stamped
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 ITEMS_PATH = layout.ITEMS
@@ -47,7 +48,6 @@ def main() -> None:
     result = summarize_items(
         items, client, params.budgets, sampling, params.max_keywords, params.min_keywords, ask
     )
-    write_frame(result.table, OUTPUT, ITEM_KEYWORDS)
     n = len(result.table)
     metrics = {
         "items": n,
@@ -61,7 +61,9 @@ def main() -> None:
         "mean_keywords": float(result.table["keywords"].map(len).mean()) if n else 0.0,
         **llm_stage_metrics(client, started, result),
     }
-    write_json(metrics, METRICS)
+    with atomic_paths(OUTPUT, METRICS) as (table_tmp, metrics_tmp):  # both or neither
+        write_frame(result.table, table_tmp, ITEM_KEYWORDS)
+        write_json(stamped(metrics, "keywords"), metrics_tmp)
     logging.info(
         "keywords: %d items, %d fallbacks, %d calls / %d cache hits, %.1f s",
         n, result.fallbacks, metrics["llm"]["calls"], metrics["llm"]["cache_hits"], metrics["stage_seconds"],

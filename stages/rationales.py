@@ -13,13 +13,14 @@ from typing import Literal
 from pydantic import Field
 
 from pipeline import layout
-from pipeline.artifacts import read_frame, write_frame, write_json
+from pipeline.artifacts import atomic_paths, read_frame, write_frame, write_json
 from pipeline.keywords.item_text import WordBudgets
 from pipeline.llm.config import LLMConfig
 from pipeline.rationales.distill import distill_rationales, select_rationale_rows
 from pipeline.schemas import INTERACTIONS, ITEMS, RATIONALES
 from pipeline.errors import run_stage
 from pipeline.params import load_section
+from stages.stamp import stamped
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 OUTPUT = layout.RATIONALES
@@ -63,7 +64,6 @@ def main() -> None:
     client, sampling = teacher_chat(params)
     fmt = answer_format(params, load_section("llm", LLMConfig).backend)
     result = distill_rationales(rows, kind, items, client, sampling, params.budgets, params.review_words, fmt)
-    write_frame(result.table, OUTPUT, RATIONALES)
     n = len(result.table)
     metrics = {
         "rows": n,
@@ -75,7 +75,9 @@ def main() -> None:
         "answer_forms": result.forms,
         **llm_stage_metrics(client, started, result),
     }
-    write_json(metrics, METRICS)
+    with atomic_paths(OUTPUT, METRICS) as (table_tmp, metrics_tmp):  # both or neither
+        write_frame(result.table, table_tmp, RATIONALES)
+        write_json(stamped(metrics, "rationales"), metrics_tmp)
     logging.info(
         "rationales: %d rows from %s, %d parse failures, %d calls / %d cache hits, %.1f s",
         n, kind, result.parse_failures, metrics["llm"]["calls"], metrics["llm"]["cache_hits"],

@@ -1,19 +1,39 @@
 """What every LLM-recommender stage runs: train (+ score) one variant from its inputs under data/
 (pipeline/rec/recipe.py: train_variant, which writes nothing) and write data/rec/<variant>/
-(+ data/predictions/<variant>.parquet for reported variants) and metrics/<variant>_train.json
+(+ for reported variants data/predictions/<variant>.parquet and the full-catalogue re-ranking,
+data/ranking/<variant>.parquet and <variant>_candidates.parquet) and metrics/<variant>_train.json
 (the paths: pipeline/layout.py)."""
 from __future__ import annotations
 
-from pipeline import layout, schemas
-from pipeline.artifacts import atomic_directory, write_frame, write_json
-from pipeline.cf.config import CFParams
+from pipeline import layout, registry, schemas
+from pipeline.artifacts import atomic_directory, atomic_paths, write_frame, write_json
 from pipeline.params import load_section
 from pipeline.rec import distributed
+from pipeline.ranking.evaluation import rerank_evaluation
+from pipeline.ranking.params import RankingParams
+from pipeline.rec.examples import load_cf_vectors
 from pipeline.rec.inputs import rec_inputs
 from pipeline.rec.model import save_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.recipe import train_variant
+from pipeline.rec.recommender import Recommender
 from pipeline.rec.variants import get_variant
+from stages.stamp import stamped
+
+
+def write_full_ranking(name: str, recommender: Recommender, batch_size: int) -> dict:
+    """Re-rank the retriever's (cf.model's) top K for every evaluated user (pipeline/ranking, the
+    path `thinkrec recommend` ranks by) and write data/ranking/<name>.parquet and
+    <name>_candidates.parquet; returns the timings for the stage's metrics."""
+    cf_dir = layout.CF_SELECTED_DIR  # the CF model cf_select chose (pipeline/cf/selected.py)
+    row_states = cf_dir / "row_user_vectors.parquet"
+    retriever = load_cf_vectors(cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet", name,
+                                row_states if row_states.exists() else None)
+    reranked, ranks, timings = rerank_evaluation(recommender, recommender.data.interactions, retriever,
+                                                 load_section("ranking", RankingParams), batch_size)
+    write_frame(reranked, layout.reranked(name), schemas.RERANKED)
+    write_frame(ranks, layout.ranking(name), schemas.RANKS)
+    return timings
 
 
 def run_rec_stage(variant: str) -> dict:
@@ -26,18 +46,21 @@ def run_rec_stage(variant: str) -> dict:
     metrics_path = layout.train_metrics(spec.name)
     lora_dir = layout.rec_dir(spec.lora_from) if spec.lora_from else None
     with distributed.process_group():  # under torchrun (WORLD_SIZE > 1); else nothing
-        inputs = rec_inputs(spec, load_section("cf", CFParams).model)
+        inputs = rec_inputs(spec)
         trained = train_variant(spec, params, inputs, lora_dir)
     log, metrics = trained.log, trained.metrics
     summary = {"log": log, "metrics": metrics}
     if metrics is None:  # a rank > 0: rank 0 writes the outputs
         return summary
-    with atomic_directory(out_dir) as tmp:  # adapter + projector + log appear together
+    # adapter + projector + log, the predictions and the metrics appear together or not at all
+    files = [metrics_path] + ([predictions] if trained.predictions is not None else [])
+    with atomic_directory(out_dir) as tmp, atomic_paths(*files) as temporaries:
         save_rec_model(trained.recommender.rec, tmp)
         write_json(log, tmp / "train_log.json")
-    if trained.predictions is not None:
-        write_frame(trained.predictions, predictions, schemas.PREDICTIONS)
-    write_json(metrics, metrics_path)
+        if trained.predictions is not None:
+            write_frame(trained.predictions, temporaries[1], schemas.PREDICTIONS)
+            metrics.update(write_full_ranking(spec.name, trained.recommender, params.scoring.topn_batch_size))
+        write_json(stamped(metrics, registry.get_model(spec.name).stage), temporaries[0])
     valid = metrics["valid_small"]
     shown = f"valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, " if valid else ""
     if log.get("epochs", {}).get("stopped_early"):  # rec.stage<N>.patience

@@ -1,8 +1,13 @@
-"""The results tables and verdict, generated from metrics/<model>.json (not a DVC stage).
+"""The results tables and verdict, generated from evaluate's files (not a DVC stage).
 
 Usage: python -m stages.results_table [--write | --check]
-Reads params evaluate (headline, bootstrap, subsets), the registry's evaluated models and their
-comparisons (pipeline/registry.py), and metrics/<model>.json for each model that has one.
+Reads params.yaml (evaluate: headline, bootstrap, subsets; every stage's params, for the stamps),
+the registry's evaluated models and their comparisons (pipeline/registry.py), and for each model
+that has them metrics/<model>.json (headline) and metrics/detail/<model>.json (the rest), read
+back by pipeline/metrics/stored.py: a model whose files come from another ingest than data/ingest
+now, or carry no fingerprint, is left out and named; one whose evaluate params changed since is
+marked; one without its detail file is in the headline table only. Every row's ingest fingerprint
+is said. When no model's files come from the current ingest, it exits 1 saying so.
 Without a flag, prints every table (markdown). `--write` rewrites the
 block of README.md between RESULTS_BEGIN and RESULTS_END (a three-line verdict and one table of the
 headline metrics) and the whole of docs/results.md (all users, warm / cold, paired differences,
@@ -12,31 +17,25 @@ would write.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from pipeline.metrics.bootstrap import LEVEL
-from pipeline import registry
+from pipeline import layout, registry
+from pipeline.metrics.stored import StoredEvaluations, grouped, read_evaluations
 from stages.evaluate import EvaluateParams
-from pipeline.params import load_section
+from pipeline.params import PARAMS_FILE, load_section
+from pipeline.report.verdict import interval, llm_rows, verdict
 
 METRICS = Path("metrics")
 README = Path("README.md")
 RESULTS_PAGE = Path("docs/results.md")
 RESULTS_BEGIN = "<!-- results:begin -->"
 RESULTS_END = "<!-- results:end -->"
-POINTWISE = ("auc", "uauc")  # the verdict's pointwise metrics, where a comparison has them
 GROUPS = ("warm", "cold")
-
-
-def interval(group: dict, name: str, signed: bool = False) -> str:
-    """`value [low, high]` of metric `name` in `group`, "—" when absent or undefined."""
-    values = [group.get(key) for key in (name, f"{name}_low", f"{name}_high")]
-    if None in values:
-        return "—"
-    number = "{:+.3f}" if signed else "{:.3f}"
-    return f"{number.format(values[0])} [{number.format(values[1])}, {number.format(values[2])}]"
+MARK = "†"  # after a model whose files carry a note (params changed since)
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -44,24 +43,29 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def overall_table(reports: dict[str, dict], headline: list[str]) -> str:
+def overall_table(reports: dict[str, dict], headline: list[str], labels: dict[str, str] | None = None) -> str:
+    """One row per model: counts and the headline metrics; `labels`: a model's row name, if not its name."""
+    labels = labels or {}
     return markdown(
         ["model", "rows", "users", *headline],
-        [[model, str(report["n_rows"]), str(report["n_users"]), *(interval(report, name) for name in headline)]
+        [[labels.get(model, model), str(report["n_rows"]), str(report["n_users"]),
+          *(interval(report, name) for name in headline)]
          for model, report in reports.items()],
     )
 
 
-def group_table(reports: dict[str, dict], headline: list[str]) -> str:
+def group_table(reports: dict[str, dict], headline: list[str], labels: dict[str, str] | None = None) -> str:
+    labels = labels or {}
     return markdown(
         ["model", "users", "rows", "top-N users", *headline],
-        [[f"{model} ({group})", str(report[group]["n_users"]), str(report[group]["n_rows"]),
+        [[f"{labels.get(model, model)} ({group})", str(report[group]["n_users"]), str(report[group]["n_rows"]),
           str(report[group].get("topn_users", "—")), *(interval(report[group], name) for name in headline)]
          for model, report in reports.items() for group in GROUPS],
     )
 
 
-def paired_table(reports: dict[str, dict], headline: list[str]) -> str:
+def paired_table(reports: dict[str, dict], headline: list[str], labels: dict[str, str] | None = None) -> str:
+    labels = labels or {}
     rows = []
     for model, report in reports.items():
         for key in sorted(key for key in report if key.startswith("vs_")):
@@ -69,76 +73,42 @@ def paired_table(reports: dict[str, dict], headline: list[str]) -> str:
             if comparison.get("model") == model:
                 continue  # the best CF model against itself
             reference = key[3:] if key != "vs_best_cf" else f"best CF: {comparison['model']}"
-            rows.append([model, reference, *(interval(comparison, name, signed=True) for name in headline)])
+            rows.append([labels.get(model, model), reference,
+                         *(interval(comparison, name, signed=True) for name in headline)])
     return markdown(["model", "minus", *headline], rows)
 
 
-def other_cutoffs_table(reports: dict[str, dict]) -> str:
+def other_cutoffs_table(reports: dict[str, dict], labels: dict[str, str] | None = None) -> str:
     """The per-K metrics outside the headline (`all_k`: point values, no intervals), every group."""
+    labels = labels or {}
     names = sorted({name for report in reports.values() for name in report.get("all_k", {})},
                    key=lambda name: (name.startswith("topn_"), name.split("@")[0], int(name.split("@")[1])))
     rows = []
     for model, report in reports.items():
         for group, values in [("all", report.get("all_k", {}))] + [(g, report[g].get("all_k", {})) for g in GROUPS]:
-            rows.append([f"{model} ({group})", *(f"{values[name]:.3f}" if name in values else "—" for name in names)])
+            rows.append([f"{labels.get(model, model)} ({group})",
+                         *(f"{values[name]:.3f}" if name in values else "—" for name in names)])
     return markdown(["model", *names], rows)
 
 
-def results_tables(reports: dict[str, dict], headline: list[str]) -> str:
-    """All users, warm / cold users, paired differences: for `reports` (model -> metrics JSON) in order."""
-    return "\n\n".join([overall_table(reports, headline), group_table(reports, headline),
-                        paired_table(reports, headline)])
+def detailed(stored: StoredEvaluations) -> dict[str, dict]:
+    """The shown models whose detail file was joined: the warm / cold, paired and cutoff tables' rows."""
+    return {model: report for model, report in stored.reports.items() if model not in stored.without_detail}
 
 
-def direction(comparison: dict, name: str) -> str:
-    """Whether a paired difference's interval lies above zero, below it, or includes it."""
-    if comparison[f"{name}_low"] > 0:
-        return "above"
-    if comparison[f"{name}_high"] < 0:
-        return "below"
-    return "not separated"
+def row_labels(stored: StoredEvaluations) -> dict[str, str]:
+    """model -> "model †" for the marked models, when not every shown model carries the same mark
+    (then `provenance_notes` says it once for all)."""
+    if len(set(stored.marks.values())) == 1 and set(stored.marks) == set(stored.reports):
+        return {}
+    return {model: f"{model} {MARK}" for model in stored.marks}
 
 
-def difference(comparison: dict, names: list[str]) -> str:
-    """"AUC -0.049 [-0.073, -0.026] (below), UAUC ..." for the metrics of `names` the comparison has."""
-    return ", ".join(f"{name.upper() if name in POINTWISE else name} {interval(comparison, name, signed=True)}"
-                     f" ({direction(comparison, name)})" for name in names if f"{name}_low" in comparison)
-
-
-def compared_metrics(comparison: dict, headline: list[str]) -> list[str]:
-    """AUC and UAUC where the comparison has them, else its first top-N headline metric."""
-    pointwise = [name for name in POINTWISE if f"{name}_low" in comparison]
-    return pointwise or [name for name in headline if name.startswith("topn_") and f"{name}_low" in comparison][:1]
-
-
-def verdict(reports: dict[str, dict], llm: list[str], ablations: dict[str, list[str]], headline: list[str]) -> list[str]:
-    """Three markdown bullets: the best of the `llm` rows against the best CF model (AUC, UAUC), the
-    main ablation (the model with the most ablations, against each), the first top-N headline metric."""
-    lines = []
-    scored = [model for model in llm if "auc" in reports[model] and "vs_best_cf" in reports[model]]
-    if scored:
-        best = max(scored, key=lambda model: reports[model]["auc"])
-        comparison = reports[best]["vs_best_cf"]
-        above = sum(direction(reports[model]["vs_best_cf"], "auc") == "above" for model in scored)
-        lines.append(f"- **Best LLM row on AUC vs the best CF model**: {best} - {comparison['model']}: "
-                     f"{difference(comparison, list(POINTWISE))}; LLM rows above {comparison['model']} "
-                     f"on AUC: {above} of {len(scored)}.")
-    main = max((model for model in ablations if model in reports), key=lambda model: len(ablations[model]), default=None)
-    pairs = [] if main is None else [(reference, reports[main][f"vs_{reference}"]) for reference in ablations[main]
-                                     if f"vs_{reference}" in reports[main]]
-    if pairs:
-        lines.append(f"- **Main ablation, {main} minus each**: " + "; ".join(
-            f"{reference}: {difference(comparison, compared_metrics(comparison, headline))}"
-            for reference, comparison in pairs) + ".")
-    topn = next((name for name in headline if name.startswith("topn_")), None)
-    ranked = [model for model in llm if topn is not None and f"{topn}_low" in reports[model].get("vs_best_cf", {})]
-    if ranked:
-        best = max(ranked, key=lambda model: reports[model][topn])
-        comparison = reports[best]["vs_best_cf"]
-        lines.append(f"- **Top-N, {topn} on {reports[best]['topn_users']} users**: best LLM row {best} "
-                     f"{interval(reports[best], topn)}, {comparison['model']} {interval(reports[comparison['model']], topn)}; "
-                     f"difference {difference(comparison, [topn])}.")
-    return lines
+def results_tables(stored: StoredEvaluations, headline: list[str]) -> str:
+    """All users, warm / cold users, paired differences (each model with its detail file), in order."""
+    labels = row_labels(stored)
+    return "\n\n".join([overall_table(stored.reports, headline, labels),
+                        group_table(detailed(stored), headline, labels), paired_table(detailed(stored), headline, labels)])
 
 
 def legend(reports: dict[str, dict], params: EvaluateParams) -> str:
@@ -156,44 +126,58 @@ def conventions_note(reports: dict[str, dict]) -> str:
             " docs/evaluation.md)." if used else "")
 
 
-LLM_FAMILIES = ("llm", "experts", "rdrec")  # registry families whose models are LLM recommenders
+def provenance_notes(stored: StoredEvaluations) -> str:
+    """Where the rows come from, what is marked, left out or shown without its detail file."""
+    notes = [f"Rows computed from ingest `{stored.ingest}` (the fingerprint of data/ingest's files, "
+             "pipeline/provenance.py)."]
+    marks = sorted(set(stored.marks.values()))
+    shared = not row_labels(stored) and marks
+    for note in marks:
+        notes.append(f"{'Every row' if shared else MARK}: {note} (params.yaml differs from the run's; "
+                     "`dvc repro evaluate` recomputes them).")
+    if stored.left_out:
+        notes.append(f"Left out, not this dataset's results ({layout.metrics('<model>')}): "
+                     f"{grouped(stored.left_out)}.")
+    if stored.without_detail:
+        notes.append(f"Headline only, their {layout.metrics_detail('<model>')} (warm / cold, paired differences, "
+                     f"other cutoffs, the verdict) not joined: {grouped(stored.without_detail)}; "
+                     "`dvc repro evaluate` writes them.")
+    return " ".join(notes)
 
 
-def llm_rows(reports: dict[str, dict]) -> list[str]:
-    """The LLM recommenders among the reported models (the CF models and baselines are not)."""
-    families = {entry.name: entry.family for entry in registry.models()}
-    return [model for model in reports if families.get(model) in LLM_FAMILIES]
-
-
-def readme_block(reports: dict[str, dict], params: EvaluateParams) -> str:
+def readme_block(stored: StoredEvaluations, params: EvaluateParams) -> str:
     """README's generated block, markers included."""
+    reports = stored.reports
     lines = [RESULTS_BEGIN,
              "<!-- generated by `python -m stages.results_table --write` from metrics/ and params.yaml: do not edit -->",
-             *verdict(reports, llm_rows(reports), registry.comparisons(), params.headline), "",
-             overall_table(reports, params.headline), "", legend(reports, params), RESULTS_END]
+             *verdict(detailed(stored), llm_rows(detailed(stored)), registry.comparisons(), params.headline), "",
+             overall_table(reports, params.headline, row_labels(stored)), "",
+             legend(reports, params) + " " + provenance_notes(stored), RESULTS_END]
     return "\n".join(lines)
 
 
-def results_page(reports: dict[str, dict], params: EvaluateParams) -> str:
+def results_page(stored: StoredEvaluations, params: EvaluateParams) -> str:
     """docs/results.md, whole."""
+    reports, labels, detail = stored.reports, row_labels(stored), detailed(stored)
     sections = [
         "# Results: every table",
-        "Generated by `python -m stages.results_table --write` from `metrics/<model>.json` and params.yaml's "
+        f"Generated by `python -m stages.results_table --write` from `{layout.metrics('<model>')}` (headline), "
+        f"`{layout.metrics_detail('<model>')}` (the rest) and params.yaml's "
         "`evaluate` section: do not edit. Which code and run produced these metrics: [README](../README.md), "
         "Results; metric definitions: [evaluation.md](evaluation.md).",
-        legend(reports, params),
-        "## All users", overall_table(reports, params.headline),
+        legend(reports, params) + " " + provenance_notes(stored),
+        "## All users", overall_table(reports, params.headline, labels),
         "## Warm and cold users",
         "Warm users have train rows; cold users have none (the CF models' vectors for them are untrained).",
-        group_table(reports, params.headline),
+        group_table(detail, params.headline, labels),
         "## Paired differences",
         "Each model minus the models it ablates (`compared_with` in pipeline/registry.py) and minus the best CF model "
         f"(chosen on `{params.selection_subset}`), on the same resamples.",
-        paired_table(reports, params.headline),
-        "## Verdict", "\n".join(verdict(reports, llm_rows(reports), registry.comparisons(), params.headline)),
+        paired_table(detail, params.headline, labels),
+        "## Verdict", "\n".join(verdict(detail, llm_rows(detail), registry.comparisons(), params.headline)),
         "## Other cutoffs",
         "The per-K metrics outside `evaluate.headline` (`all_k`): point values, no intervals.",
-        other_cutoffs_table(reports),
+        other_cutoffs_table(detail, labels),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -206,10 +190,28 @@ def replace_block(text: str, block: str, path: Path) -> str:
     return text[:begin] + block + text[end + len(RESULTS_END):]
 
 
-def generated_files(reports: dict[str, dict], params: EvaluateParams) -> dict[Path, str]:
+def generated_files(stored: StoredEvaluations, params: EvaluateParams) -> dict[Path, str]:
     """What --write writes: path -> full text."""
-    return {README: replace_block(README.read_text(), readme_block(reports, params), README),
-            RESULTS_PAGE: results_page(reports, params)}
+    return {README: replace_block(README.read_text(), readme_block(stored, params), README),
+            RESULTS_PAGE: results_page(stored, params)}
+
+
+def stored_evaluations() -> StoredEvaluations:
+    """evaluate's files of the registry's models, checked against data/ingest and params.yaml now;
+    SystemExit when none is shown. What is left out or unchecked is said on stderr."""
+    params_now = (yaml.safe_load(PARAMS_FILE.read_text()) or {}) if PARAMS_FILE.exists() else {}
+    stored = read_evaluations(Path("."), registry.evaluated(), params_now)
+    if not stored.reports:
+        if stored.left_out:
+            raise SystemExit(f"no {layout.metrics('<model>')} comes from {layout.INGEST} now (ingest {stored.ingest}): "
+                             f"{grouped(stored.left_out)}: run `dvc repro evaluate`")
+        raise SystemExit(f"no {METRICS}/<model>.json for any of {registry.evaluated()}: run the evaluate stage first")
+    if not stored.ingest_checked:
+        print(f"results_table: {layout.INGEST} is absent: the rows are those of ingest {stored.ingest}, "
+              "the fingerprint most metrics files carry", file=sys.stderr)
+    if stored.left_out:
+        print(f"results_table: left out {layout.metrics('<model>')} of {grouped(stored.left_out)}", file=sys.stderr)
+    return stored
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -219,15 +221,14 @@ def main(argv: list[str] | None = None) -> None:
     mode.add_argument("--check", action="store_true", help="exit 1 if either is stale relative to metrics/")
     args = parser.parse_args(argv)
     params = load_section("evaluate", EvaluateParams)
-    reports = {model: json.loads((METRICS / f"{model}.json").read_text())
-               for model in registry.evaluated() if (METRICS / f"{model}.json").exists()}
-    if not reports:
-        raise SystemExit(f"no {METRICS}/<model>.json for any of {registry.evaluated()}: run the evaluate stage first")
+    stored = stored_evaluations()
     if not (args.write or args.check):
-        print(results_tables(reports, params.headline))
-        print("\n" + "\n".join(verdict(reports, llm_rows(reports), registry.comparisons(), params.headline)))
+        detail = detailed(stored)
+        print(results_tables(stored, params.headline))
+        print("\n" + "\n".join(verdict(detail, llm_rows(detail), registry.comparisons(), params.headline)))
+        print("\n" + provenance_notes(stored))
         return
-    files = generated_files(reports, params)
+    files = generated_files(stored, params)
     stale = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
     if args.check:
         if stale:

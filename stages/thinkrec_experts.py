@@ -2,8 +2,10 @@
 test_small (and, when its registry entry ranks top-N, the top-N candidates) in mixed batches.
 
 Usage: python -m stages.thinkrec_experts
-Writes data/predictions/thinkrec_experts.parquet and metrics/thinkrec_experts_scoring.json (timings,
-routing, and per-cluster AUC/UAUC beside ThinkRec without experts on the same rows).
+Writes data/predictions/thinkrec_experts.parquet, the full-catalogue re-ranking
+(data/ranking/thinkrec_experts.parquet and _candidates.parquet: stages/rec_stage.py
+write_full_ranking) and metrics/thinkrec_experts_scoring.json (timings, routing, and per-cluster
+AUC/UAUC beside ThinkRec without experts on the same rows).
 """
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ import pandas as pd
 import torch
 
 from pipeline import layout, registry, schemas
-from pipeline.artifacts import read_frame, write_frame, write_json
-from pipeline.cf.config import CFParams
+from pipeline.artifacts import atomic_paths, read_frame, write_frame, write_json
 from pipeline.experts.assembly import BASE_VARIANT, NAME
 from pipeline.experts.params import ExpertsParams
 from pipeline.experts.per_cluster import per_cluster
@@ -29,6 +30,8 @@ from pipeline.rec.params import RecParams
 from pipeline.rec.recipe import predictions_frame
 from pipeline.rec.recommender import load_recommender
 from pipeline.errors import BadInput, run_stage
+from stages.stamp import stamped
+from stages.rec_stage import write_full_ranking
 
 
 def main() -> None:
@@ -36,8 +39,7 @@ def main() -> None:
     experts = load_section("experts", ExpertsParams)
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
-    recommender = load_recommender(NAME, rec_params, load_section("cf", CFParams).model, experts.train.dtype,
-                                   upper_layers=experts.train.upper_layers)
+    recommender = load_recommender(NAME, rec_params, experts.train.dtype, upper_layers=experts.train.upper_layers)
     data, gate, dtype = recommender.data, recommender.gate, recommender.precision
     reference = read_frame(layout.predictions(BASE_VARIANT), schemas.PREDICTIONS)
     test = recommender.encode(data.subset("test_small"), desc="encode test_small")  # each row routed by the gate
@@ -59,16 +61,19 @@ def main() -> None:
         timings["topn_scoring_seconds"] = time.perf_counter() - clock
         routed["topn"] = {"rows": len(candidates), "scored_fused": fused_rows}
     predictions = pd.concat(parts, ignore_index=True)
-    write_frame(predictions, layout.predictions(NAME), schemas.PREDICTIONS)
     rows = pd.DataFrame({"row": [e.row for e in test], "user": [e.user for e in test],
                          "label": [e.label for e in test], "score": scores,
                          "reference": _reference_scores(reference, test, pointwise=True)})
     clusters = per_cluster(rows, read_clustering()[1])
-    write_json(json_safe({
-        "variant": NAME, "precision": dtype, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights), "scored": routed,
-        "clusters": clusters,
-        **timings, "total_seconds": time.perf_counter() - started,
-    }), layout.scoring_metrics(NAME))
+    # the predictions and their metrics together or neither
+    with atomic_paths(layout.predictions(NAME), layout.scoring_metrics(NAME)) as (predictions_tmp, metrics_tmp):
+        write_frame(predictions, predictions_tmp, schemas.PREDICTIONS)
+        timings.update(write_full_ranking(NAME, recommender, rec_params.scoring.topn_batch_size))
+        write_json(stamped(json_safe({
+            "variant": NAME, "precision": dtype, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights),
+            "scored": routed, "clusters": clusters,
+            **timings, "total_seconds": time.perf_counter() - started,
+        }), "thinkrec_experts"), metrics_tmp)
     gains = ", ".join(f"{g}: {c['auc_gain']:+.4f}" if c["auc_gain"] is not None else f"{g}: n/a"
                       for g, c in clusters.items())
     print(f"{NAME}: {len(test)} test_small rows routed {route_kinds(weights)}; AUC gain over {BASE_VARIANT} by "

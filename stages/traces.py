@@ -2,8 +2,8 @@
 fixed test_tiny sample (the gold explanations the explain stage scores against).
 
 Reads data/ingest/{interactions,items,subsets}.parquet, data/keywords/item_keywords.parquet,
-data/predictions/<cf.model>.parquet (for selection = hard; `traces.hard_scores`, a predictions file
-scoring the train rows, instead when set) and params `traces`, `cf.model`,
+data/cf_selected/predictions.parquet (the selected CF model's scores, for selection = hard;
+`traces.hard_scores`, a predictions file scoring the train rows, instead when set) and params `traces`,
 `rec.prompt.{version,history_items,title_words,keywords_per_item}` (the student's rendering, which
 the teacher's question embeds) and `llm`; writes data/traces/traces.parquet,
 data/traces/gold_traces.parquet and metrics/traces.json.
@@ -19,8 +19,8 @@ from typing import Literal
 from pydantic import Field
 
 from pipeline import layout
-from pipeline.artifacts import read_frame, write_frame, write_json
-from pipeline.cf.config import CFParams
+from pipeline.artifacts import atomic_paths, read_frame, write_frame, write_json
+from pipeline.cf.selected import SELECTED_PREDICTIONS, selected_cf_model
 from pipeline.rec.examples import build_catalog
 from pipeline.rec.prompts import get_template
 from pipeline.rec.params import PromptParams
@@ -36,6 +36,7 @@ from pipeline.traces.verification import (
 )
 from pipeline.errors import BadInput, MissingInput, run_stage
 from pipeline.params import Strict, load_section
+from stages.stamp import stamped
 from stages.teacher import TeacherParams, llm_stage_metrics, teacher_chat
 
 KEYWORDS = layout.ITEM_KEYWORDS
@@ -52,7 +53,7 @@ class GoldParams(Strict):
 class TraceParams(TeacherParams):
     selection: Literal["hard", "random", "per_label"]
     count: int = Field(ge=0)
-    hard_scores: str | None = Field(min_length=1)  # None: cf.model's predictions
+    hard_scores: str | None = Field(min_length=1)  # None: the selected CF model's predictions
     score_threshold: float | None
     min_history: int = Field(ge=0)
     max_rounds: int | None = Field(ge=1)  # None: until verified, capped by verification.round_limit
@@ -70,11 +71,11 @@ def student_prompt() -> PromptParams:
     return load_section("rec.prompt", PromptParams)
 
 
-def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
+def choose_rows(params: TraceParams, interactions) -> tuple:
     """(selected training rows, selection info for the metrics)."""
     train = interactions[interactions["split"] == "train"]
     info = {"mode": params.selection, "train_rows": len(train)}
-    predictions, threshold, where = None, None, str(layout.predictions(cf_model))
+    predictions, threshold, where = None, None, str(SELECTED_PREDICTIONS)
     named = params.selection == "hard" and params.hard_scores is not None
     if named:
         where = f"traces.hard_scores: {params.hard_scores}"
@@ -82,8 +83,8 @@ def choose_rows(params: TraceParams, interactions, cf_model: str) -> tuple:
         info.update(hard_scores=params.hard_scores,
                     hard_scores_sha256=hashlib.sha256(Path(params.hard_scores).read_bytes()).hexdigest())
     elif params.selection == "hard":
-        predictions = read_frame(layout.predictions(cf_model), PREDICTIONS)
-        info.update(cf_model=cf_model)
+        predictions = read_frame(SELECTED_PREDICTIONS, PREDICTIONS)
+        info.update(cf_model=selected_cf_model())
     if predictions is not None:
         threshold = score_threshold(predictions["score"], params.score_threshold)
         info.update(score_threshold=threshold)
@@ -102,7 +103,7 @@ def read_hard_scores(path: Path):
         return read_frame(path, PREDICTIONS)
     except MissingInput:
         raise MissingInput(f"traces.hard_scores: {path} not found (a predictions file scoring the train rows, "
-                           "which no stage writes; null takes cf.model's)") from None
+                           "which no stage writes; null takes the selected CF model's)") from None
     except BadInput as err:
         raise type(err)(f"traces.hard_scores: {err}") from None
 
@@ -110,7 +111,6 @@ def read_hard_scores(path: Path):
 def main() -> None:
     started = time.perf_counter()
     params = load_section("traces", TraceParams)
-    cf_model = load_section("cf", CFParams).model
     prompt = student_prompt()
     template = get_template(prompt.version)
     interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
@@ -119,7 +119,7 @@ def main() -> None:
         read_frame(layout.ITEMS, ITEMS), read_frame(KEYWORDS, ITEM_KEYWORDS),
         prompt.title_words, prompt.keywords_per_item,
     )
-    rows, selection = choose_rows(params, interactions, cf_model)
+    rows, selection = choose_rows(params, interactions)
     tiny = interactions[interactions["row"].isin(subsets.loc[subsets["subset"] == "test_tiny", "row"])]
     gold_rows = select_gold_rows(tiny, params.gold.count, prompt.history_items, params.seed)
 
@@ -137,9 +137,6 @@ def main() -> None:
     dropped = 0
     if params.balance_labels:
         table, dropped = balance_labels(table, params.seed)
-    write_frame(table, OUTPUT, TRACES)
-    write_frame(traces_table(gold), GOLD_OUTPUT, TRACES)
-
     metrics = {
         "selection": selection,
         "traces": {
@@ -152,7 +149,10 @@ def main() -> None:
         "gold": verification_stats(gold, params.max_rounds),
         **llm_stage_metrics(client, started),
     }
-    write_json(metrics, METRICS)
+    with atomic_paths(OUTPUT, GOLD_OUTPUT, METRICS) as (table_tmp, gold_tmp, metrics_tmp):  # all or none
+        write_frame(table, table_tmp, TRACES)
+        write_frame(traces_table(gold), gold_tmp, TRACES)
+        write_json(stamped(metrics, "traces"), metrics_tmp)
     logging.info(
         "traces: kept %d/%d, wrote %d (gold %d/%d), %d calls / %d cache hits, %.1f s",
         metrics["traces"]["kept"], len(cases), len(table), metrics["gold"]["kept"], len(gold),

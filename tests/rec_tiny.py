@@ -15,6 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from params_base import section
 from pipeline import schemas
 from pipeline.artifacts import write_frame
+from tiny_ingest import write_cf_selection
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -51,7 +52,8 @@ def write_tiny_model(path: Path, seed: int = 0, layers: int = 2, max_positions: 
 
 
 def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
-    """data/ingest, data/cf/mf, data/keywords, data/traces under `root` (6 users x 8 items)."""
+    """data/ingest, data/cf/mf (selected: data/cf_selected), data/keywords, data/traces under `root`
+    (6 users x 8 items)."""
     rng = np.random.default_rng(seed)
     users, items = 6, len(TITLES)
     rows = []
@@ -80,6 +82,7 @@ def write_tiny_artifacts(root: Path, seed: int = 0) -> None:
                 schemas.USER_VECTORS)
     write_frame(pd.DataFrame({"item": range(items), "vector": list(item_vec)}), cf / "item_vectors.parquet",
                 schemas.ITEM_VECTORS)
+    write_cf_selection(root, "mf")
     write_frame(pd.DataFrame({"item": range(items), "keywords": [["action", "drama"]] * items,
                               "source": "llm"}), root / "data/keywords/item_keywords.parquet", schemas.ITEM_KEYWORDS)
     topn = []  # per test user: its last test item + 4 items it never rated, the last row's history
@@ -107,6 +110,7 @@ def tiny_params(backbone: Path, steps: int = 2) -> dict:
              "seed": 7}
     return {
         "cf": section("cf", model="mf"),
+        "ranking": section("ranking", retrieve_k=4),  # the full-catalogue re-ranking of reported variants
         "rec": {
             "backbone": str(backbone), "threads": 1, "device": "cpu", "answer_logit": "yes_minus_no",
             "prompt": {"version": "v2", "history_items": 3, "title_words": 3, "keywords_per_item": 2,

@@ -122,13 +122,14 @@ def test_lightgcn_adjacency_is_symmetrically_normalized():
 def test_cf_stage_gives_identical_bytes_in_two_checkouts_with_umask_modes(tmp_path):
     """Checkpoints saved straight to a temporary file named the zip's inner folder after it, and
     train_log.json held the training time: both made identical runs differ."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())["cf"]
+    repo_params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params, ranking = repo_params["cf"], repo_params["ranking"]
     params["train"].update(max_epochs=2, patience=1)
     outputs = []
     for checkout, umask in (("a", 0o022), ("elsewhere/b", 0o002)):
         root = tmp_path / checkout
         write_synthetic_ingest(root, N_USERS, N_ITEMS)
-        (root / "params.yaml").write_text(yaml.safe_dump({"cf": params}))
+        (root / "params.yaml").write_text(yaml.safe_dump({"cf": params, "ranking": ranking}))
         run = "import stages.cf as cf\nfor name in ('mf', 'lightgcn', 'sasrec'): cf.main(name)"
         done = subprocess.run([sys.executable, "-c", run], cwd=root, env={**os.environ, "PYTHONPATH": str(REPO)},
                               capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(umask))
@@ -137,8 +138,8 @@ def test_cf_stage_gives_identical_bytes_in_two_checkouts_with_umask_modes(tmp_pa
         outputs.append({str(p.relative_to(root)): p.read_bytes() for p in written if p.is_file()})
         modes = {p.stat().st_mode & 0o777 for p in written}
         assert modes == ({0o644, 0o755} if umask == 0o022 else {0o664, 0o775})
-    # 4 files per model + 3 predictions + SASRec's per-row user states (the sequential model only)
-    assert len(outputs[0]) == 3 * 4 + 3 + 1 and not [p for p in outputs[0] if Path(p).name.startswith(".")]
+    # 4 files per model + 3 predictions + 3 full-catalogue ranks + SASRec's per-row user states
+    assert len(outputs[0]) == 3 * 4 + 3 + 3 + 1 and not [p for p in outputs[0] if Path(p).name.startswith(".")]
     assert "data/cf/sasrec/row_user_vectors.parquet" in outputs[0] and "data/cf/mf/row_user_vectors.parquet" not in outputs[0]
     states = pd.read_parquet(tmp_path / "a/data/cf/sasrec/row_user_vectors.parquet")
     interactions = pd.read_parquet(tmp_path / "a/data/ingest/interactions.parquet")

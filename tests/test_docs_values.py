@@ -13,7 +13,9 @@ A quote is checkable when it is written in one of these forms, in backticks, in 
   `` `section.key` (64) `` or `` `section.key` = 64 ``, is an error: write `section.key: 64`.
 - `metrics/<file>.json:<dotted.path> = value`: a figure of the committed run. It must equal the
   file's value rounded to as many decimals as written (thousands commas allowed: `= 1,792`).
-  `= 0.719 [0.675, 0.765]` is a value and its interval, checked against path, path_low, path_high.
+  `= 0.719 [0.675, 0.765]` is a value and its interval, checked against path, path_low, path_high
+  (in a headline file, metrics/<model>.json, the interval is `interval.<path>`: [low, high]; the
+  warm / cold groups and comparisons are quoted from metrics/detail/<model>.json).
 
 A backticked token is a key when its first dotted part is a top-level section of params.yaml and it
 is not a file name (`traces.json`). `rec.stage{1,2}.steps` stands for both keys; a key with a
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.metrics.report import INTERVAL as INTERVAL_KEY, join_report
 from stages.results_table import RESULTS_BEGIN, RESULTS_END
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +171,8 @@ def check_metrics_quote(token: str, metrics: Path) -> list[str]:
     if not path.exists():
         return [f"`{token}`: no {path.relative_to(metrics.parent)}"]
     report, found = json.loads(path.read_text()), []
+    if isinstance(report.get(INTERVAL_KEY), dict):  # a headline file: its intervals as path_low, path_high
+        report = join_report(report, None)
     for dotted, written in written_values(match.group("path"), match.group("value")):
         try:
             actual = lookup(report, dotted)
@@ -285,3 +290,10 @@ def test_code_blocks_generated_block_and_dated_sections(tmp_path):
         "line 8: `rec.lora.gone` is not a key of params.yaml",
         "line 10: `metrics/rdrec_train.json:steps = 24`: rdrec_train.json has steps = 192",
         "line 12: `rec.lora.layers: 4`: params.yaml has rec.lora.layers: 8"]
+
+
+def test_a_headline_files_interval_is_checked(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"auc": 0.7192, "interval": {"auc": [0.6754, 0.7646]}}))
+    assert problems("AUC `metrics/m.json:auc = 0.719 [0.675, 0.765]`.\n", PARAMS, tmp_path) == []
+    assert problems("AUC `metrics/m.json:auc = 0.719 [0.675, 0.766]`.\n", PARAMS, tmp_path) == [
+        "line 1: `metrics/m.json:auc = 0.719 [0.675, 0.766]`: m.json has auc_high = 0.7646"]

@@ -46,6 +46,7 @@ def cf_only_pipeline() -> dict:
         path.endswith(f"/{model}.parquet") or path.endswith(f"/{model}.json") for model in MODELS)
     evaluate["deps"] = [d for d in evaluate["deps"] if kept(d)]
     evaluate["metrics"] = [m for m in evaluate["metrics"] if kept(next(iter(m)) if isinstance(m, dict) else m)]
+    evaluate["outs"] = [o for o in evaluate["outs"] if kept(next(iter(o)) if isinstance(o, dict) else o)]  # detail files
     return pipeline
 
 

@@ -2,6 +2,7 @@
 import json
 import math
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,12 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline import registry
 from pipeline.artifacts import write_frame
+from pipeline.metrics.report import join_report
+from pipeline.provenance import ingest_fingerprint, params_hash
 from pipeline.registry import ModelEntry
-from pipeline.schemas import INTERACTIONS, PREDICTIONS
+from pipeline.ranking.catalogue import TASKS, ranking_users
+from pipeline.ranking.ranks import catalogue_ranks, list_ranks
+from pipeline.schemas import INTERACTIONS, PREDICTIONS, RANKS
 from registry_swap import run_with_models
 from synthetic_ingest import write_synthetic_ingest
 
@@ -23,17 +28,19 @@ COLD_USERS = [0, 1, 2, 3, 4, 5]  # their train rows are dropped: no train intera
 MODELS = (ModelEntry("cfgood", "cf", "cf@cfgood", topn=True), ModelEntry("cfbad", "cf", "cf@cfbad", topn=True),
           ModelEntry("llm", "llm", "llm", compared_with=("llm_ablated",)), ModelEntry("llm_ablated", "llm", "llm_ablated"),
           ModelEntry("not_evaluated", "llm", "not_evaluated", evaluated=False))
-STUDENTS = (ModelEntry("student", "rdrec", "student", pointwise=False, topn=True, compared_with=("student_ablated",)),
-            ModelEntry("student_ablated", "rdrec", "student_ablated", pointwise=False, topn=True))
+STUDENTS = (ModelEntry("student", "rdrec", "student", pointwise=False, topn=True, compared_with=("student_ablated",),
+                       ranks=False),
+            ModelEntry("student_ablated", "rdrec", "student_ablated", pointwise=False, topn=True, ranks=False))
 PARAMS = {"evaluate": {
     "bootstrap": {"resamples": 200, "seed": 7},
     "selection_subset": "valid_small",
     "subset": "test_small",
-    "headline": ["auc", "uauc", "ndcg@5", "topn_hr@10", "topn_ndcg@10"],
+    "headline": ["auc", "uauc", "ndcg@5", "topn_hr@10", "topn_ndcg@10", "full_hr@5"],
     "ks": [1, 5, 10],
     "roc_points": 50,
     "conventions": "project",
-}}
+    "full_ks": [5, 10],
+}, "ranking": {"retrieve_k": 10, "max_users": None, "seed": 3}}
 
 
 def noisy_scores(labels: np.ndarray, noise: float, seed: int) -> np.ndarray:
@@ -73,7 +80,28 @@ def project(tmp_path):
     scored = interactions[interactions["split"] != "train"]
     write_predictions(tmp_path, "llm", scored.assign(score=noisy_scores(scored["label"].to_numpy(), 1.0, 6)))
     write_predictions(tmp_path, "llm_ablated", scored.assign(score=noisy_scores(scored["label"].to_numpy(), 2.0, 7)))
+    write_ranks(tmp_path, interactions)
     return tmp_path, interactions
+
+
+def write_ranks(directory: Path, interactions: pd.DataFrame) -> None:
+    """data/ranking/<model>.parquet: the CF models score the whole catalogue (cfgood puts every
+    user's targets first), the LLM-style models re-rank 10-item lists (llm_ablated's miss the targets)."""
+    n_items = len(pd.read_parquet(directory / "data/ingest/items.parquet"))
+    users = ranking_users(interactions, n_items, None, 3)
+    liked_pairs = set(map(tuple, users.targets.loc[users.targets["task"] == "topn", ["user", "item"]].to_numpy()))
+    next_pairs = set(map(tuple, users.targets.loc[users.targets["task"] == "next", ["user", "item"]].to_numpy()))
+    score = lambda user, item: (2 + item / 1e4 if (user, item) in liked_pairs else float((user, item) in next_pairs))
+    good = lambda idx: np.array([[score(users.users[i], item) for item in range(n_items)] for i in idx])
+    noise = np.random.default_rng(8).normal(size=(users.users.size, n_items))
+    write_frame(catalogue_ranks(users, good, TASKS), directory / "data/ranking/cfgood.parquet", RANKS)
+    write_frame(catalogue_ranks(users, lambda idx: noise[idx], TASKS), directory / "data/ranking/cfbad.parquet", RANKS)
+    liked = users.targets[users.targets["task"] == "topn"].groupby("user")["item"].apply(list)
+    lists = {int(u): np.array(items + [i for i in users.candidates(int(np.flatnonzero(users.users == u)[0]))
+                                       if i not in items][:10 - len(items)]) for u, items in liked.items()}
+    write_frame(list_ranks(users, lists, ("topn",)), directory / "data/ranking/llm.parquet", RANKS)
+    misses = {u: np.array([i for i in items if i not in set(liked[u])][:10]) for u, items in lists.items()}
+    write_frame(list_ranks(users, misses, ("topn",)), directory / "data/ranking/llm_ablated.parquet", RANKS)
 
 
 def run(directory: Path, module: str, models: tuple = MODELS) -> subprocess.CompletedProcess:
@@ -81,7 +109,13 @@ def run(directory: Path, module: str, models: tuple = MODELS) -> subprocess.Comp
 
 
 def metrics_of(directory: Path, model: str) -> dict:
-    return json.loads((directory / f"metrics/{model}.json").read_text())
+    """A model's evaluation: metrics/<model>.json joined with metrics/detail/<model>.json."""
+    return join_report(json.loads((directory / f"metrics/{model}.json").read_text()),
+                       json.loads((directory / f"metrics/detail/{model}.json").read_text()))
+
+
+def metrics_files(directory: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted((directory / "metrics").rglob("*.json"))}
 
 
 def subset_rows(directory: Path, interactions: pd.DataFrame, subset: str) -> pd.DataFrame:
@@ -125,6 +159,25 @@ def test_every_model_gets_metrics_intervals_groups_and_comparisons(project):
     assert len(roc) <= 50 and roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
 
 
+def test_the_headline_file_holds_the_headline_the_detail_file_the_rest_both_stamped(project):
+    directory, _ = project
+    dvc_yaml = {"stages": {"evaluate": {"cmd": "python -m stages.evaluate", "params": ["evaluate"]}}}
+    (directory / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml))  # the keys the stamp hashes
+    assert run(directory, "stages.evaluate").returncode == 0
+    top = json.loads((directory / "metrics/cfgood.json").read_text())
+    detail = json.loads((directory / "metrics/detail/cfgood.json").read_text())
+    headline = PARAMS["evaluate"]["headline"]
+    assert set(top) == {*headline, "interval", "n_rows", "n_users", "topn_users", "full_users", "ingest", "params",
+                        "params_keys"}
+    assert all(low <= top[name] <= high for name, (low, high) in top["interval"].items()) and set(top["interval"]) == set(headline)
+    assert {"warm", "cold", "all_k", "ties", "vs_best_cf", "n_uauc_users", "positive_rate"} <= set(detail)
+    assert not {*headline, "interval", *(f"{name}_low" for name in headline)} & set(detail)
+    assert top["ingest"] == detail["ingest"] == ingest_fingerprint(directory / "data/ingest")
+    evaluate = {"evaluate": PARAMS["evaluate"]}  # the section the dvc.yaml above declares
+    assert top["params"] == detail["params"] == params_hash(["evaluate"], evaluate) and top["params_keys"] == ["evaluate"]
+    assert "params_values" not in top and detail["params_values"] == evaluate  # a DVC metric shows no params
+
+
 def test_best_cf_is_chosen_on_validation_rows_and_recorded(project):
     directory, interactions = project
     assert run(directory, "stages.evaluate").returncode == 0
@@ -155,9 +208,9 @@ def test_models_without_topn_have_no_topn_keys_and_ablations_are_paired(project)
 def test_a_rerun_writes_the_same_bytes(project):
     directory, _ = project
     assert run(directory, "stages.evaluate").returncode == 0
-    first = {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
+    first = metrics_files(directory)
     assert run(directory, "stages.evaluate").returncode == 0
-    assert first == {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
+    assert first == metrics_files(directory) and len(first) == 2 * 4  # a headline and a detail file per model
 
 
 def reference_ranking_by_hand(rows: pd.DataFrame, scores: pd.Series, k: int) -> tuple[float, float]:
@@ -180,14 +233,14 @@ def reference_ranking_by_hand(rows: pd.DataFrame, scores: pd.Series, k: int) -> 
 def test_reference_conventions_change_only_the_ranking_metrics_and_are_named(project):
     directory, interactions = project
     assert run(directory, "stages.evaluate").returncode == 0
-    default = {path.name: path.read_bytes() for path in (directory / "metrics").iterdir()}
-    params = {"evaluate": {**PARAMS["evaluate"], "conventions": "reference"}}
+    project_metrics = metrics_of(directory, "cfgood")
+    params = {**PARAMS, "evaluate": {**PARAMS["evaluate"], "conventions": "reference"}}
     (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = run(directory, "stages.evaluate")
     assert result.returncode == 0, result.stderr
     test_rows = subset_rows(directory, interactions, "test_small")
     good = pd.read_parquet(directory / "data/predictions/cfgood.parquet").query("row >= 0").set_index("row")
-    project_metrics, metrics = json.loads(default["cfgood.json"]), metrics_of(directory, "cfgood")
+    metrics = metrics_of(directory, "cfgood")
     assert "conventions" not in project_metrics and metrics["conventions"] == "reference"
     ndcg, ap = reference_ranking_by_hand(test_rows, good.loc[test_rows.index, "score"], 5)
     assert metrics["ndcg@5"] == pytest.approx(ndcg) and metrics["all_k"]["map@5"] == pytest.approx(ap)
@@ -251,9 +304,12 @@ def test_a_comparison_with_an_unknown_model_is_an_error():
 def test_dvc_yaml_evaluate_stage_covers_every_evaluated_model_of_the_registry():
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
     metrics = {next(iter(entry)) for entry in stage["metrics"]}
+    outs = {next(iter(entry)): entry[next(iter(entry))] for entry in stage["outs"] if isinstance(entry, dict)}
     for model in registry.evaluated():
         assert f"data/predictions/{model}.parquet" in stage["deps"]
         assert f"metrics/{model}.json" in metrics
+        assert outs[f"metrics/detail/{model}.json"] == {"cache": False}  # in git, not a DVC metric
+    assert len(metrics) == len(registry.evaluated())
 
 
 def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(project):
@@ -265,8 +321,8 @@ def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(
     ablated = candidates.assign(score=noisy_scores(candidates["positive"].to_numpy(), 3.0, 8))
     for name, frame in (("student", student), ("student_ablated", ablated)):
         write_predictions(directory, name, frame.iloc[:0].assign(row=0), frame)
-    params = {"evaluate": {**PARAMS["evaluate"],
-                           "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@5", "topn_ndcg@5", "topn_ndcg@10"]}}
+    params = {**PARAMS, "evaluate": {**PARAMS["evaluate"],
+                                     "headline": ["auc", "uauc", "topn_hr@1", "topn_hr@5", "topn_ndcg@5", "topn_ndcg@10"]}}
     (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = run(directory, "stages.evaluate", MODELS + STUDENTS)
     assert result.returncode == 0, result.stderr
@@ -288,5 +344,30 @@ def test_a_topn_only_model_gets_topn_metrics_with_intervals_and_paired_ablation(
 def test_a_model_without_any_scored_rows_is_an_error_naming_its_file(project):
     directory, interactions = project
     write_predictions(directory, "llm", interactions.iloc[:0].assign(score=0.0))
-    result = run(directory, "stages.evaluate")
+    not_ranking = tuple(replace(entry, ranks=False) if entry.name == "llm" else entry for entry in MODELS)
+    result = run(directory, "stages.evaluate", not_ranking)
     assert result.returncode != 0 and "data/predictions/llm.parquet: no scored rows" in result.stderr
+    # a model that ranks the catalogue is measured on that alone
+    assert run(directory, "stages.evaluate").returncode == 0
+    assert metrics_of(directory, "llm")["n_rows"] == 0 and metrics_of(directory, "llm")["full_users"] > 0
+
+
+def test_full_catalogue_metrics_are_paired_and_counted(project):
+    directory, interactions = project
+    result = run(directory, "stages.evaluate")
+    assert result.returncode == 0, result.stderr
+    good, bad = metrics_of(directory, "cfgood"), metrics_of(directory, "cfbad")
+    llm, ablated = metrics_of(directory, "llm"), metrics_of(directory, "llm_ablated")
+    users = ranking_users(interactions, len(pd.read_parquet(directory / "data/ingest/items.parquet")), None, 3)
+    assert good["full_users"] == llm["full_users"] == users.task_users("topn").size > 0
+    # cfgood ranks every liked target first: every user hits, NDCG 1; llm's lists start with the targets
+    assert good["full_hr@5"] == 1.0 and good["all_k"]["full_ndcg@10"] == pytest.approx(1.0)
+    assert good["next_users"] == users.task_users("next").size and 0 < good["all_k"]["next_hr@10"] <= 1
+    assert llm["full_hr@5"] == 1.0 and llm["all_k"]["full_retrieved"] == 1.0
+    assert ablated["all_k"]["full_hr@10"] == 0.0 and ablated["all_k"]["full_retrieved"] == 0.0
+    assert "full_retrieved" not in good["all_k"] and "next_hr@5" not in llm["all_k"]
+    # cfbad: random scores over the catalogue, checked by hand
+    ranks = pd.read_parquet(directory / "data/ranking/cfbad.parquet").query("task == 'topn'")
+    assert bad["all_k"]["full_hr@10"] == pytest.approx(ranks.groupby("user")["rank"].min().lt(10).mean())
+    paired = llm["vs_llm_ablated"]  # the difference's interval over the same resampled users
+    assert paired["full_hr@5"] == 1.0 and paired["full_hr@5_low"] == paired["full_hr@5_high"] == 1.0

@@ -17,6 +17,7 @@ from params_base import section
 from pipeline import registry, schemas
 from pipeline.artifacts import read_frame, write_frame
 from registry_swap import run_with_models
+from tiny_ingest import write_cf_selection
 
 pytestmark = pytest.mark.slow  # eleven stage processes: about a minute on 2 quiet cores
 
@@ -123,6 +124,7 @@ def test_recommend_with_experts_routes_the_user_through_the_gate(project):
     extra = np.random.default_rng(0).normal(size=(4, rec_tiny.CF_DIM)).astype(np.float32)
     write_frame(pd.concat([vectors, pd.DataFrame({"item": new["item"], "vector": list(extra)})], ignore_index=True),
                 project / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
+    write_cf_selection(project, "mf")
     answer = json.loads(_run(project, "pipeline.cli.main", "recommend", "--user", "u1", "--json"))
     assert answer["model"] == "thinkrec_experts" and len(answer["recommendations"]) == 3
     assert answer["recommendations"][0]["reasoning"]  # generation ran through the fused layers

@@ -136,9 +136,9 @@ def test_the_evaluate_stage_says_it_in_one_line(tmp_path):
 def test_the_clusters_stage_says_it_in_one_line_not_a_scikit_learn_traceback(tiny):
     (tiny / "params.yaml").write_text(yaml.safe_dump({
         "cf": section("cf", model="mf"), "experts": section("experts", n=2, slots=[0, 1], seed=1)}))
-    _plant(tiny / "data/cf/mf/user_vectors.parquet", schemas.USER_VECTORS, [2], np.nan, component=5)
+    _plant(tiny / "data/cf_selected/user_vectors.parquet", schemas.USER_VECTORS, [2], np.nan, component=5)
     line = one_error_line(run_module("stages.clusters", tiny), "stages.clusters")
-    assert line.endswith("data/cf/mf/user_vectors.parquet: row 2 of the file (user 2): vector[5] is nan, "
+    assert line.endswith("data/cf_selected/user_vectors.parquet: row 2 of the file (user 2): vector[5] is nan, "
                          "not a finite number (1 of 6 rows hold NaN or infinite values)")
     assert not (tiny / "data/experts").exists()
 

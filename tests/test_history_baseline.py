@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from params_base import section
+from pipeline.ranking.catalogue import ranking_users
 
 from pipeline.baselines.history import history_scores, recent_liked_rate, tie_break_scale
 from synthetic_ingest import write_synthetic_ingest
@@ -53,7 +54,7 @@ def test_equal_rates_are_ordered_by_train_popularity():
 def test_stage_scores_every_row_and_candidate(tmp_path):
     interactions = write_synthetic_ingest(tmp_path)
     prompt = section("rec.prompt", history_items=3, version="v1")  # the stage checks rec.prompt whole
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"rec": {"prompt": prompt}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"rec": {"prompt": prompt}, "ranking": section("ranking")}))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "stages.baselines"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -78,3 +79,11 @@ def test_stage_scores_every_row_and_candidate(tmp_path):
     topn = by_count[by_count["row"] == -1].merge(candidates, on=["user", "item"], validate="one_to_one")
     assert len(topn) == len(candidates) and topn["user"].nunique() > 1
     np.testing.assert_array_equal(topn["score"], popularity[topn["item"]])
+    # the full catalogue: every user's liked test items ranked by the same counts, ties against them
+    ranks = pd.read_parquet(tmp_path / "data/ranking/popularity.parquet")
+    users = ranking_users(interactions, 50)
+    assert sorted(zip(ranks["task"], ranks["user"], ranks["item"])) == sorted(
+        zip(users.targets["task"], users.targets["user"], users.targets["item"]))
+    for row in ranks.itertuples():
+        candidates = users.candidates(int(np.flatnonzero(users.users == row.user)[0]))
+        assert row.rank == (popularity[candidates] >= popularity[row.item]).sum() - 1

@@ -19,6 +19,7 @@ from params_base import section
 from pipeline.ingest.build import run_ingest
 from pipeline.ingest.config import IngestParams
 from pipeline.ingest.lines import IngestError
+from pipeline.provenance import ingest_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 PIN = REPO / "pipeline/ingest/ml-100k.embedded.json"
@@ -140,6 +141,7 @@ def test_embedded_default_gives_the_same_bytes_in_any_checkout(tmp_path):
     assert str(tmp_path) not in outputs[0]["card.json"].decode() and sys.prefix not in outputs[0]["card.json"].decode()
     assert card["read"]["timestamp_units"] == {"s": 100_000} and card["read"]["duplicates"]["repeated_rows"] == 0
     assert card["read"]["bad_lines_skipped"] == {} and card["totals"]["rows"] == 100_000
+    assert card["fingerprint"] == ingest_fingerprint(tmp_path / "a/data/ingest")  # what metrics files record
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ BAD = [
     ("cf.lightgcn.layers", -1, CFParams), ("cf.lightgcn.weight_decay", -0.1, CFParams),
     ("cf.sasrec.max_length", 1, CFParams), ("cf.sasrec.blocks", 0, CFParams), ("cf.sasrec.dropout", 1.0, CFParams),
     ("cf.sasrec.heads", 3, CFParams),  # does not divide hidden 64
-    ("cf.model", "bpr", CFParams), ("cf.models", [], CFParams),
+    ("cf.model", "bpr", CFParams), ("cf.models", [], CFParams), ("cf.chance_auc", 1.5, CFParams),
     ("evaluate.bootstrap.resamples", 0, EvaluateParams), ("evaluate.roc_points", 1, EvaluateParams),
     ("evaluate.ks", [5, 0], EvaluateParams), ("evaluate.subset", "tset_small", EvaluateParams),
     ("evaluate.models", [], EvaluateParams),
@@ -82,9 +82,10 @@ def test_cf_stage_with_zero_epochs_stops_before_reading_or_writing(tmp_path, mon
 
 
 @pytest.mark.parametrize(("stage", "key", "value"), [
-    ("clusters", "cf.train.max_epochs", 0),  # reads cf.model: through the whole cf section
-    ("traces", "cf.sasrec.max_length", 0),
-    ("clusters", "cf.model", "bpr"),
+    ("cf_select", "cf.train.max_epochs", 0),  # reads cf.model: through the whole cf section
+    ("cf_select", "cf.sasrec.max_length", 0),
+    ("cf_select", "cf.model", "bpr"),
+    ("cf_select", "evaluate.selection_subset", "tset_small"),  # the one evaluate key it reads
     ("baselines", "rec.prompt.history_items", -1),  # reads rec.prompt through the rec stages' model
     ("baselines", "rec.prompt.history_items", 0),  # valid for prompts, but the baseline needs one item
 ])

@@ -23,6 +23,7 @@ import yaml
 from llm_fake_server import FakeChatServer
 from ml1m_fixture import write_ml1m
 from pipeline.profiles import apply_sets, profile_sets
+from pipeline.provenance import without_stamp
 from project_copy import project_copy, run_dvc
 from raw_fixtures import write_amazon2014_beauty, write_amazon_book, write_yelp
 from rec_tiny import write_tiny_model
@@ -81,8 +82,9 @@ def test_the_recipe_runs_end_to_end_under_the_dry_run_overlay(tmp_path, recipe, 
     assert sum(teacher.answered.values()) > 0  # the teacher stages asked the served teacher
     metrics = json.loads((root / "metrics/thinkrec.json").read_text())
     assert metrics["n_rows"] > 0 and 0.0 <= metrics["auc"] <= 1.0  # evaluate measured ThinkRec on its rows
-    explanations = json.loads((root / "metrics/explanations.json").read_text())
+    explanations = without_stamp(json.loads((root / "metrics/explanations.json").read_text()))
     assert set(explanations) == set(params["explain"]["models"])
+    assert metrics["ingest"] == json.loads((root / "data/ingest/card.json").read_text())["fingerprint"]
 
 
 def test_every_profile_has_a_dry_run():

@@ -70,7 +70,8 @@ def test_dry_runs_walk_every_stage_under_the_ml1m_reference_profile(tmp_path):
     shown = run_dvc(root, "repro", "--dry", "--force")
     assert [s for s in stages if f"Running stage '{s}'" not in shown] == []
     status = run_dvc(root, "status", "thinkrec")  # its deps as interpolated from the profiled params.yaml
-    assert "data/models/llama-3-8b-instruct" in status and "data/cf/mf" in status  # the reference feeds MF
+    assert "data/models/llama-3-8b-instruct" in status and "data/cf_selected" in status  # cf_select's choice:
+    assert yaml.safe_load((root / "params.yaml").read_text())["cf"]["model"] == "mf"  # the reference feeds MF
     assert "smollm2" not in status
 
 

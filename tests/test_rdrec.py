@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from params_base import section
 from rec_tiny import tiny_params, write_tiny_artifacts, write_tiny_model
 from scripted_backend import ScriptedBackend
 
@@ -19,6 +20,7 @@ import stages.rdrec
 import stages.teacher
 from pipeline import registry, schemas
 from pipeline.artifacts import read_frame, write_frame
+from pipeline.metrics.report import join_report
 from pipeline.profiles import overlay
 from pipeline.rdrec.tasks import rank_rows
 
@@ -28,12 +30,13 @@ PROFILE = ROOT / "profiles/rdrec-amazon2014.yaml"
 
 def student_params() -> dict:
     return {
-        "variants": {"rdrec": {"rank": 0.5, "preference": 0.25, "attributes": 0.25}, "rdrec_no_rationales": {"rank": 1.0}},
+        "variants": {"rdrec": {"rank": 0.5, "next": 0.25, "preference": 0.25, "attributes": 0.25},
+                     "rdrec_no_rationales": {"rank": 0.5, "next": 0.25}},
         "prompt": {"history_items": 2, "title_words": 3, "max_rationale_tokens": 6},
         "train": {"batch_size": 4, "lr": 0.01, "weight_decay": 0.0, "warmup_steps": 1,
                   "rank_positives": 8, "negatives": 1, "rank_bce_weight": 0.9, "use_fallback_rationales": False,
                   "dtype": "float32", "seed": 3},
-        "scoring": {"topn_batch_size": 3},
+        "scoring": {"topn_batch_size": 3, "ranking_batch_size": 4},
     }
 
 
@@ -60,6 +63,7 @@ def tiny_project(tmp_path, monkeypatch, tiny_model):
     write_rationales(tmp_path)
     params = tiny_params(tiny_model)
     params["rdrec"] = student_params()
+    params["ranking"] = section("ranking")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -94,13 +98,17 @@ def test_student_stages_train_their_tasks_and_score_every_topn_candidate(tiny_pr
         assert saved["train_tokens"] == sum(t["tokens"] for t in saved["tasks"].values()) > 0
         # 8 liked rows, each one pack of the positive and its negative; one pass in batches of 4 packs
         assert saved["rank_rows"] == 8 and saved["rank_answers"] == 16 and saved["tasks"]["rank"]["batches"] == 2
-    assert set(ablated["tasks"]) == {"rank"} and ablated["pool_packs"] == {"rank": 8} and ablated["steps"] == 2
+    # next: the 8 liked rows again, 2 rank batches x 0.25 / 0.5 = 1 batch of 4
+    assert ablated["pool_packs"] == {"next": 8, "rank": 8} and ablated["steps"] == 3
+    assert set(ablated["tasks"]) == {"next", "rank"} and ablated["tasks"]["next"]["batches"] == 1
     # 5 teacher rationales (the fallback one is not learned): one preference + one attributes row each
-    assert full["pool_packs"] == {"attributes": 5, "preference": 5, "rank": 8}
-    assert full["pool_answers"] == {"attributes": 5, "preference": 5, "rank": 16}
-    assert full["task_probabilities"] == {"attributes": 0.25, "preference": 0.25, "rank": 0.5}
-    # the rationale tasks add their batches: 2 rank + 1 preference + 1 attributes
-    assert full["steps"] == 4 and full["tasks"]["rank"]["answers"] == ablated["tasks"]["rank"]["answers"]
+    assert full["pool_packs"] == {"attributes": 5, "next": 8, "preference": 5, "rank": 8}
+    assert full["pool_answers"] == {"attributes": 5, "next": 8, "preference": 5, "rank": 16}
+    assert full["task_probabilities"] == {"attributes": 0.2, "next": 0.2, "preference": 0.2, "rank": 0.4}
+    # the rationale tasks add their batches: 2 rank + 1 next + 1 preference + 1 attributes
+    assert full["steps"] == 5 and full["tasks"]["rank"] == ablated["tasks"]["rank"]
+    assert full["tasks"]["next"] == ablated["tasks"]["next"] == {"batches": 1, "answers": 4,
+                                                                "tokens": full["tasks"]["next"]["tokens"]}
     log = json.loads((root / "data/rdrec/rdrec/train_log.json").read_text())
     assert [sorted(s["kinds"]) for s in log["steps"]].count(["rank"]) == 2 and log["rationales_cut"] == 10
     first = (root / "data/predictions/rdrec.parquet").read_bytes()
@@ -168,6 +176,7 @@ def write_amazon_2014(raw: Path, users: int = 12, items: int = 9) -> None:
 @pytest.mark.slow
 def test_rdrec_amazon2014_profile_end_to_end(tmp_path, monkeypatch, tiny_model):
     import stages.cf
+    import stages.cf_select
     import stages.evaluate
     import stages.ingest
     import stages.rationales
@@ -198,6 +207,9 @@ def test_rdrec_amazon2014_profile_end_to_end(tmp_path, monkeypatch, tiny_model):
     assert set(candidates.loc[candidates["positive"] == 1, "row"]) <= set(last.loc[last["label"] == 1, "row"])
 
     stages.cf.main("sasrec")
+    kept = ("sasrec", "rdrec", "rdrec_no_rationales")  # the models this project trains
+    monkeypatch.setattr(registry, "MODELS", tuple(entry for entry in registry.MODELS if entry.name in kept))
+    stages.cf_select.main()  # cf.model sasrec, the one CF model here
     monkeypatch.setattr(stages.teacher, "build_backend", lambda config: ScriptedBackend(
         lambda request: " wants gentle skin care.\nItem attributes: a mild cream."))
     stages.rationales.main()
@@ -205,14 +217,20 @@ def test_rdrec_amazon2014_profile_end_to_end(tmp_path, monkeypatch, tiny_model):
     assert rationales["input_kind"] == "review" and rationales["by_input_kind"]["review"]["parsed"] == 10
     stages.rdrec.main("rdrec")
     stages.rdrec.main("rdrec_no_rationales")
-    kept = ("sasrec", "rdrec", "rdrec_no_rationales")  # the models this project trains
-    monkeypatch.setattr(registry, "MODELS", tuple(entry for entry in registry.MODELS if entry.name in kept))
+    # leave-one-out: one test row per user, so one next target each (the held-out last item), and a
+    # topn target where that item is liked
+    ranks = read_frame("data/ranking/rdrec.parquet", schemas.RANKS)
+    held_out = sorted(last[["user", "item"]].to_numpy().tolist())
+    assert sorted(ranks.loc[ranks["task"] == "next", ["user", "item"]].to_numpy().tolist()) == held_out
+    liked = sorted(last.loc[last["label"] == 1, ["user", "item"]].to_numpy().tolist())
+    assert sorted(ranks.loc[ranks["task"] == "topn", ["user", "item"]].to_numpy().tolist()) == liked
     stages.evaluate.main()
-    report = json.loads(Path("metrics/rdrec.json").read_text())
+    report = join_report(*(json.loads(Path(path).read_text()) for path in ("metrics/rdrec.json", "metrics/detail/rdrec.json")))
     assert report["topn_users"] == candidates["user"].nunique() > 0
-    for name in ("topn_hr@1", "topn_hr@3", "topn_ndcg@5"):
+    assert report["full_users"] == len(liked) and report["next_users"] == len(held_out)
+    for name in ("topn_hr@1", "full_hr@10", "full_ndcg@10", "next_ndcg@10"):  # the default's headline
         assert report[f"{name}_low"] <= report[name] <= report[f"{name}_high"]
-    assert "auc" not in report and "topn_ndcg@5" in report["vs_rdrec_no_rationales"]
+    assert "auc" not in report and "next_ndcg@10" in report["vs_rdrec_no_rationales"]
 
 
 def test_prompts_are_short_share_the_user_prefix_and_ignore_marker_text(tiny_model):

@@ -84,7 +84,7 @@ def test_text_output_lists_k_rows(project, monkeypatch, capsys):
     code, out, err = _run(monkeypatch, capsys, project, "--user", "u2", "-k", "2", "--explain", "0")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("user u2: collm re-ranked the top 4 unseen items of mf")
+    assert lines[0].startswith("user u2: collm re-ranked the top 4 unseen items of the CF model mf (cf.model: mf)")
     # each row is followed by its evidence line (tests/test_recommend_grounding.py)
     assert [line.split()[0] for line in lines[3:]] == ["1", "because:", "2", "because:"]
     assert "why:" not in out
@@ -104,13 +104,29 @@ def test_missing_artifacts_name_the_stage_to_run(project, monkeypatch, capsys):
     code, _, err = _run(monkeypatch, capsys, project, "--user", "u1", "--model", "thinkrec")
     assert code == 1
     assert "data/rec/thinkrec/model.json is missing: run `dvc repro thinkrec`" in err
-    vectors = project / "data/cf/mf/user_vectors.parquet"
+    vectors = project / "data/cf_selected/user_vectors.parquet"
     vectors.rename(vectors.with_suffix(".bak"))
     try:
         code, _, err = _run(monkeypatch, capsys, project, "--user", "u1")
     finally:
         vectors.with_suffix(".bak").rename(vectors)
-    assert code == 1 and "run `dvc repro cf@mf`" in err
+    assert code == 1 and "data/cf_selected/user_vectors.parquet is missing: run `dvc repro cf_select`" in err
+
+
+def test_a_selection_of_another_cf_model_than_the_named_one_is_refused(project, monkeypatch, capsys):
+    """cf.model changed to a model cf_select has not selected: recommend would re-rank the old one."""
+    params_file = project / "params.yaml"
+    before = params_file.read_text()
+    params = yaml.safe_load(before)
+    params["cf"]["model"] = "lightgcn"
+    params_file.write_text(yaml.safe_dump(params))
+    try:
+        code, out, err = _run(monkeypatch, capsys, project, "--user", "u1")
+    finally:
+        params_file.write_text(before)
+    assert (code, out) == (1, "")
+    assert err == ("thinkrec recommend: error: data/cf_selected/selected.json: holds mf, but params.yaml cf.model is "
+                   "lightgcn (a stale selection); run `dvc repro cf_select` to rebuild it\n")
 
 
 def test_sequential_cf_state_is_reencoded_from_the_latest_history(tmp_path):

@@ -80,12 +80,12 @@ def _damages(root: Path, tmp_path: Path) -> dict[str, tuple[str, bytes]]:
         "projector holding other tensors": (PROJECTOR, _torch_bytes({"weights": torch.zeros(3)}, tmp_path)),
         "adapter cut off": ("data/rec/collm/adapter/adapter_model.safetensors", adapter[:-40]),
         "adapter config not JSON": ("data/rec/collm/adapter/adapter_config.json", b'{"r": 2, "lora_al'),
-        "cf checkpoint of random bytes": ("data/cf/mf/model.pt", np.random.default_rng(1).bytes(3000)),
-        "cf checkpoint of another kind": ("data/cf/mf/model.pt", _torch_bytes({"state": torch.zeros(2)}, tmp_path)),
+        "cf checkpoint of random bytes": ("data/cf_selected/model.pt", np.random.default_rng(1).bytes(3000)),
+        "cf checkpoint of another kind": ("data/cf_selected/model.pt", _torch_bytes({"state": torch.zeros(2)}, tmp_path)),
     }
 
 
-STAGES = {"data/rec/collm": "collm", "data/cf/mf": "cf@mf"}
+STAGES = {"data/rec/collm": "collm", "data/cf_selected": "cf_select"}
 
 
 @pytest.mark.parametrize("damage", ["empty projector", "projector cut in half", "projector of random bytes",
@@ -112,7 +112,6 @@ def test_a_projector_that_model_json_promises_is_required(project, monkeypatch, 
 
 
 def test_a_damaged_expert_adapter_is_named(project, monkeypatch, tmp_path):
-    from pipeline.cf.config import CFParams
     from pipeline.params import load_section
     from pipeline.rec.fused import install_experts
     from pipeline.rec.params import RecParams
@@ -120,7 +119,7 @@ def test_a_damaged_expert_adapter_is_named(project, monkeypatch, tmp_path):
 
     monkeypatch.chdir(project)
     params = load_section("rec", RecParams)
-    recommender = load_recommender("collm", params, load_section("cf", CFParams).model)
+    recommender = load_recommender("collm", params)
     adapter = tmp_path / "expert_0/adapter/adapter_model.safetensors"
     adapter.parent.mkdir(parents=True)
     adapter.write_bytes(b'\x08\x00\x00\x00\x00\x00\x00\x00{"a":1}')  # its header's length is not its JSON's
@@ -184,9 +183,10 @@ def test_candidates_beyond_the_unseen_items_are_cut_before_the_scoring(project, 
     import pipeline.recommend.ranking as ranking
 
     events = []
-    note, rerank = getattr(command, "note", print), ranking.rerank
+    note, rerank = getattr(command, "note", print), ranking.rerank_queries
     monkeypatch.setattr(command, "note", lambda text: (events.append("note"), note(text)), raising=False)
-    monkeypatch.setattr(ranking, "rerank", lambda r, frame, *a: (events.append(len(frame)), rerank(r, frame, *a))[1])
+    monkeypatch.setattr(ranking, "rerank_queries", lambda r, queries, cf_items, k, *a: (
+        events.append(min(k, len(queries[0].candidates))), rerank(r, queries, cf_items, k, *a))[1])
     code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--candidates", "100000", "-k", "100000",
                           "--explain", "0", "--json")
     assert code == 0, err
@@ -206,7 +206,7 @@ def test_candidates_beyond_the_unseen_items_are_cut_before_the_scoring(project, 
 def test_the_text_header_counts_the_candidates_re_ranked(project, monkeypatch, capsys):
     code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--candidates", "100000", "--explain", "0")
     assert code == 0, err
-    assert out.splitlines()[0].startswith("user u1: collm re-ranked the top 6 unseen items of mf (")
+    assert out.splitlines()[0].startswith("user u1: collm re-ranked the top 6 unseen items of the CF model mf (cf.model: mf) (")
     assert err == [  # params' k (3) fits the 6 candidates
         "thinkrec recommend: note: --candidates 100,000 is more than the 6 items user u1 has not rated (of 14): "
         "re-ranking those 6"]

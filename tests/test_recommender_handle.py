@@ -88,12 +88,12 @@ def _by_hand(params: RecParams, name: str, frame: pd.DataFrame):
     """The previous path: the model, the variant's data and its encoder, assembled from the pieces."""
     spec = get_variant(name)
     rec = load_rec_model(params.backbone, layout.rec_dir(name), "cpu", "float32")
-    data = load_variant_data(spec.without_traces(), rec_inputs(spec, "mf"))
+    data = load_variant_data(spec.without_traces(), rec_inputs(spec))
     return rec, data, variant_encoder(spec, params.prompt, rec.tokenizer, data)(frame, None, "encode")
 
 
 def test_a_variant_loaded_by_name_scores_and_explains_as_the_pieces_did(params):
-    recommender = load_recommender("collm", params, "mf", "float32")
+    recommender = load_recommender("collm", params, "float32")
     test = recommender.data.subset("test_small")
     examples = recommender.encode(test)
     rec, data, expected = _by_hand(params, "collm", test)
@@ -113,7 +113,7 @@ def test_a_variant_loaded_by_name_scores_and_explains_as_the_pieces_did(params):
 
 
 def test_a_fused_experts_model_loads_by_name_through_the_same_call(params):
-    recommender = load_recommender("thinkrec_experts", params, "mf", "float32", upper_layers=UPPER)
+    recommender = load_recommender("thinkrec_experts", params, "float32", upper_layers=UPPER)
     assert (recommender.name, recommender.spec.name, recommender.gate.experts) == ("thinkrec_experts", "thinkrec", 3)
     test = recommender.data.subset("test_small")
     examples = recommender.encode(test)
@@ -126,7 +126,7 @@ def test_a_fused_experts_model_loads_by_name_through_the_same_call(params):
     np.testing.assert_array_equal(weights, assign_weights(expected, gate, data.vectors, {0, 1, 2, 3, 4}))
     np.testing.assert_array_equal(fused, score_examples(rec, expected, 4, "float32"))
     # the experts count: global-only rows (the cold user's among them) keep ThinkRec's scores, the others do not
-    alone = load_recommender("thinkrec", params, "mf", "float32")
+    alone = load_recommender("thinkrec", params, "float32")
     plain = alone.score(alone.encode(test), 4)
     to_global = weights[:, -1] == 1.0
     assert to_global[test["user"].to_numpy() == COLD_USER].all() and (~to_global).sum() >= 3
@@ -136,15 +136,15 @@ def test_a_fused_experts_model_loads_by_name_through_the_same_call(params):
 
 def test_a_fused_model_needs_its_layers_and_may_come_without_its_gate(params):
     with pytest.raises(ValueError, match="upper_layers"):
-        load_recommender("thinkrec_experts", params, "mf", "float32")
-    ungated = load_recommender("thinkrec_experts", params, "mf", "float32", upper_layers=UPPER, gate=False)
+        load_recommender("thinkrec_experts", params, "float32")
+    ungated = load_recommender("thinkrec_experts", params, "float32", upper_layers=UPPER, gate=False)
     assert ungated.gate is None and ungated.encode(ungated.data.subset("valid_small"))[0].expert_weights is None
     with pytest.raises(KeyError, match="unknown LLM-recommender variant 'sasrec'"):
-        load_recommender("sasrec", params, "mf")
+        load_recommender("sasrec", params)
 
 
 CONSUMERS = ("stages/explain.py", "stages/gate.py", "stages/expert.py", "stages/thinkrec_experts.py",
-             "pipeline/cli/recommend.py", "pipeline/recommend/rerank.py", "pipeline/recommend/ranking.py",
+             "pipeline/cli/recommend.py", "pipeline/ranking/order.py",
              "bench/experts_speed.py", "bench/valid_compare.py")
 
 

@@ -61,8 +61,9 @@ def test_a_new_registry_entry_reaches_every_consumer(second_seed, tmp_path):
     pipeline = yaml.safe_load(dvc_yaml.render(params))
     stage = pipeline["stages"]["collm_seed1"]
     assert stage["cmd"] == "python -m stages.train_rec collm_seed1"
-    assert {"data/rec/tallrec", "data/cf/${cf.model}"} <= set(stage["deps"])
-    assert stage["outs"] == ["data/rec/collm_seed1", "data/predictions/collm_seed1.parquet"]
+    assert {"data/rec/tallrec", "data/cf_selected"} <= set(stage["deps"])
+    assert stage["outs"][:4] == ["data/rec/collm_seed1", "data/predictions/collm_seed1.parquet",
+                                 "data/ranking/collm_seed1.parquet", "data/ranking/collm_seed1_candidates.parquet"]
     assert "rec.overrides.collm_seed1" in stage["params"] and "rec.projector" in stage["params"]
     assert "rec.overrides.collm" not in pipeline["stages"]["collm"]["params"]
     evaluate = pipeline["stages"]["evaluate"]
@@ -84,6 +85,7 @@ def test_the_run_this_first_map_names_the_writing_stage():
         layout.ITEMS: "ingest",
         layout.predictions("sasrec"): "cf@sasrec",
         layout.cf_dir("mf") / "user_vectors.parquet": "cf@mf",
+        layout.CF_SELECTED_DIR / "model.pt": "cf_select",
         layout.predictions("popularity"): "baselines",
         layout.predictions("thinkrec"): "thinkrec",
         layout.rec_dir("thinkrec_stage1"): "thinkrec_stage1",

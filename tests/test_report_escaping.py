@@ -16,7 +16,7 @@ from pipeline import schemas
 from pipeline.artifacts import read_frame, write_frame
 from pipeline.cli.main import main
 from pipeline.report import collect
-from report_fixture import write_report_project
+from report_fixture import stamped, write_report_project
 
 
 def plant(tag: str) -> str:
@@ -37,28 +37,36 @@ METRIC = plant_name("metric")  # a metric name (a key with _low/_high): a column
 
 
 def _plant_metrics(root: Path) -> None:
-    path = root / "metrics/mf.json"
-    mf = json.loads(path.read_text())
+    """Into the headline file (metrics/mf.json: counts) and the detail file (metrics/detail/mf.json:
+    groups, clusters, comparisons), keeping their stamps."""
+    path, detail_path = root / "metrics/mf.json", root / "metrics/detail/mf.json"
+    mf, detail = json.loads(path.read_text()), json.loads(detail_path.read_text())
     for field in ("n_rows", "n_users", "topn_users"):
         mf[field] = plant(field)
     for group in ("warm", "cold"):
-        mf[group].update({f: plant(f"{group}.{f}") for f in ("n_users", "n_rows")})
-    mf["cold"]["auc"] = plant("cold.auc")  # a string where a number belongs: not drawn, no crash
-    mf["clusters"]["0"][plant("cluster.field")] = 2  # columns: the fields of the first cluster
-    mf["clusters"][plant("cluster")] = {"auc": 0.5, "uauc": 0.5, "users": plant("cluster.users"), "rows": 1}
-    mf["vs_best_cf"] = {"model": plant("vs_best_cf.model"), "auc": 0.01, "auc_low": -0.02, "auc_high": 0.04}
-    mf.update({f"topn_{METRIC}": 0.5, f"topn_{METRIC}_low": 0.4, f"topn_{METRIC}_high": 0.6})
+        detail[group].update({f: plant(f"{group}.{f}") for f in ("n_users", "n_rows")})
+    detail["cold"]["auc"] = plant("cold.auc")  # a string where a number belongs: not drawn, no crash
+    detail["clusters"]["0"][plant("cluster.field")] = 2  # columns: the fields of the first cluster
+    detail["clusters"][plant("cluster")] = {"auc": 0.5, "uauc": 0.5, "users": plant("cluster.users"), "rows": 1}
+    detail["vs_best_cf"] = {"model": plant("vs_best_cf.model"), "auc": 0.01, "auc_low": -0.02, "auc_high": 0.04}
+    collm_path = root / "metrics/detail/collm.json"
+    collm = json.loads(collm_path.read_text())
+    collm["vs_best_cf"]["model"] = plant("verdict")  # the best CF model's name: in the verdict's first line
+    collm_path.write_text(json.dumps(collm))
+    detail.update({f"topn_{METRIC}": 0.5, f"topn_{METRIC}_low": 0.4, f"topn_{METRIC}_high": 0.6})
     path.write_text(json.dumps(mf))
+    detail_path.write_text(json.dumps(detail))
     model = plant_name("model")  # a third model: metrics, ROC points and predictions under its name
-    for folder, ext in (("metrics", "json"), ("plots/roc", "json"), ("data/predictions", "parquet")):
+    for folder, ext in (("metrics", "json"), ("metrics/detail", "json"), ("plots/roc", "json"), ("data/predictions", "parquet")):
         shutil.copy(root / f"{folder}/collm.{ext}", root / f"{folder}/{model}.{ext}")
-    (root / f"metrics/{plant_name('stage')}.json").write_text(json.dumps({"llm": {"calls": plant("calls")}}))
+    (root / f"metrics/{plant_name('stage')}.json").write_text(stamped(root, {"llm": {"calls": plant("calls")}}, []))
     (root / f"metrics/{plant_name('unreadable')}.json").write_text("{not json")
-    (root / "metrics/explanations.json").write_text(json.dumps({plant_name("explained_model"): {"bleu4": 0.1}}))
+    (root / "metrics/explanations.json").write_text(stamped(root, {plant_name("explained_model"): {"bleu4": 0.1}}, []))
 
 
 def _plant_data(root: Path) -> None:
     shutil.copytree(root / "data/rec/collm", root / f"data/rec/{plant_name('rec_variant')}")
+    shutil.copy(root / "metrics/collm_train.json", root / f"metrics/{plant_name('rec_variant')}_train.json")
     shutil.copytree(root / "data/cf/mf", root / f"data/cf/{plant_name('cf_model')}")
     path = root / "data/explanations/explanations.parquet"
     frame = read_frame(path, schemas.EXPLANATIONS)
@@ -77,15 +85,22 @@ def _experiments(root: Path, timeout: float = 60.0) -> tuple[list[dict], None]:
 class _Page(HTMLParser):
     def __init__(self, page: str):
         super().__init__(convert_charrefs=True)
-        self.tags, self.attributes, self.texts = set(), [], []
+        self.tags, self.attributes, self.texts, self.verdict = set(), [], [], []
+        self.in_verdict = False
         self.feed(page)
 
     def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
         self.attributes += attrs
+        self.in_verdict = self.in_verdict or ("id", "verdict") in attrs
+
+    def handle_endtag(self, tag):
+        self.in_verdict = self.in_verdict and tag != "ul"
 
     def handle_data(self, data):
         self.texts.append(data)
+        if self.in_verdict:
+            self.verdict.append(data)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +117,7 @@ def parsed(tmp_path_factory):
 
 def test_planted_markup_makes_no_element_and_no_attribute(parsed):
     assert "script" not in parsed.tags and "img" not in parsed.tags
-    assert parsed.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "code", "div",
+    assert parsed.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "code", "div", "strong",
                            "table", "thead", "tbody", "tr", "th", "td", "span", "ul", "li", "svg", "rect", "line",
                            "text", "polyline", "circle", "path"}
     names = {name for name, _ in parsed.attributes}
@@ -118,6 +133,8 @@ def test_every_planted_field_is_shown_as_text(parsed):
     missing += [tag for tag in SHOWN_NAMES if plant_name(tag) not in text]
     assert missing == []
     assert f"top-N {METRIC}" in text and f"topn_{METRIC}" in text  # a chart title and a column
+    verdict = "".join(parsed.verdict)
+    assert verdict.startswith("Best LLM row on AUC vs the best CF model: collm - " + plant("verdict") + ": AUC ")
 
 
 def test_planted_names_in_svg_attributes_are_whole_values(parsed):

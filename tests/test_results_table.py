@@ -1,5 +1,7 @@
 """stages.results_table: README's generated results block and docs/results.md match metrics/, and
-the verdict says what hand-made metrics files say (`--write`, `--check`, `verdict`)."""
+the verdict says what hand-made metrics files say (`--write`, `--check`, `verdict`); files from
+another ingest are left out, files whose params changed are marked, a model without its detail file
+keeps its headline row."""
 from __future__ import annotations
 
 import json
@@ -9,12 +11,15 @@ from pathlib import Path
 import yaml
 
 from pipeline import registry
+from pipeline.metrics.report import split_report
+from pipeline.provenance import stamp
 from pipeline.registry import ModelEntry
 from registry_swap import run_with_models
 from stages.results_table import RESULTS_BEGIN, RESULTS_END, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ["auc", "uauc", "topn_hr@1", "topn_ndcg@5"]
+INGEST = "0123abcd"  # the fixture's ingest fingerprint (it has no data/ingest: the files' common one is current)
 
 
 # the fixture project's models (run from ROOT, the project's own registry is used)
@@ -89,17 +94,28 @@ def test_verdict_when_no_llm_row_reaches_the_cf_model():
     assert len(lines) == 1  # no ablation pair, no top-N metric in any comparison
 
 
-def write_fixture_project(directory: Path) -> None:
+def write_evaluation(directory: Path, model: str, report: dict, params: dict, ingest: str = INGEST) -> None:
+    """metrics/<model>.json and metrics/detail/<model>.json as evaluate writes them, stamped."""
+    top, detail = split_report(report, HEADLINE)
+    (directory / "metrics/detail").mkdir(parents=True, exist_ok=True)
+    (directory / f"metrics/{model}.json").write_text(json.dumps({**top, **stamp(ingest, ["evaluate"], params, True)}))
+    (directory / f"metrics/detail/{model}.json").write_text(json.dumps({**detail, **stamp(ingest, ["evaluate"], params)}))
+
+
+def write_fixture_project(directory: Path) -> dict:
+    """The fixture project; returns its params."""
     evaluate = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
     evaluate.update(headline=HEADLINE)
-    (directory / "params.yaml").write_text(yaml.safe_dump({"evaluate": evaluate}, sort_keys=False))
+    params = {"evaluate": evaluate}
+    (directory / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (directory / "metrics").mkdir()
     for model, data in fixture_reports().items():
-        (directory / f"metrics/{model}.json").write_text(json.dumps(data))
+        write_evaluation(directory, model, data, params)
     for model in ("llm", "llm_ablated", "student"):  # written by the LLM training stages
         (directory / f"metrics/{model}_train.json").write_text("{}")
     (directory / "docs").mkdir()
     (directory / "README.md").write_text(f"# title\n\nhand-written\n\n{RESULTS_BEGIN}\nold\n{RESULTS_END}\n\nafter\n")
+    return params
 
 
 def test_write_fills_the_block_and_the_page_and_check_fails_once_a_metric_changes(tmp_path):
@@ -125,6 +141,61 @@ def test_write_fills_the_block_and_the_page_and_check_fails_once_a_metric_change
     (tmp_path / "metrics/llm.json").write_text(json.dumps(metrics))
     result = run(tmp_path, "--check")
     assert result.returncode == 1 and "README.md, docs/results.md" in result.stderr
+
+
+def test_a_model_from_another_ingest_is_left_out_and_named(tmp_path):
+    params = write_fixture_project(tmp_path)
+    write_evaluation(tmp_path, "llm_ablated", fixture_reports()["llm_ablated"], params, ingest="ffff0000")
+    result = run(tmp_path, "--write")
+    assert result.returncode == 0, result.stderr
+    readme = (tmp_path / "README.md").read_text()
+    assert "| llm_ablated |" not in readme and "| llm |" in readme
+    assert "Rows computed from ingest `0123abcd`" in readme
+    assert "Left out, not this dataset's results (metrics/<model>.json): llm_ablated: from another ingest " \
+           "(ffff0000; data/ingest is now 0123abcd)." in readme
+    assert "left out metrics/<model>.json of llm_ablated" in result.stderr
+
+
+def test_when_no_model_comes_from_data_ingest_it_refuses_in_one_line(tmp_path):
+    write_fixture_project(tmp_path)
+    (tmp_path / "data/ingest").mkdir(parents=True)
+    (tmp_path / "data/ingest/interactions.parquet").write_bytes(b"another dataset")
+    result = run(tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith("no metrics/<model>.json comes from data/ingest now (ingest ")
+    assert "cf, llm, llm_ablated, student: from another ingest (0123abcd; data/ingest is now " in line
+    assert line.endswith("run `dvc repro evaluate`")
+
+
+def test_params_changed_since_marks_the_rows(tmp_path):
+    params = write_fixture_project(tmp_path)
+    changed = {"evaluate": {**params["evaluate"], "bootstrap": {"resamples": 10, "seed": 1}}}
+    write_evaluation(tmp_path, "llm", fixture_reports()["llm"], changed)  # one model's files from other params
+    assert run(tmp_path, "--write").returncode == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "| llm † | 50 | 10 |" in readme and "| cf | 50 | 10 |" in readme
+    assert "†: params changed since: evaluate" in readme
+    page = (tmp_path / "docs/results.md").read_text()
+    assert "| llm † (warm) |" in page and "| llm † | llm_ablated |" in page
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed))  # now every other model's params differ
+    write_evaluation(tmp_path, "llm", fixture_reports()["llm"], params)
+    assert run(tmp_path, "--write").returncode == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "†" not in readme and "Every row: params changed since: evaluate" in readme
+
+
+def test_a_model_without_its_detail_file_keeps_its_headline_row(tmp_path):
+    write_fixture_project(tmp_path)
+    (tmp_path / "metrics/detail/llm.json").unlink()
+    result = run(tmp_path, "--write")
+    assert result.returncode == 0, result.stderr
+    readme = (tmp_path / "README.md").read_text()
+    assert "| llm | 50 | 10 | 0.750 [0.700, 0.800] |" in readme
+    assert "llm: absent; `dvc repro evaluate` writes them." in readme
+    assert "llm - cf" not in readme  # the verdict reads the comparisons of the detail file
+    page = (tmp_path / "docs/results.md").read_text()
+    assert "| llm (warm) |" not in page and "| llm_ablated (warm) |" in page
 
 
 def test_readme_block_and_results_page_match_the_committed_metrics():

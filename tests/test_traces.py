@@ -5,7 +5,9 @@ import re
 import pandas as pd
 import pytest
 from scripted_backend import ScriptedBackend, cached
-from tiny_ingest import tiny_interactions, tiny_items, write_params, write_predictions, write_tiny_ingest
+from tiny_ingest import (
+    tiny_interactions, tiny_items, write_cf_selection, write_params, write_predictions, write_tiny_ingest,
+)
 
 import stages.traces
 import stages.teacher
@@ -186,6 +188,7 @@ def run_traces_stage(root, monkeypatch, backend, prompt=PROMPT, **overrides):
     train = interactions[interactions["split"] == "train"]
     wrong = set(train.loc[train["history_items"].map(len) >= 3, "row"].iloc[:10])
     write_predictions(root, interactions, wrong)
+    write_cf_selection(root, "mf")
     write_params(root, cf={"model": "mf"}, traces={**TRACE_PARAMS, **overrides},
                  rec={"backbone": "unused", "prompt": prompt, "lora": {"r": 4}})  # lora: not the stage's
     monkeypatch.chdir(root)

@@ -10,11 +10,11 @@ import pytest
 import rec_tiny
 import stages.rdrec
 from pipeline import layout
-from pipeline.cf.config import CFParams
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.experts.training import train_cluster_expert
 from pipeline.params import load_section
 from pipeline.rdrec.params import RDRecParams
+from pipeline.ranking.params import RankingParams
 from pipeline.rdrec.student import Backbone, StudentInputs, train_student_variant
 from pipeline.rec.inputs import rec_inputs
 from pipeline.rec.params import RecParams
@@ -62,7 +62,7 @@ def written_by(root: Path, run) -> set[str]:
 def test_train_variant_returns_its_outputs_and_writes_nothing(cwd):
     spec = get_variant("tallrec")
     params = load_section("rec", RecParams)
-    inputs = rec_inputs(spec, load_section("cf", CFParams).model)
+    inputs = rec_inputs(spec)
     result = {}
     assert written_by(cwd, lambda: result.update(trained=train_variant(spec, params, inputs, None))) == set()
     trained = result["trained"]
@@ -73,7 +73,7 @@ def test_train_variant_returns_its_outputs_and_writes_nothing(cwd):
 
 def test_train_student_variant_writes_nothing(cwd):
     rec = load_section("rec", RecParams)
-    cf_dir = layout.cf_dir(load_section("cf", CFParams).model)
+    cf_dir = layout.CF_SELECTED_DIR
     inputs = StudentInputs(layout.INTERACTIONS, layout.ITEMS, layout.TOPN_CANDIDATES, cf_dir / "user_vectors.parquet",
                            cf_dir / "item_vectors.parquet", None, layout.RATIONALES)
     backbone = Backbone(rec.backbone, rec.lora, rec.projector.expansion, rec.projector.match_embedding_norm,
@@ -81,18 +81,18 @@ def test_train_student_variant_writes_nothing(cwd):
     params, result = load_section("rdrec", RDRecParams), {}
 
     def run():
-        result["trained"] = train_student_variant("rdrec", params, backbone, inputs)
+        result["trained"] = train_student_variant("rdrec", params, backbone, inputs, load_section("ranking", RankingParams))
 
     assert written_by(cwd, run) == set()
     trained = result["trained"]
-    assert set(trained.log["pool_packs"]) == {"rank", "preference", "attributes"}
+    assert set(trained.log["pool_packs"]) == {"rank", "next", "preference", "attributes"}
     assert (trained.predictions["row"] == -1).all() and len(trained.predictions) == trained.metrics["topn_candidates"]
 
 
 def test_train_cluster_expert_writes_nothing(cwd):
     params = load_section("rec", RecParams)
     spec = get_variant("thinkrec_stage1")  # a fresh stage-1 model: LoRA in every layer, traces in its data
-    data = variant_data(spec, load_section("cf", CFParams).model, traces=True)
+    data = variant_data(spec, traces=True)
     recommender = Recommender(spec.name, spec, build_variant_model(spec, params, data.vectors, None), data,
                               params.prompt, "float32")
     train = ExpertTrainParams(upper_layers=1, train_rows=6, batch_size=2, lr=0.01, weight_decay=0.0, warmup_steps=0,
@@ -110,7 +110,9 @@ def test_train_cluster_expert_writes_nothing(cwd):
 def test_the_stages_write_the_same_files_as_before(cwd):
     assert written_by(cwd, lambda: run_rec_stage("tallrec")) == (
         {f"data/rec/tallrec/{name}" for name in MODEL_FILES}
-        | {"data/predictions/tallrec.parquet", "metrics/tallrec_train.json"})
+        | {"data/predictions/tallrec.parquet", "metrics/tallrec_train.json",
+           "data/ranking/tallrec.parquet", "data/ranking/tallrec_candidates.parquet"})
     assert written_by(cwd, lambda: stages.rdrec.main("rdrec_no_rationales")) == (
         {f"data/rdrec/rdrec_no_rationales/{name}" for name in MODEL_FILES | {"projector.pt"}}
-        | {"data/predictions/rdrec_no_rationales.parquet", "metrics/rdrec_no_rationales_train.json"})
+        | {"data/predictions/rdrec_no_rationales.parquet", "metrics/rdrec_no_rationales_train.json",
+           "data/ranking/rdrec_no_rationales.parquet"})

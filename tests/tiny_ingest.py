@@ -7,7 +7,10 @@ import numpy as np
 import pandas as pd
 from params_base import section
 
+from pipeline import layout
 from pipeline.artifacts import write_frame
+from pipeline.cf.selected import PREDICTIONS as SELECTED_PREDICTIONS
+from pipeline.cf.selection import write_selection
 from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, SUBSET_ROWS
 
 GENRES = ["Comedy", "Drama", "Action", "Horror", "Romance"]
@@ -68,6 +71,16 @@ def write_predictions(root: Path, interactions: pd.DataFrame, wrong_rows: set[in
     scores = np.where(flip, -right, right).astype(np.float32)
     frame = interactions[["row", "user", "item"]].assign(score=scores)
     return write_frame(frame, root / f"data/predictions/{model}.parquet", PREDICTIONS)
+
+
+def write_cf_selection(root: Path, model: str = "mf") -> Path:
+    """data/cf_selected/ as the cf_select stage writes it for `model`, from whichever of its
+    data/cf/<model>/ files and predictions the test wrote (the later stages read only the selection)."""
+    cf_dir = root / layout.cf_dir(model)
+    files = {path.name: path for path in sorted(cf_dir.iterdir()) if path.is_file()} if cf_dir.is_dir() else {}
+    if (root / layout.predictions(model)).exists():
+        files[SELECTED_PREDICTIONS] = root / layout.predictions(model)
+    return write_selection(model, files, root / layout.CF_SELECTED_DIR)
 
 
 def write_params(root: Path, **sections) -> Path:

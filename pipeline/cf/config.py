@@ -47,9 +47,11 @@ class SASRecConfig(Strict):
 
 
 class CFParams(Strict):
-    """params.yaml `cf`: the cf stage reads train and one model's section; later stages read `model`."""
+    """params.yaml `cf`: the cf stage reads train and one model's section; cf_select reads `model` and
+    `chance_auc` (the other stages read its choice, data/cf_selected/: pipeline/cf/selection.py)."""
 
-    model: str  # which model's vectors feed the LLM stages (one of the registry's CF models)
+    model: str  # auto (the best AUC on evaluate.selection_subset) or one of the registry's CF models
+    chance_auc: float = Field(ge=0, le=1)  # a chosen model below this AUC is at chance: a warning
     train: TrainConfig
     mf: MFConfig
     lightgcn: LightGCNConfig
@@ -61,6 +63,7 @@ class CFParams(Strict):
         from pipeline import registry  # the CF models dvc.yaml trains (one cf@<model> stage each)
 
         trained = [entry.name for entry in registry.models("cf")]
-        if model not in trained:
-            raise ValueError(f"'{model}' is not one of the CF models the pipeline trains {trained} (pipeline/registry.py)")
+        if model != "auto" and model not in trained:
+            raise ValueError(f"'{model}' is neither auto nor one of the CF models the pipeline trains {trained} "
+                             "(pipeline/registry.py)")
         return model

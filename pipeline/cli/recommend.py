@@ -1,8 +1,12 @@
 """`thinkrec recommend --user <raw id>`: top-K items for one user, CF candidates re-ranked by a
 trained LLM recommender, with the model's reasoning for the first few.
 
-Reads params.yaml (recommend, rec, cf.model, explain) and data/ingest, data/cf/<cf.model>,
-data/rec/<model>, data/keywords (variants with keywords) and the backbone."""
+Reads params.yaml (recommend, rec, cf.model, explain) and data/ingest, data/cf_selected (the CF model
+the cf_select stage chose, which it names; a cf.model naming another is a stale selection),
+data/rec/<model>, data/keywords (variants with keywords) and the backbone. Refuses, in one line, a
+model whose metrics/<variant>_train.json or CF log (data/cf_selected/train_log.json; for
+thinkrec_experts also metrics/gate.json) comes from another ingest than data/ingest now or has no
+fingerprint (pipeline/provenance.py); notes on stderr one whose params changed since."""
 from __future__ import annotations
 
 import argparse
@@ -13,15 +17,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import yaml
 
 from pipeline import layout, schemas
-from pipeline.artifacts import read_frame
+from pipeline.artifacts import read_frame, read_json_object
 from pipeline.cf.config import CFParams
-from pipeline.cli.stage_of import require
+from pipeline.cf.selected import SELECTED, selected_cf_model
+from pipeline.cli.stage_of import producing_stage, require
 from pipeline.experts.assembly import NAME
 from pipeline.experts.params import ExpertsParams
 from pipeline.explain.params import ExplainParams
-from pipeline.params import load_section
+from pipeline.errors import BadInput
+from pipeline.params import PARAMS_FILE, load_section
+from pipeline.provenance import ingest_fingerprint, origin
 from pipeline.rec.examples import dense_vectors
 from pipeline.rec.inputs import rec_inputs
 from pipeline.rec.params import RecParams
@@ -59,21 +67,24 @@ def run(args) -> int:
 
     spec = base_variant(params.model)  # for thinkrec_experts: ThinkRec, whose experts are fused in, weighed by the gate
     with_experts = spec.name != params.model
-    cf_model = load_section("cf", CFParams).model
-    inputs = replace(rec_inputs(spec, cf_model), topn_candidates=None, row_user_vectors=None)
-    cf_dir = layout.cf_dir(cf_model)
+    requested = load_section("cf", CFParams).model
+    inputs = replace(rec_inputs(spec), topn_candidates=None, row_user_vectors=None)
+    cf_dir = layout.CF_SELECTED_DIR
     model_dir = layout.rec_dir(spec.name)
     backbone = [Path(rec_params.backbone)] if Path(rec_params.backbone).parts[0] == "data" else []
     experts = [layout.CLUSTERS_DIR / "clustering.json", layout.GATE_DIR / "gate.json"] if with_experts else []
-    require([layout.USERS, inputs.interactions, inputs.items, inputs.subsets,
+    require([layout.USERS, inputs.interactions, inputs.items, inputs.subsets, cf_dir / SELECTED,
              cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet",
              *(p for p in (inputs.keywords,) if p is not None), model_dir / "model.json", *backbone, *experts])
 
+    cf_model = selected_cf_model(cf_dir, requested)
+    require_current([layout.train_metrics(spec.name), cf_dir / "train_log.json",
+                     *([layout.metrics("gate")] if with_experts else [])])
     users = read_frame(layout.USERS, schemas.USERS)
     user = user_id(users, args.user)
     train = rec_params.training(spec.name, spec.stage)
     upper = load_section("experts", ExpertsParams).train.upper_layers if with_experts else None
-    recommender = load_recommender(params.model, rec_params, cf_model, train.dtype, upper_layers=upper, inputs=inputs)
+    recommender = load_recommender(params.model, rec_params, train.dtype, upper_layers=upper, inputs=inputs)
     cf_users = dense_vectors(read_frame(cf_dir / "user_vectors.parquet", schemas.USER_VECTORS), "user",
                              str(cf_dir / "user_vectors.parquet"))
     cf_items = dense_vectors(read_frame(cf_dir / "item_vectors.parquet", schemas.ITEM_VECTORS), "item",
@@ -92,11 +103,28 @@ def run(args) -> int:
     grounds = ground(result, items, cf_items, rec_params.prompt.title_words)
     if args.json:
         # allow_nan=False: bare NaN is not JSON (recommend_items already refuses non-finite scores)
-        print(json.dumps(as_json(result, args.user, params, cf_dir.name, items, grounds), indent=2,
+        print(json.dumps(as_json(result, args.user, params, cf_model, items, grounds), indent=2,
                          allow_nan=False))
     else:
-        print(as_text(result, args.user, params, cf_dir.name, items, seconds, grounds))
+        print(as_text(result, args.user, params, f"{cf_model} (cf.model: {requested})", items, seconds, grounds))
     return 0
+
+
+def require_current(paths: list[Path]) -> None:
+    """The trained model comes from data/ingest now: each of `paths` (its training metrics, the CF
+    model's log) carries the fingerprint of data/ingest (pipeline/provenance.py), else BadInput naming
+    the file and the stage that rebuilds it. A file whose params changed since is said on stderr."""
+    ingest = ingest_fingerprint(layout.INGEST)
+    params = (yaml.safe_load(PARAMS_FILE.read_text()) or {}) if PARAMS_FILE.exists() else {}
+    for path in paths:
+        stage = producing_stage(path) or "<the stage that writes it>"
+        data = read_json_object(path) if Path(path).exists() else {}
+        found = origin(data, ingest, params)
+        if not found.current:
+            why = found.why if Path(path).exists() else "absent (the model's origin is unknown)"
+            raise BadInput(f"{path} {why}: the trained model is not this dataset's; run `dvc repro {stage}`")
+        if found.note:
+            note(f"{path}: {found.note} (`dvc repro {stage}` retrains with params.yaml now)")
 
 
 def evidence_json(found: Evidence, items) -> dict:
@@ -176,8 +204,8 @@ def as_json(result: Recommendation, raw_user: str, params: RecommendParams, cf_m
 def as_text(result: Recommendation, raw_user: str, params: RecommendParams, cf_model: str, items,
             seconds: float, grounds: list[tuple[str, Evidence]]) -> str:
     history_items, history_labels = result.history
-    lines = [f"user {raw_user}: {params.model} re-ranked the top {params.candidates} unseen items of {cf_model} "
-             f"({seconds:.1f} s)",
+    lines = [f"user {raw_user}: {params.model} re-ranked the top {params.candidates} unseen items of the CF model "
+             f"{cf_model} ({seconds:.1f} s)",
              "history (latest, oldest first): " + "; ".join(
                  f"{items.at[i, 'title']} ({'liked' if v else 'not liked'})" for i, v in zip(history_items, history_labels)),
              f"{'rank':>4}  {'item':>6}  {'score':>7}  {'CF rank':>7}  title"]

@@ -8,6 +8,7 @@ import yaml
 
 from pipeline import registry
 from pipeline.artifacts import atomic_path
+from pipeline.metrics.stored import grouped
 from pipeline.report.collect import collect
 from pipeline.report.page import experiment_records, render
 
@@ -29,6 +30,8 @@ def run(args) -> int:
     html = render(inputs, examples=args.examples)
     with atomic_path(args.output) as tmp:
         Path(tmp).write_text(html, encoding="utf-8")
+    marked = grouped(inputs.marks)
     print(f"report: {len(inputs.models)} models, {len(inputs.roc)} ROC curves, {len(experiment_records(inputs.experiments))} dvc exp show rows"
+          f"{'; marked: ' + marked if marked else ''}"
           f"{'; not shown: ' + '; '.join(inputs.skipped) if inputs.skipped else ''} -> {args.output}")
     return 0

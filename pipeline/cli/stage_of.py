@@ -43,26 +43,49 @@ def _out_path(out) -> str:
     return next(iter(out)) if isinstance(out, dict) else out
 
 
+def _stages(dvc_yaml: Path, params: dict):
+    """(stage, its body, its foreach item or None) of every stage of dvc.yaml, `foreach` expanded to
+    `<stage>@<item>`; a stage whose `foreach` names a key params.yaml lacks is left out."""
+    pipeline = yaml.safe_load(dvc_yaml.read_text()) if dvc_yaml.exists() else {}
+    for name, body in ((pipeline or {}).get("stages") or {}).items():
+        if "foreach" not in body:
+            yield name, body, None
+            continue
+        items = body["foreach"]
+        if isinstance(items, str):
+            try:
+                items = _lookup(params, _VARIABLE.fullmatch(items).group(1))
+            except KeyError:
+                continue
+        for item in items:
+            yield f"{name}@{item}", body["do"], item
+
+
+def _params(params_file: Path) -> dict:
+    return (yaml.safe_load(params_file.read_text()) or {}) if params_file.exists() else {}
+
+
 def stage_outputs(dvc_yaml: Path = DVC_YAML, params_file: Path = PARAMS) -> dict[Path, str]:
     """Every out of dvc.yaml (outs, metrics) -> the stage that writes it."""
-    pipeline = yaml.safe_load(dvc_yaml.read_text()) if dvc_yaml.exists() else {}
-    params = yaml.safe_load(params_file.read_text()) if params_file.exists() else {}
+    params = _params(params_file)
     outputs = {}
-    for name, body in ((pipeline or {}).get("stages") or {}).items():
+    for stage, spec, item in _stages(dvc_yaml, params):
         try:
-            if "foreach" in body:
-                items = body["foreach"]
-                if isinstance(items, str):
-                    items = _lookup(params, _VARIABLE.fullmatch(items).group(1))
-                expanded = [(f"{name}@{item}", body["do"], item) for item in items]
-            else:
-                expanded = [(name, body, None)]
-            for stage, spec, item in expanded:
-                for out in [*(spec.get("outs") or []), *(spec.get("metrics") or [])]:
-                    outputs[Path(_resolve(_out_path(out), params, item))] = stage
+            for out in [*(spec.get("outs") or []), *(spec.get("metrics") or [])]:
+                outputs[Path(_resolve(_out_path(out), params, item))] = stage
         except KeyError:  # a `${key}` params.yaml does not have: that stage's outs are not known
             continue
     return outputs
+
+
+def declared_params(stage: str, dvc_yaml: Path = DVC_YAML, params_file: Path = PARAMS) -> list[str] | None:
+    """The params.yaml keys dvc.yaml's `stage` declares (`cf@mf`: its foreach item substituted),
+    the keys DVC reruns it on; None when dvc.yaml is absent or has no such stage."""
+    params = _params(params_file)
+    for name, spec, item in _stages(dvc_yaml, params):
+        if name == stage:
+            return [_resolve(key, params, item) for key in spec.get("params") or [] if isinstance(key, str)]
+    return None
 
 
 def producing_stage(path: Path, outputs: dict[Path, str] | None = None) -> str:

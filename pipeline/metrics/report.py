@@ -6,6 +6,13 @@ A user is warm with at least one train interaction, cold otherwise. Under the `r
 conventions (pipeline/metrics/ranking.py) the report says so (`conventions`) and counts the users
 the ranking metrics average over (`n_rank_users`); under the default `project` neither key is
 written (its ranked users are the UAUC users, `n_uauc_users`), so default files keep their bytes.
+
+`split_report` cuts that report in two files: the headline file (metrics/<model>.json, the one DVC
+shows) holds the headline metrics' values, their intervals as `interval: {metric: [low, high]}` and
+the counts of HEADLINE_COUNTS; the detail file holds the rest (every group, cutoff, tie count and
+comparison). `dvc metrics show` tabulates a file's numbers and strings only (a list is an unsupported
+type to it), so the intervals stay in the headline file without doubling its columns.
+`join_report` puts the two back into the one report the tables and the HTML report read.
 """
 from __future__ import annotations
 
@@ -23,13 +30,18 @@ from pipeline.metrics.ranking import Conventions
 from pipeline.metrics.ties import tied_pairs
 
 GROUPS = ("all", "warm", "cold")
-METRIC_NAME = re.compile(r"^(auc|uauc|(ndcg|map|hr|topn_hr|topn_ndcg)@[1-9][0-9]*)$")
+METRIC_NAME = re.compile(r"^(auc|uauc|(full|next)_retrieved|"
+                         r"(ndcg|map|hr|topn_hr|topn_ndcg|(full|next)_(hr|ndcg|recall))@[1-9][0-9]*)$")
+# the full-catalogue metrics' tables (pipeline/metrics/full.py), by the prefix of their names
+RANKED_KINDS = {"full": "full_", "next": "next_"}
 
 
 @dataclass(frozen=True)
 class Resamples:
     pointwise: np.ndarray  # (B, U) draws of each evaluated user, users ascending
     topn: np.ndarray  # (B, T) draws of each top-N user, users ascending
+    full: np.ndarray | None = None  # (B, F) draws of each user with a liked test item (full-catalogue ranking)
+    next: np.ndarray | None = None  # (B, N) draws of each user with a test row (next-item ranking)
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,8 @@ def metric_ks(names: list[str]) -> list[int]:
     """The cutoffs K named in metric names such as ndcg@5 (ValueError on an unknown name)."""
     for name in names:
         if not METRIC_NAME.match(name):
-            raise ValueError(f"unknown metric '{name}': expected auc, uauc or (ndcg|map|hr|topn_hr|topn_ndcg)@K")
+            raise ValueError(f"unknown metric '{name}': expected auc, uauc, (ndcg|map|hr|topn_hr|topn_ndcg)@K, "
+                             "(full|next)_(hr|ndcg|recall)@K or (full|next)_retrieved")
     return sorted({int(name.split("@")[1]) for name in names if "@" in name})
 
 
@@ -64,13 +77,19 @@ def measure_model(
     headline: list[str],
     max_roc_points: int,
     conventions: Conventions = "project",
+    ranked: dict[str, UserTable] | None = None,
 ) -> ModelEvaluation:
-    """Metrics of `scores` (row, user, label, score) and of the top-N candidates; either may be
-    None (not scored): a top-N-only model has no pointwise metrics, ties or ROC. `conventions`
+    """Metrics of `scores` (row, user, label, score), of the top-N candidates and of the
+    full-catalogue `ranked` tables ("full", "next": pipeline/metrics/full.py); any may be None
+    (not scored): a top-N-only model has no pointwise metrics, ties or ROC. `conventions`
     applies to ndcg/map/hr@K of the pointwise rows (top-N metrics have one convention)."""
-    if scores is None and topn is None:
-        raise ValueError("a model needs pointwise scores or top-N scores")
-    ks = sorted(set(ks) | set(metric_ks(headline)))
+    ranked = ranked or {}
+    if scores is None and topn is None and not ranked:
+        raise ValueError("a model needs pointwise, top-N or full-catalogue scores")
+    unknown = set(ranked) - set(RANKED_KINDS)
+    if unknown:
+        raise ValueError(f"unknown ranked tables {sorted(unknown)} (known: {sorted(RANKED_KINDS)})")
+    ks = sorted(set(ks) | set(metric_ks([n for n in headline if not n.startswith(tuple(RANKED_KINDS.values()))])))
     tables = {}
     if scores is not None:
         users = scores["user"].to_numpy()
@@ -80,8 +99,11 @@ def measure_model(
     if topn is not None:
         tables["topn"] = topn_table(topn["user"].to_numpy(), topn["positive"].to_numpy(),
                                     topn["score"].to_numpy(), ks)
-    draws = {"pointwise": resamples.pointwise, "topn": resamples.topn}
+    tables.update(ranked)
+    draws = {"pointwise": resamples.pointwise, "topn": resamples.topn, "full": resamples.full, "next": resamples.next}
     for kind, table in tables.items():
+        if draws[kind] is None:
+            raise ValueError(f"{kind} metrics without {kind} resamples")
         if draws[kind].shape[1] != table.users.size:
             raise ValueError(f"{kind} resamples cover {draws[kind].shape[1]} users, the model's rows {table.users.size}")
     rank_users = conventions != "project"  # counted apart from the UAUC users only when they differ
@@ -118,7 +140,7 @@ def _measure_group(tables: dict[str, UserTable], draws: dict[str, np.ndarray], w
                 ranking = next((values for name, values in table.values.items() if "@" in name), None)
                 counts["n_rank_users"] = 0 if ranking is None else int(mask @ ~np.isnan(ranking))
         else:
-            counts["topn_users"] = int(mask.sum())
+            counts[f"{kind}_users"] = int(mask.sum())
     return GroupResult(point=point, resampled=resampled, counts=counts)
 
 
@@ -129,7 +151,8 @@ def group_report(result: GroupResult, headline: list[str]) -> dict:
         if name in result.point:
             report[name] = result.point[name]
             report[f"{name}_low"], report[f"{name}_high"] = percentile_interval(result.resampled[name])
-    report["all_k"] = {name: value for name, value in result.point.items() if "@" in name and name not in headline}
+    report["all_k"] = {name: value for name, value in result.point.items()
+                       if name not in headline and name not in ("auc", "uauc")}  # per-K and the retrieved shares
     return report
 
 
@@ -170,3 +193,33 @@ def json_safe(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+HEADLINE_COUNTS = ("n_rows", "n_users", "topn_users", "full_users")  # beside the headline metrics: the README shows them
+INTERVAL = "interval"  # the headline file's key of {metric: [low, high]}
+
+
+def split_report(report: dict, headline: list[str]) -> tuple[dict, dict]:
+    """(headline file, detail file) of a model_report (see the module docstring)."""
+    named = [name for name in headline if name in report]
+    top = {name: report[name] for name in named}
+    top[INTERVAL] = {name: [report.get(f"{name}_low"), report.get(f"{name}_high")] for name in named}
+    top.update({key: report[key] for key in HEADLINE_COUNTS if key in report})
+    if "conventions" in report:
+        top["conventions"] = report["conventions"]
+    moved = {*top, *(f"{name}_{side}" for name in named for side in ("low", "high"))}
+    return top, {key: value for key, value in report.items() if key not in moved}
+
+
+def join_report(top: dict, detail: dict | None) -> dict:
+    """The one report of a headline file and its detail file (None: absent; the report then holds
+    the headline metrics, their intervals and counts only)."""
+    report = dict(detail or {})
+    for key, value in top.items():
+        if key == INTERVAL and isinstance(value, dict):
+            for name, bounds in value.items():
+                low, high = bounds if isinstance(bounds, list) and len(bounds) == 2 else (None, None)
+                report[f"{name}_low"], report[f"{name}_high"] = low, high
+        else:
+            report[key] = value
+    return report

@@ -7,7 +7,8 @@ from pipeline.params import Strict
 from pipeline.rec.params import OptimizerParams
 from pipeline.sizes import Size
 
-TASKS = ("rank", "preference", "attributes")
+TASKS = ("rank", "next", "preference", "attributes")
+RATIONALE_TASKS = ("preference", "attributes")
 
 
 class StudentPrompt(Strict):
@@ -29,6 +30,7 @@ class StudentTraining(OptimizerParams):
 
 class StudentScoring(Strict):
     topn_batch_size: int = Field(ge=1)
+    ranking_batch_size: int = Field(ge=1)  # users' next-item prompts per batch in the full-catalogue ranking
 
 
 class RDRecParams(Strict):
@@ -46,6 +48,7 @@ class RDRecParams(Strict):
             unknown = sorted(set(weights) - set(TASKS))
             if unknown:
                 raise ValueError(f"variant {name}: unknown tasks {unknown} (known: {list(TASKS)})")
-            if "rank" not in weights or any(w < 0 for w in weights.values()) or weights["rank"] <= 0:
-                raise ValueError(f"variant {name}: needs a positive 'rank' weight and no negative weights")
+            if any(w < 0 for w in weights.values()) or weights.get("rank", 0) <= 0 or weights.get("next", 0) <= 0:
+                # next: the stage ranks the whole catalogue with the next-item head (next_item.py)
+                raise ValueError(f"variant {name}: needs positive 'rank' and 'next' weights and no negative weights")
         return variants

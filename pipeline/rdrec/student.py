@@ -1,6 +1,7 @@
 """One student run: build backbone + new LoRA + new CF projector, encode the task rows, train,
-score the top-N candidates, and return the model, its train log, predictions and metrics; the
-stage (stages/rdrec.py) writes them. Nothing here writes a file."""
+score the top-N candidates and rank the whole catalogue with the next-item head, and return the
+model, its train log, predictions, ranks and metrics; the stage (stages/rdrec.py) writes them.
+Nothing here writes a file."""
 from __future__ import annotations
 
 import time
@@ -19,7 +20,10 @@ from pipeline.rec.examples import CFVectors, build_catalog, load_cf_vectors, top
 from pipeline.rec.model import LoraParams, RecModel, build_rec_model
 from pipeline.rec.packing import Pack, singletons
 from pipeline.rec.scoring import score_candidates
-from pipeline.rdrec.params import RDRecParams
+from pipeline.ranking.catalogue import evaluated_users
+from pipeline.ranking.params import RankingParams
+from pipeline.rdrec.next_item import NextItemHead, rank_catalogue
+from pipeline.rdrec.params import RATIONALE_TASKS, RDRecParams
 from pipeline.rdrec.tasks import TaskEncoder, rank_rows
 from pipeline.rdrec.training import train_student
 from pipeline.sizes import rank_positives
@@ -67,8 +71,9 @@ def build_student(backbone: Backbone, vectors: CFVectors, seed: int, frozen_dtyp
 def task_pools(encoder: TaskEncoder, interactions: pd.DataFrame, item_ids: np.ndarray,
                rationales: pd.DataFrame | None, params: RDRecParams) -> dict[str, list[Pack]]:
     """rank packs (a liked train row's user prompt, then the liked item and its sampled
-    never-interacted negatives as targets) and, with `rationales`, one preference and one
-    attributes row per rationale (fallback rationales only when allowed), each its own pack."""
+    never-interacted negatives as targets), next rows (the same liked rows: their history, their
+    item the next one) and, with `rationales`, one preference and one attributes row per rationale
+    (fallback rationales only when allowed); every row but a rank pack is its own pack."""
     train = interactions[interactions["split"] == "train"]
     t = params.train
     positives = rank_positives(t.rank_positives, int((train["label"] == 1).sum()))
@@ -76,6 +81,9 @@ def task_pools(encoder: TaskEncoder, interactions: pd.DataFrame, item_ids: np.nd
     examples = [encoder.rank(r.row, r.user, r.item, r.label, r.history_items, r.history_labels)
                 for r in ranked.itertuples(index=False)]
     pools = {"rank": [Pack([e for e in group]) for _, group in groupby(examples, key=lambda e: e.row)]}
+    liked = ranked[ranked["label"] == 1]
+    pools["next"] = singletons([encoder.next(r.row, r.user, r.item, r.history_items, r.history_labels)
+                                for r in liked.itertuples(index=False)])
     if rationales is not None:
         usable = rationales if t.use_fallback_rationales else rationales[rationales["source"] == "llm"]
         rows = usable.merge(interactions, on="row", how="left", validate="one_to_one")
@@ -96,12 +104,15 @@ class TrainedStudent:
     rec: RecModel  # the trained student (LoRA + projector)
     log: dict  # data/rdrec/<variant>/train_log.json: no timings, so the same inputs give the same bytes
     predictions: pd.DataFrame  # PREDICTIONS rows of the top-N candidates (row -1)
+    ranks: pd.DataFrame  # RANKS rows: the next-item head's full-catalogue ranks (tasks topn and next)
     metrics: dict  # metrics/<variant>_train.json: timings, tokens/s, task counts
 
 
-def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, inputs: StudentInputs) -> TrainedStudent:
-    """Train variant `name` (params.variants[name]: task weights) on the artifacts of `inputs` and
-    score the top-N candidates. Writes nothing."""
+def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, inputs: StudentInputs,
+                          ranking: RankingParams) -> TrainedStudent:
+    """Train variant `name` (params.variants[name]: task weights) on the artifacts of `inputs`,
+    score the top-N candidates and rank the catalogue for the users `ranking` evaluates. Writes
+    nothing."""
     if name not in params.variants:
         raise KeyError(f"rdrec.variants: no variant '{name}' (known: {sorted(params.variants)})")
     torch.set_num_threads(backbone.threads)
@@ -110,8 +121,10 @@ def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, in
     items = read_frame(inputs.items, schemas.ITEMS)
     candidates = read_frame(inputs.topn_candidates, schemas.TOPN_CANDIDATES)
     vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, name, inputs.row_user_vectors)
+    if len(vectors.items) != len(items):  # the next-item head scores the CF table's rows as the catalogue
+        raise ValueError(f"{inputs.item_vectors}: {len(vectors.items)} item vectors for {len(items)} catalogue items")
     weights = params.variants[name]
-    wants_rationales = any(weights.get(task, 0) > 0 for task in ("preference", "attributes"))
+    wants_rationales = any(weights.get(task, 0) > 0 for task in RATIONALE_TASKS)
     if wants_rationales and inputs.rationales is None:
         raise ValueError(f"{name}: rationale tasks need data/rationales/rationales.parquet")
     rationales = read_frame(inputs.rationales, schemas.RATIONALES) if wants_rationales else None
@@ -121,7 +134,8 @@ def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, in
     encoder = TaskEncoder(rec.tokenizer, catalog, vectors, params.prompt.history_items,
                           params.prompt.max_rationale_tokens)
     pools = task_pools(encoder, interactions, items["item"].to_numpy(), rationales, params)
-    log = train_student(rec, pools, weights, params.train)
+    head = NextItemHead(vectors.items)
+    log = train_student(rec, pools, weights, params.train, head)
     train_seconds = log.pop("train_seconds")
     log.pop("validation_seconds")
 
@@ -131,11 +145,13 @@ def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, in
     clock = time.perf_counter()
     scores = score_candidates(rec, topn, params.scoring.topn_batch_size, log["precision"], f"{name} top-N")
     topn_seconds = time.perf_counter() - clock
+    ranked = rank_catalogue(rec, head, encoder, evaluated_users(interactions, len(items), ranking), interactions,
+                            params.scoring.ranking_batch_size, log["precision"])
 
     train_log = {
         "variant": name, "weights": weights,
         "pool_packs": {task: len(pool) for task, pool in sorted(pools.items())},
-        "rationales_cut": sum(t.answer_cut for task in ("preference", "attributes") for p in pools.get(task, [])
+        "rationales_cut": sum(t.answer_cut for task in RATIONALE_TASKS for p in pools.get(task, [])
                               for t in p.targets),
         "mean_pack_tokens": {task: float(np.mean([p.length for p in pool])) if pool else 0.0
                              for task, pool in sorted(pools.items())},
@@ -165,6 +181,10 @@ def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, in
         "topn_prompt_tokens": int(sum(len(e.prompt_ids) for e in topn)),
         "topn_scoring_seconds": topn_seconds,
         "topn_candidates_per_second": len(topn) / max(topn_seconds, 1e-9),
+        "ranking_users": ranked.users,
+        "ranking_prompt_tokens": ranked.prompt_tokens,
+        "ranking_targets": {task: int((ranked.ranks["task"] == task).sum()) for task in ("next", "topn")},
+        "ranking_seconds": ranked.seconds,
         "total_seconds": time.perf_counter() - started,
     }
-    return TrainedStudent(rec, train_log, predictions, metrics)
+    return TrainedStudent(rec, train_log, predictions, ranked.ranks, metrics)

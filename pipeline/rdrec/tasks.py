@@ -3,6 +3,8 @@ them). Prompts are short: a user is their CF token + their last few rated titles
 title + its CF token.
 
 - rank: "User<cf> rated: A (liked); B (not liked). Will the user like this item?" | " C<cf>" -> Yes/No
+- next: the same user part, "Which item will the user pick next?" -> the next item, scored over the
+  whole catalogue by the next-item head at the last prompt token (next_item.py): no answer tokens
 - preference: the same user part, "What does the user prefer?" -> the teacher's user preference
 - attributes: "Item C<cf>. What are its attributes?" -> the teacher's item attributes
 
@@ -46,9 +48,17 @@ class TaskEncoder:
         """(user, candidate) -> Yes/No; the user's CF state before `state_row` (default `row`)."""
         text = f"{BREAK}{self.user_part(items, labels)} Will the user like this item?\n{BREAK}{self._title(item)}{SLOT}"
         refs = [("user", user), ("item", item)]
-        answer = self.tokenizer.encode(ANSWERS[int(label)], add_special_tokens=False)
+        answer = self.tokenizer.encode(ANSWERS[int(label)], add_special_tokens=False) + self.eos
         return self._example(row, user, item, label, text, refs, row if state_row is None else state_row,
                              answer, reasoning=False)
+
+    def next(self, row: int, user: int, item: int, items: Sequence[int], labels: Sequence[int],
+             state_row: int | None = None) -> RecExample:
+        """(user, history) -> `item`, the item of `row`; the user's CF state before `state_row`
+        (default `row`). No answer tokens: the head reads the last prompt token's hidden state."""
+        text = f"{BREAK}{self.user_part(items, labels)} Which item will the user pick next?"
+        return self._example(row, user, item, 1, text, [("user", user)], row if state_row is None else state_row,
+                             [], reasoning=False)
 
     def preference(self, row: int, user: int, item: int, items: Sequence[int], labels: Sequence[int],
                    rationale: str) -> RecExample:
@@ -61,7 +71,7 @@ class TaskEncoder:
 
     def _rationale(self, row, user, item, text, refs, rationale: str) -> RecExample:
         answer = encode_text(self.tokenizer, " ".join(str(rationale).split()))  # the teacher's text: data
-        example = self._example(row, user, item, 0, text, refs, row, answer[: self.max_rationale_tokens],
+        example = self._example(row, user, item, 0, text, refs, row, answer[: self.max_rationale_tokens] + self.eos,
                                 reasoning=True)
         example.answer_cut = len(answer) > self.max_rationale_tokens
         return example
@@ -70,7 +80,7 @@ class TaskEncoder:
         prompt = encode_prompt(self.tokenizer, chat_text(self.tokenizer, SYSTEM, text), self.placeholder)
         breaks = prompt.breaks + [len(prompt.ids)] * (2 - len(prompt.breaks))
         return RecExample(
-            int(row), int(user), int(item), int(label), prompt.ids, answer + self.eos, prompt.slot_positions,
+            int(row), int(user), int(item), int(label), prompt.ids, answer, prompt.slot_positions,
             self.vectors.lookup(refs, int(state_row)), slot_kinds(refs), reasoning=reasoning, shared_len=breaks[0],
             target_start=breaks[1],
         )

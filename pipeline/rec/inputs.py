@@ -9,10 +9,11 @@ from pipeline.rec.data import RecInputs
 from pipeline.rec.variants import VariantSpec
 
 
-def rec_inputs(spec: VariantSpec, cf_model: str) -> RecInputs:
-    """The artifact paths a variant reads; CF vectors come from data/cf/<cf_model>/ (params.yaml's
-    cf.model; with the per-row user states a sequential model exports, when it does)."""
-    cf_dir = layout.cf_dir(cf_model) if spec.cf_slots else None
+def rec_inputs(spec: VariantSpec) -> RecInputs:
+    """The artifact paths a variant reads; CF vectors come from data/cf_selected/ (the CF model the
+    cf_select stage chose: pipeline/cf/selected.py; with the per-row user states a sequential model
+    exports, when it does)."""
+    cf_dir = layout.CF_SELECTED_DIR if spec.cf_slots else None
     row_states = cf_dir / "row_user_vectors.parquet" if cf_dir else None
     return RecInputs(
         interactions=layout.INTERACTIONS,

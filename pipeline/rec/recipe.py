@@ -65,7 +65,7 @@ def train_variant(spec: VariantSpec, params: RecParams, inputs: RecInputs, lora_
     packs = packs_of(train_examples, blocks)
     reasoning = encode(data.interactions[data.interactions["row"].isin(data.traces)], data.traces, "encode traces")
     selects = train_params.eval_every > 0 or train_params.epochs is not None
-    wants_valid = selects or (spec.reported and params.scoring.valid)
+    wants_valid = selects or (spec.reported and (params.scoring.valid or spec.scores_valid))
     valid = encode(data.subset("valid_small"), None, "encode valid_small") if wants_valid else []
     evals: list[dict] = []
 
@@ -81,7 +81,7 @@ def train_variant(spec: VariantSpec, params: RecParams, inputs: RecInputs, lora_
     if not distributed.is_main():  # under torchrun: rank 0 holds the same weights and writes everything
         return TrainedVariant(recommender, log, None, None)
     timings = {key: log.pop(key) for key in ("train_seconds", "validation_seconds")}
-    if "best_eval" not in log and spec.reported and params.scoring.valid:
+    if "best_eval" not in log and spec.reported and (params.scoring.valid or spec.scores_valid):
         validate()  # the final weights on valid_small, for the record (no selection)
     chosen = evals[log.get("best_eval", -1)] if evals else None
     valid_small = {k: chosen[k] for k in ("auc", "uauc", "selection")} if chosen else None

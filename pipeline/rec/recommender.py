@@ -95,16 +95,15 @@ def base_variant(name: str) -> VariantSpec:
     return get_variant(starts_from.get(name, name))
 
 
-def variant_data(spec: VariantSpec, cf_model: str, traces: bool = False,
-                 inputs: RecInputs | None = None) -> VariantData:
-    """What `spec`'s prompts read (from `inputs`, default rec_inputs of `spec` and `cf_model`), its
+def variant_data(spec: VariantSpec, traces: bool = False, inputs: RecInputs | None = None) -> VariantData:
+    """What `spec`'s prompts read (from `inputs`, default rec_inputs of `spec`: the selected CF model's), its
     reasoning traces only when asked for: a model needs its data without loading its weights (the
     centroid gate routes rows by their CF states alone)."""
-    return load_variant_data(spec if traces else spec.without_traces(), inputs or rec_inputs(spec, cf_model))
+    return load_variant_data(spec if traces else spec.without_traces(), inputs or rec_inputs(spec))
 
 
 def load_recommender(
-    name: str, params: RecParams, cf_model: str, dtype: str | None = None, *,
+    name: str, params: RecParams, dtype: str | None = None, *,
     upper_layers: int | None = None, gate: bool = True, traces: bool = False,
     inputs: RecInputs | None = None, model_dir: Path | None = None,
 ) -> Recommender:
@@ -114,7 +113,7 @@ def load_recommender(
     upper_layers: a fused-experts model's top layers that hold the experts (experts.train.upper_layers).
     gate: False loads a fused-experts model without its gate (the gate stage, training one).
     traces: also read the variant's reasoning traces (training answers, never part of a prompt).
-    inputs: the artifact paths read (default: rec_inputs of the variant and `cf_model`).
+    inputs: the artifact paths read (default: rec_inputs of the variant, CF vectors of data/cf_selected/).
     model_dir: the saved variant (default: data/rec/<variant>/; a sweep's directory in a benchmark)."""
     spec = base_variant(name)
     fused = spec.name != name
@@ -130,6 +129,6 @@ def load_recommender(
         rec.eval()
         chosen = read_gate() if gate else None
         warm = frozenset(user_clusters["user"].astype(int))
-    data = variant_data(spec, cf_model, traces, inputs)
+    data = variant_data(spec, traces, inputs)
     return Recommender(name, spec, rec, data, params.prompt, precision, chosen, warm)
 

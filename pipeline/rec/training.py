@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -149,6 +149,8 @@ def epoch_steps(steps: int, epochs: int) -> int:
 
 Forward = Callable[[RecModel, RecBatch, list[Pack]], torch.Tensor]  # -> (B, T, H) hidden states
 Validate = Callable[[], "float | Sequence[float]"]  # the selection value, or (selection, *watched)
+# a micro-batch kind's own loss (hidden, rec, batch, packs) -> (loss, {"bce", "lm"}), instead of rec_loss
+TaskLoss = Callable[[torch.Tensor, RecModel, RecBatch, list[Pack]], tuple[torch.Tensor, dict[str, float]]]
 
 
 def body_forward(rec: RecModel, batch: RecBatch, packs: list[Pack]) -> torch.Tensor:
@@ -176,9 +178,11 @@ def train_loop(
     forward: Forward = body_forward,
     validate: Validate | None = None,
     probe: Sequence[Pack] = (),
+    task_losses: Mapping[str, TaskLoss] | None = None,
 ) -> dict:
     """Train `rec`'s trainable parameters in place over `schedule`, `grad_accum` micro-batches per
-    optimizer step. With `validate` (every `eval_every` steps, or after every epoch, and at the end)
+    optimizer step (a micro-batch whose kind is in `task_losses` takes that loss, the others
+    rec_loss). With `validate` (every `eval_every` steps, or after every epoch, and at the end)
     the best checkpoint is restored: validate returns the selection value (higher = better), or a
     tuple (selection, *watched) whose other values also count as progress for `patience` when
     they reach a new best. Returns the log: per step its loss parts, tokens, answers and kinds;
@@ -204,7 +208,7 @@ def train_loop(
     rec.train()
     for step in tqdm(range(steps), desc="train", leave=False):
         group = schedule[step * params.grad_accum : (step + 1) * params.grad_accum]
-        step_log = _optimizer_step(rec, group, loss_params, forward, trainable, optimizer)
+        step_log = _optimizer_step(rec, group, loss_params, forward, trainable, optimizer, task_losses or {})
         scheduler.step()
         log["steps"].append({"step": step + 1, "lr": scheduler.get_last_lr()[0], **step_log})
         last = step + 1 == steps
@@ -259,7 +263,8 @@ def _validation_values(result: float | Sequence[float]) -> tuple[float, ...]:
     return tuple(-math.inf if math.isnan(v) else float(v) for v in values)
 
 
-def _optimizer_step(rec, group: Sequence[MicroBatch], loss_params, forward, trainable, optimizer) -> dict:
+def _optimizer_step(rec, group: Sequence[MicroBatch], loss_params, forward, trainable, optimizer,
+                    task_losses: Mapping[str, TaskLoss]) -> dict:
     """One optimizer step over the micro-batches of `group`. Returns the step's mean loss parts,
     its token and answer counts, and how many micro-batches of each kind it had."""
     totals: dict = {"loss": 0.0, "bce": 0.0, "lm": 0.0, "tokens": 0, "answers": 0, "kinds": {}}
@@ -268,7 +273,9 @@ def _optimizer_step(rec, group: Sequence[MicroBatch], loss_params, forward, trai
         if not distributed.owns(index):  # under torchrun: another rank's micro-batch (same schedule)
             continue
         batch = collate_packs(micro.packs, rec.pad_id)
-        loss, parts = rec_loss(forward(rec, batch, micro.packs), rec, batch, loss_params)
+        hidden = forward(rec, batch, micro.packs)
+        own = task_losses.get(micro.kind)
+        loss, parts = own(hidden, rec, batch, micro.packs) if own else rec_loss(hidden, rec, batch, loss_params)
         (loss / len(group)).backward()
         totals["loss"] += float(loss.detach()) / len(group)
         totals["bce"] += parts["bce"] / len(group)

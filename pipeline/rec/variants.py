@@ -45,6 +45,10 @@ class VariantSpec:
         return self.entry.evaluated
 
     @property
+    def scores_valid(self) -> bool:  # a fused model combines it (registry family fused): its final weights score valid_small
+        return self.entry.evaluated and self.name in registry.fused_parts()
+
+    @property
     def topn(self) -> bool:  # also scores the top-N candidates
         return self.entry.topn
 

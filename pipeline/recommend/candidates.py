@@ -45,17 +45,3 @@ def count_unseen(interactions: pd.DataFrame, user: int, raw_id: str, n_items: in
     if count == 0:
         raise UnknownUser(f"user '{raw_id}' has rated all {n_items:,} items: nothing left to recommend")
     return count
-
-
-def unseen_by_cf(
-    interactions: pd.DataFrame, user: int, user_vector: np.ndarray, item_vectors: np.ndarray, count: int
-) -> pd.DataFrame:
-    """The `count` items `user` never interacted with that score highest under the CF model
-    (<user vector, item vector>, a logit): columns item, cf_score, cf_rank (1 = best); ties broken
-    by item id so the list is deterministic."""
-    scores = item_vectors @ user_vector  # (n_items,)
-    items = unseen_items(interactions, user, len(item_vectors))
-    order = np.lexsort((items, -scores[items]))[:count]
-    chosen = items[order]
-    return pd.DataFrame({"item": chosen.astype(np.int32), "cf_score": scores[chosen].astype(np.float32),
-                         "cf_rank": np.arange(1, len(chosen) + 1)})

@@ -11,9 +11,9 @@ from pipeline.errors import BadInput
 from pipeline.explain.says_nothing import SaysNothingRule, says_nothing
 from pipeline.rec.generate import RepetitionControls
 from pipeline.rec.recommender import Recommender
-from pipeline.recommend.candidates import latest_history, unseen_by_cf
+from pipeline.ranking.order import Query, rerank_queries
+from pipeline.recommend.candidates import latest_history, unseen_items
 from pipeline.recommend.cf_state import HistoryEncoder
-from pipeline.recommend.rerank import candidate_frame, rerank
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,11 @@ def recommend_items(
     keep = recommender.prompt.history_items
     history = (items[-keep:], labels[-keep:]) if keep > 0 else ([], [])
     cf_user = encode_history(user, items, labels) if encode_history is not None else cf_users[user]
-    vectors = recommender.data.vectors
-    if vectors is not None:  # the prompt's user slot shows the same state (state_row -1 reads `users`)
-        users = vectors.users.copy()
-        users[user] = cf_user
-        recommender.data.vectors = replace(vectors, users=users, row_users=None, rows=None)
-    proposed = unseen_by_cf(interactions, user, cf_user, cf_items, candidates)
-    scores, examples = rerank(recommender, candidate_frame(user, proposed["item"].to_numpy(), history), batch_size, dtype)
-    proposed["score"] = scores
+    query = Query(user, history, cf_user, unseen_items(interactions, user, len(cf_items)))
+    [proposed], [examples] = rerank_queries(recommender, [query], cf_items, candidates, batch_size, dtype)
     require_finite(proposed, recommender)
-    order = np.lexsort((proposed["cf_rank"].to_numpy(), -scores))[:k]
-    ranked = proposed.iloc[order].reset_index(drop=True)
-    texts = recommender.reasons([examples[i] for i in order[:explain]], generation.batch_size,
+    ranked = proposed.iloc[:k].reset_index(drop=True)
+    texts = recommender.reasons(examples[:min(explain, len(ranked))], generation.batch_size,
                                 generation.max_new_tokens, generation.min_new_tokens, dtype, generation.controls)
     unexplained = [""] * (len(ranked) - len(texts))
     ranked["reasoning"] = texts + unexplained

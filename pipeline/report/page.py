@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline import registry
 from pipeline.report.collect import ReportInputs, has_interval
 from pipeline.report.markup import Html, text
 from pipeline.report.svg import box_plot, interval_chart, line_chart
+from pipeline.report.verdict import llm_rows, verdict_lines
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1240px;color:#222;padding:0 16px}
 h1{font-size:24px}h2{font-size:19px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td.name,th.name{text-align:left}td.text,th.text{text-align:left;min-width:240px;max-width:380px;white-space:normal;vertical-align:top}
-.scroll{overflow-x:auto}
-.best{font-weight:700}.note{color:#666;font-size:12px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top}
+td{white-space:nowrap}th{background:#f3f3f3}td.name,th.name{text-align:left}
+td.text,th.text{text-align:left;min-width:120px;max-width:380px;white-space:normal;overflow-wrap:anywhere}
+.scroll{overflow-x:auto}.iv{display:block;color:#666;font-size:11px}
+.best{font-weight:700}.note{color:#666;font-size:12px}ul.verdict{padding-left:20px}ul.verdict li{margin:4px 0}
 svg.chart{font:11px sans-serif;margin:6px 16px 6px 0}svg .area{fill:#fafafa;stroke:#999}
 svg .grid{stroke:#e4e4e4}svg .chance{stroke:#aaa;stroke-dasharray:4 3}.charts{display:flex;flex-wrap:wrap}
 """
@@ -30,6 +34,14 @@ def interval(group: dict, name: str, signed: bool = False) -> str:
         f"{shown} [{form.format(low)}, {form.format(high)}]"
 
 
+def interval_cell(group: dict, name: str, signed: bool = False, best: bool = False) -> Html:
+    """`interval` as two lines, the value over its [low, high], so that a table of intervals stays
+    narrow; `best` makes the value bold."""
+    value, _, bounds = interval(group, name, signed).partition(" ")
+    shown = f'<span class="best">{text(value)}</span>' if best else text(value)
+    return Html(shown + (f" <span class=iv>{text(bounds)}</span>" if bounds else ""))
+
+
 def headline(models: dict[str, dict], preferred: list[str] | None = None) -> list[str]:
     """Metrics with an interval at the top level of any model's file (a top-N-only model has no
     AUC, a pointwise-only one no top-N): `preferred` ones in that order, then the others in the
@@ -39,29 +51,67 @@ def headline(models: dict[str, dict], preferred: list[str] | None = None) -> lis
     return [k for k in preferred or [] if k in found] + [k for k in found if k not in (preferred or [])]
 
 
-def table(header: list, rows: list[list], classes: list[str] | None = None, id_: str = "") -> str:
-    """Every header and cell is data, escaped here (an Html fragment built by this module passes as is)."""
+COLUMNS = 8  # value columns per table: eight two-line intervals and their labels fit a 1280 px screen
+
+
+def table(header: list, rows: list[list], classes: list[str] | None = None, id_: str = "", labels: int = 1,
+          columns: int = COLUMNS) -> str:
+    """Every header and cell is data, escaped here (an Html fragment built by this module passes as is).
+    More than `columns` columns after the first `labels` ones make several tables, each with the
+    labels again (ids: `id_`, then `id_`-2, ...), so that no table is wider than the page."""
     classes = classes or ["name"] + [""] * (len(header) - 1)
-    attribute = [f' class="{c}"' if c else "" for c in classes]
-    head = "".join(f"<th{a}>{text(h)}</th>" for h, a in zip(header, attribute))
-    body = "".join("<tr>" + "".join(f"<td{a}>{text(cell)}</td>" for cell, a in zip(row, attribute)) + "</tr>"
-                   for row in rows)
-    id_attribute = f' id="{id_}"' if id_ else ""
-    return f'<div class=scroll><table{id_attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    parts = []
+    for number, start in enumerate(range(labels, max(len(header), labels + 1), columns)):
+        keep = [*range(labels), *range(start, min(start + columns, len(header)))]
+        attribute = [f' class="{classes[i]}"' if classes[i] else "" for i in keep]
+        head = "".join(f"<th{a}>{text(header[i])}</th>" for i, a in zip(keep, attribute))
+        body = "".join("<tr>" + "".join(f"<td{a}>{text(row[i])}</td>" for i, a in zip(keep, attribute)) + "</tr>"
+                       for row in rows)
+        name = id_ if number == 0 else f"{id_}-{number + 1}"
+        id_attribute = f' id="{name}"' if id_ else ""
+        parts.append(f'<div class=scroll><table{id_attribute}><thead><tr>{head}</tr></thead><tbody>{body}'
+                     "</tbody></table></div>")
+    return "".join(parts)
+
+
+def counts(m: dict) -> list:
+    """The rows and users cells of a model: a top-N-only model (no pointwise rows) shows the users
+    whose held-out item it ranked; a model with both shows those under its pointwise users."""
+    if "topn_users" not in m:
+        return [m.get("n_rows", "—"), m.get("n_users", "—")]
+    if m.get("n_rows") == 0:
+        return ["—", Html(f"{text(m['topn_users'])} top-N")]
+    topn = f"<span class=iv>{text(m['topn_users'])} top-N</span>"
+    return [m.get("n_rows", "—"), Html(f"{text(m.get('n_users', '—'))} {topn}")]
+
+
+def verdict_section(models: dict[str, dict], headline: list[str]) -> str:
+    """README's verdict (pipeline/report/verdict.py) on the evaluated models, the same lines; a
+    metrics file it cannot read is said, not raised."""
+    reports = {model: models[model] for model in registry.evaluated() if model in models}
+    try:
+        lines = verdict_lines(reports, llm_rows(reports), registry.comparisons(), headline)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        return f"<p class=note>No verdict: metrics/&lt;model&gt;.json lacks or garbles a field ({text(repr(err))}).</p>"
+    if not lines:
+        return ""
+    items = "".join(f"<li><strong>{text(title)}</strong>: {text(sentence)}</li>" for title, sentence in lines)
+    return (f"<ul class=verdict id=verdict>{items}</ul><p class=note>The verdict of README's results block "
+            "(python -m stages.results_table), from the same metrics: value [95% interval]; above / below: "
+            "the paired difference's interval excludes zero.</p>")
 
 
 def results_section(models: dict[str, dict], preferred: list[str]) -> str:
     names = headline(models, preferred)
     best = {n: max((m.get(n) for m in models.values() if isinstance(m.get(n), (int, float))), default=None)
             for n in names}
-    rows = [[model, m.get("n_rows", "—"), m.get("n_users", "—"), m.get("topn_users", "—"),
-             *(Html(f'<span class="{"best" if m.get(n) == best[n] else ""}">{text(interval(m, n))}</span>')
-               for n in names)]
+    rows = [[model, *counts(m), *(interval_cell(m, n, best=m.get(n) == best[n]) for n in names)]
             for model, m in models.items()]
-    return ("<h2>Results</h2><p class=note>value [95% interval] from user-level bootstrap resamples; "
+    return ("<h2>Results</h2><p class=note>value over its [95% interval] from user-level bootstrap resamples; "
             "bold = best value of the column; — = not measured (top-N-only models have no pointwise rows, "
-            "pointwise-only ones no top-N).</p>"
-            + table(["model", "rows", "users", "top-N users", *names], rows, id_="results"))
+            "pointwise-only ones no top-N); users: those with pointwise rows, then those whose held-out item "
+            "was ranked among top-N candidates.</p>"
+            + table(["model", "rows", "users", *names], rows, id_="results", labels=3))
 
 
 def topn_section(models: dict[str, dict], preferred: list[str]) -> str:
@@ -86,12 +136,12 @@ def groups_section(models: dict[str, dict], preferred: list[str]) -> str:
             g = m.get(group)
             if isinstance(g, dict) and any(isinstance(g.get(n), (int, float)) for n in names):
                 rows.append([f"{model} ({group})", g.get("n_users", "—"), g.get("n_rows", "—"),
-                             *(interval(g, n) for n in names)])
+                             *(interval_cell(g, n) for n in names)])
                 points.append((f"{model} {group}", *(_float(g.get(k)) for k in ("auc", "auc_low", "auc_high"))))
     if not rows:
         return ""
     return ("<h2>Warm and cold users</h2><p class=note>warm: users with train interactions; cold: without.</p>"
-            + table(["model (users)", "users", "rows", *names], rows, id_="groups")
+            + table(["model (users)", "users", "rows", *names], rows, id_="groups", labels=3)
             + interval_chart(points, "AUC of warm and cold users", "AUC", groups=2))
 
 
@@ -104,12 +154,12 @@ def comparisons_section(models: dict[str, dict], preferred: list[str]) -> str:
             if c.get("model") == model:
                 continue
             reference = f"best CF: {c['model']}" if key == "vs_best_cf" else key[3:]
-            rows.append([model, reference, *(interval(c, n, signed=True) for n in names)])
+            rows.append([model, reference, *(interval_cell(c, n, signed=True) for n in names)])
     if not rows:
         return ""
     return ("<h2>Paired differences</h2><p class=note>model minus reference on the same users and "
             "resamples; an interval excluding 0 is a difference the data supports.</p>"
-            + table(["model", "minus", *names], rows, id_="paired"))
+            + table(["model", "minus", *names], rows, ["name", "name"] + [""] * len(names), id_="paired", labels=2))
 
 
 def clusters_section(models: dict[str, dict]) -> str:
@@ -125,7 +175,7 @@ def clusters_section(models: dict[str, dict]) -> str:
                 continue
             fields = [f for f in next(iter(clusters.values())) if not f.endswith(("_low", "_high"))]
             signed = " minus " in label
-            rows = [[k, *(interval(v, f, signed) if isinstance(v.get(f), float) else v.get(f, "—") for f in fields)]
+            rows = [[k, *(interval_cell(v, f, signed) if isinstance(v.get(f), float) else v.get(f, "—") for f in fields)]
                     for k, v in clusters.items() if isinstance(v, dict)]
             blocks.append(f"<h3>{text(label)}</h3>" + table(["cluster", *fields], rows))
     return "<h2>Per-cluster results</h2>" + "".join(blocks) if blocks else ""
@@ -193,7 +243,7 @@ def explanations_section(inputs: ReportInputs, examples: int) -> str:
                      else "—" for m in models]
             body.append([int(row), gold, *texts])
         parts.append(table(["row", "gold (the teacher's trace)", *models], body, ["name"] + ["text"] * (len(models) + 1),
-                           id_="explanations"))
+                           id_="explanations", labels=2, columns=4))
     return "<h2>Explanations</h2>" + "".join(parts) if parts else ""
 
 
@@ -237,17 +287,22 @@ def experiments_section(inputs: ReportInputs, max_params: int = 6) -> str:
     rows = []
     for (label, data), flat in zip(records, params):
         metrics = data.get("metrics") or {}
-        aucs = [interval((metrics.get(f"metrics/{m}.json") or {}).get("data") or {}, "auc") for m in models]
+        aucs = [interval_cell((metrics.get(f"metrics/{m}.json") or {}).get("data") or {}, "auc") for m in models]
         rows.append([label, *(flat.get(k, "—") for k in changed), *aucs])
     return ("<h2>Experiments (dvc exp show)</h2><p class=note>workspace, commits and experiments: the params "
             "that differ between them, then each model's AUC [95% interval].</p>"
-            + table(["experiment", *changed, *(f"{m} AUC" for m in models)], rows, id_="experiments"))
+            + table(["experiment", *changed, *(f"{m} AUC" for m in models)], rows,
+                    ["name", *(["text"] * len(changed)), *([""] * len(models))], id_="experiments"))
 
 
 def render(inputs: ReportInputs, title: str = "thinkrec report", examples: int = 3) -> str:
     sections = [f"<h1>{text(title)}</h1>"]
     if inputs.models:
+        sections.append(verdict_section(inputs.models, inputs.headline))
         sections.append(results_section(inputs.models, inputs.headline))
+        if inputs.marks:  # shown, with what is off about them (pipeline/report/collect.py)
+            sections.append("<p class=note id=marks>" + "; ".join(
+                f"{text(model)}: {text(mark)}" for model, mark in sorted(inputs.marks.items())) + "</p>")
     else:
         sections.append("<p>No evaluated models yet: run <code>dvc repro evaluate</code>.</p>")
     if inputs.roc:
