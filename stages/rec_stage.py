@@ -21,19 +21,19 @@ from pipeline.rec.variants import get_variant
 from stages.stamp import stamped
 
 
-def write_full_ranking(name: str, recommender: Recommender, batch_size: int) -> dict:
-    """Re-rank the retriever's (cf.model's) top K for every evaluated user (pipeline/ranking, the
-    path `thinkrec recommend` ranks by) and write data/ranking/<name>.parquet and
-    <name>_candidates.parquet; returns the timings for the stage's metrics."""
+def full_ranking(name: str, recommender: Recommender, batch_size: int):
+    """(RERANKED, RANKS, timings): the retriever's (the selected CF model's) top K re-ranked for
+    every evaluated user (pipeline/ranking, the path `thinkrec recommend` ranks by), for
+    data/ranking/<name>_candidates.parquet and <name>.parquet and the stage's metrics."""
     cf_dir = layout.CF_SELECTED_DIR  # the CF model cf_select chose (pipeline/cf/selected.py)
     row_states = cf_dir / "row_user_vectors.parquet"
     retriever = load_cf_vectors(cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet", name,
                                 row_states if row_states.exists() else None)
-    reranked, ranks, timings = rerank_evaluation(recommender, recommender.data.interactions, retriever,
-                                                 load_section("ranking", RankingParams), batch_size)
-    write_frame(reranked, layout.reranked(name), schemas.RERANKED)
-    write_frame(ranks, layout.ranking(name), schemas.RANKS)
-    return timings
+    return rerank_evaluation(recommender, recommender.data.interactions, retriever,
+                             load_section("ranking", RankingParams), batch_size)
+
+
+RANKING_FILES = ((layout.reranked, schemas.RERANKED), (layout.ranking, schemas.RANKS))  # full_ranking's frames
 
 
 def run_rec_stage(variant: str) -> dict:
@@ -53,13 +53,17 @@ def run_rec_stage(variant: str) -> dict:
     if metrics is None:  # a rank > 0: rank 0 writes the outputs
         return summary
     # adapter + projector + log, the predictions and the metrics appear together or not at all
-    files = [metrics_path] + ([predictions] if trained.predictions is not None else [])
+    reported = trained.predictions is not None
+    files = [metrics_path] + ([predictions, *(path(spec.name) for path, _ in RANKING_FILES)] if reported else [])
     with atomic_directory(out_dir) as tmp, atomic_paths(*files) as temporaries:
         save_rec_model(trained.recommender.rec, tmp)
         write_json(log, tmp / "train_log.json")
-        if trained.predictions is not None:
+        if reported:
             write_frame(trained.predictions, temporaries[1], schemas.PREDICTIONS)
-            metrics.update(write_full_ranking(spec.name, trained.recommender, params.scoring.topn_batch_size))
+            *frames, timings = full_ranking(spec.name, trained.recommender, params.scoring.topn_batch_size)
+            for frame, (_, schema), temporary in zip(frames, RANKING_FILES, temporaries[2:]):
+                write_frame(frame, temporary, schema)
+            metrics.update(timings)
         write_json(stamped(metrics, registry.get_model(spec.name).stage), temporaries[0])
     valid = metrics["valid_small"]
     shown = f"valid_small AUC {valid['auc']:.4f} UAUC {valid['uauc']:.4f}, " if valid else ""

@@ -4,7 +4,7 @@ test_small (and, when its registry entry ranks top-N, the top-N candidates) in m
 Usage: python -m stages.thinkrec_experts
 Writes data/predictions/thinkrec_experts.parquet, the full-catalogue re-ranking
 (data/ranking/thinkrec_experts.parquet and _candidates.parquet: stages/rec_stage.py
-write_full_ranking) and metrics/thinkrec_experts_scoring.json (timings, routing, and per-cluster
+full_ranking) and metrics/thinkrec_experts_scoring.json (timings, routing, and per-cluster
 AUC/UAUC beside ThinkRec without experts on the same rows).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pipeline.rec.recipe import predictions_frame
 from pipeline.rec.recommender import load_recommender
 from pipeline.errors import BadInput, run_stage
 from stages.stamp import stamped
-from stages.rec_stage import write_full_ranking
+from stages.rec_stage import RANKING_FILES, full_ranking
 
 
 def main() -> None:
@@ -65,10 +65,15 @@ def main() -> None:
                          "label": [e.label for e in test], "score": scores,
                          "reference": _reference_scores(reference, test, pointwise=True)})
     clusters = per_cluster(rows, read_clustering()[1])
-    # the predictions and their metrics together or neither
-    with atomic_paths(layout.predictions(NAME), layout.scoring_metrics(NAME)) as (predictions_tmp, metrics_tmp):
+    *frames, ranking_timings = full_ranking(NAME, recommender, rec_params.scoring.topn_batch_size)
+    timings.update(ranking_timings)
+    # the predictions, the full-catalogue ranking and their metrics together or none
+    ranking_paths = [path(NAME) for path, _ in RANKING_FILES]
+    with atomic_paths(layout.predictions(NAME), layout.scoring_metrics(NAME), *ranking_paths) as (
+            predictions_tmp, metrics_tmp, *ranking_tmps):
         write_frame(predictions, predictions_tmp, schemas.PREDICTIONS)
-        timings.update(write_full_ranking(NAME, recommender, rec_params.scoring.topn_batch_size))
+        for frame, (_, schema), temporary in zip(frames, RANKING_FILES, ranking_tmps):
+            write_frame(frame, temporary, schema)
         write_json(stamped(json_safe({
             "variant": NAME, "precision": dtype, "experts": gate.experts, "gate": gate.kind, "routes": route_kinds(weights),
             "scored": routed, "clusters": clusters,

@@ -49,9 +49,10 @@ def test_cf_stage_command_gives_the_same_bytes_with_or_without_avx512(tmp_path):
     for label, outside in (("uncapped", UNCAPPED), ("avx2", AVX2_CAPS)):
         root = tmp_path / label
         write_synthetic_ingest(root, 40, 50)
-        (root / "params.yaml").write_text(yaml.safe_dump({"cf": params}))
+        ranking = yaml.safe_load((REPO / "params.yaml").read_text())["ranking"]
+        (root / "params.yaml").write_text(yaml.safe_dump({"cf": params, "ranking": ranking}))
         runs[label] = (root, cf_outputs(root, command, outside))
-    assert len(runs["uncapped"][1]) == 3 * 4 + 3 + 1
+    assert len(runs["uncapped"][1]) == 3 * 4 + 3 + 3 + 1  # + the full-catalogue ranks
     assert differing(runs["uncapped"][1], runs["avx2"][1]) == []
 
     if torch.backends.cpu.get_cpu_capability() != "AVX512":

@@ -42,7 +42,7 @@ def cf_only_pipeline() -> dict:
     stages are slow and not under test here)."""
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     evaluate = pipeline["stages"]["evaluate"]
-    kept = lambda path: not any(path.startswith(f"{d}/") for d in ("data/predictions", "metrics")) or any(  # noqa: E731
+    kept = lambda path: not any(path.startswith(f"{d}/") for d in ("data/predictions", "data/ranking", "metrics")) or any(  # noqa: E731
         path.endswith(f"/{model}.parquet") or path.endswith(f"/{model}.json") for model in MODELS)
     evaluate["deps"] = [d for d in evaluate["deps"] if kept(d)]
     evaluate["metrics"] = [m for m in evaluate["metrics"] if kept(next(iter(m)) if isinstance(m, dict) else m)]

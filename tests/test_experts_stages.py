@@ -17,13 +17,15 @@ from params_base import section
 from pipeline import registry, schemas
 from pipeline.artifacts import read_frame, write_frame
 from registry_swap import run_with_models
+from recommend_project import stamp_as_the_stage
 from tiny_ingest import write_cf_selection
 
 pytestmark = pytest.mark.slow  # eleven stage processes: about a minute on 2 quiet cores
 
 
-# the registry with the fused model also ranking the top-N candidates (the default's does not)
-MODELS = tuple(dataclasses.replace(entry, topn=True) if entry.name == "thinkrec_experts" else entry
+# the registry with the fused model and ThinkRec also ranking the sampled top-N candidates (the
+# default's do not: they rank the full catalogue), so the fused scoring's reuse of ThinkRec's is tested
+MODELS = tuple(dataclasses.replace(entry, topn=True) if entry.name in ("thinkrec", "thinkrec_experts") else entry
                for entry in registry.MODELS)
 
 
@@ -125,6 +127,10 @@ def test_recommend_with_experts_routes_the_user_through_the_gate(project):
     write_frame(pd.concat([vectors, pd.DataFrame({"item": new["item"], "vector": list(extra)})], ignore_index=True),
                 project / "data/cf/mf/item_vectors.parquet", schemas.ITEM_VECTORS)
     write_cf_selection(project, "mf")
+    # the models stand for the catalogue with the new items (recommend refuses another ingest's)
+    for relative, stage in (("metrics/thinkrec_train.json", "thinkrec"), ("metrics/gate.json", "gate"),
+                            ("data/cf_selected/train_log.json", "cf@mf")):
+        stamp_as_the_stage(project, relative, stage)
     answer = json.loads(_run(project, "pipeline.cli.main", "recommend", "--user", "u1", "--json"))
     assert answer["model"] == "thinkrec_experts" and len(answer["recommendations"]) == 3
     assert answer["recommendations"][0]["reasoning"]  # generation ran through the fused layers
