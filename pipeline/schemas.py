@@ -144,8 +144,8 @@ EXPLANATIONS = pa.schema(
     ]
 )
 
-# data/experts/clusters/user_clusters.parquet: the cluster of each user with train rows (others
-# are not clustered: experts.cold says where their rows go)
+# data/experts/clusters/user_clusters.parquet: the cluster of each clustered user (experts.cluster_users:
+# those with train rows, or every user; the others' rows go where experts.cold says)
 USER_CLUSTERS = pa.schema([("user", pa.int32()), ("cluster", pa.int32())])
 
 

@@ -186,24 +186,29 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
 def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
     """Instance-wise expert fusion: clusters of users, one expert per slot, the gate, the fused model."""
     base = registry.get_model("thinkrec_experts").starts_from
+    stage1 = registry.get_model(base).starts_from  # the LoRA base froze: a text-prompt expert trains in it
     thinkrec_inputs = [CF_SELECTED, layout.rec_dir(base), layout.ITEM_KEYWORDS, layout.TRACES]
     expert_dirs = [layout.expert_dir(slot) for slot in slots]
     return {
         "clusters": stage(
             "python -m stages.clusters",
             [layout.INTERACTIONS, CF_SELECTED / "user_vectors.parquet", layout.sizes("experts")],
-            ["experts.n", "experts.slots", "experts.method", "experts.seed"], [layout.CLUSTERS_DIR],
+            ["experts.n", "experts.slots", "experts.method", "experts.seed", "experts.cluster_users"],
+            [layout.CLUSTERS_DIR],
             metrics_out(layout.metrics("clusters")),
             comment="Instance-wise expert fusion (pipeline/experts): users clustered on CF vectors, one LoRA expert per\n"
                     "cluster from ThinkRec's stage-1 LoRA (top layers only), a gate per row, and ThinkRec scored with\n"
                     "every row's own mixture of experts."),
         "expert": ({"foreach": "${experts.slots}", "do": stage(
             "python -m stages.expert ${item}",
-            [layout.CLUSTERS_DIR, layout.INTERACTIONS, layout.ITEMS, *thinkrec_inputs, BACKBONE],
+            [layout.CLUSTERS_DIR, layout.INTERACTIONS, layout.ITEMS, CF_SELECTED, layout.rec_dir(base),
+             layout.rec_dir(stage1), layout.ITEM_KEYWORDS, layout.TRACES, BACKBONE],
             ["rec.backbone", "rec.threads", "rec.answer_logit", "rec.prompt", "rec.loss", "rec.packing",
              "experts.train"],
             [layout.EXPERTS_DIR / "expert_${item}"], metrics_out(layout.METRICS_DIR / "experts/expert_${item}.json"))[0]},
-            "One stage per slot (DVC has no range(n)); a slot at or past the cluster count writes a marker."),
+            "One stage per slot (DVC has no range(n)); a slot at or past the cluster count writes a marker.\n"
+            "experts.train.prompt picks what an expert trains in: cf, ThinkRec's stage-2 model and the CF vectors;\n"
+            "text, its stage-1 LoRA. `-S` does not rewrite this file, so both are listed."),
         "gate": stage(
             "python -m stages.gate",
             [layout.CLUSTERS_DIR, *expert_dirs, *INGEST_FILES, *thinkrec_inputs, BACKBONE],

@@ -1,7 +1,9 @@
 """Stage `expert@<slot>`: the LoRA expert of user cluster <slot>, started from ThinkRec's stage-1
-LoRA (with ThinkRec's projector, both frozen), training only the LoRA of the top
-`experts.train.upper_layers` layers on the cluster's train rows and traces, the lower layers' output
-computed once per row.
+LoRA, training only the LoRA of the top `experts.train.upper_layers` layers on the cluster's train
+rows and traces, the lower layers' output computed once per row. `experts.train.prompt` says in
+which model: cf, ThinkRec's stage-2 model (its projector frozen) on CF-slot prompts; text, ThinkRec's
+stage-1 variant on text prompts (keywords, no CF), as ThinkRec's stage 3. Either way the saved
+expert is scored inside the stage-2 model (stages/gate.py, stages/thinkrec_experts.py).
 
 dvc.yaml generates one stage per entry of `experts.slots` (DVC has no range(n)); a slot at or past
 the cluster count writes a marker and loads nothing, so `dvc exp run -S experts.n=3` just works.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from pipeline import layout
 from pipeline.artifacts import atomic_directory, atomic_paths, write_json
-from pipeline.experts.assembly import BASE_VARIANT
+from pipeline.experts.assembly import expert_start
 from pipeline.experts.params import ExpertsParams
 from pipeline.layout import expert_dir
 from pipeline.params import load_section
@@ -51,8 +53,8 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     started = time.perf_counter()
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
-    # ThinkRec with its reasoning traces: the expert trains on the cluster's traces too
-    recommender = load_recommender(BASE_VARIANT, rec_params, params.train.dtype, traces=True)
+    # ThinkRec (stage 2 or stage 1) with its reasoning traces: the expert trains on the cluster's traces too
+    recommender = load_recommender(expert_start(params.train.prompt), rec_params, params.train.dtype, traces=True)
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
     trained = train_cluster_expert(recommender, slot, users, params.train, rec_params.packing, rec_params.loss)
     description = trained.description
@@ -65,8 +67,9 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
                    metrics_tmp)
     steps = trained.log["steps"]
     print(f"expert@{slot}: {len(users)} users, {description['train_rows']} rows, {description['traces']} traces, "
-          f"{len(steps)} steps on the top {params.train.upper_layers} layers, loss {steps[0]['loss']:.3f} -> "
-          f"{steps[-1]['loss']:.3f}, {time.perf_counter() - started:.0f} s -> {expert_dir(slot)}")
+          f"{len(steps)} steps on the top {params.train.upper_layers} layers of {description['from']}, "
+          f"loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f}, {time.perf_counter() - started:.0f} s -> "
+          f"{expert_dir(slot)}")
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def test_mixture_factors_give_the_weighted_sum_of_updates():
 
 
 def _train_params(**overrides) -> ExpertTrainParams:
-    values = dict(upper_layers=UPPER, train_rows=16, batch_size=4, lr=0.01, weight_decay=0.0,
+    values = dict(prompt="cf", upper_layers=UPPER, train_rows=16, batch_size=4, lr=0.01, weight_decay=0.0,
                   warmup_steps=0, reasoning_share=0.0, dtype="float32", seed=1)
     return ExpertTrainParams(**{**values, **overrides})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,11 @@ import rec_tiny
 from params_base import section
 from pipeline import registry, schemas
 from pipeline.artifacts import read_frame, write_frame
+from pipeline.experts.assembly import expert_start
+from pipeline.experts.params import ExpertsParams
+from pipeline.params import load_section
+from pipeline.rec.params import RecParams
+from pipeline.rec.recommender import load_recommender
 from registry_swap import run_with_models
 from recommend_project import stamp_as_the_stage
 from tiny_ingest import write_cf_selection
@@ -38,8 +44,8 @@ def _run(root: Path, module: str, *args: str) -> str:
 def _experts_params(root: Path, gate_kind: str) -> dict:
     params = rec_tiny.tiny_params(root / "tiny")
     params["experts"] = {
-        "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cold": "global",
-        "train": {"upper_layers": 2, "train_rows": 12, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
+        "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cluster_users": "train", "cold": "global",
+        "train": {"prompt": "cf", "upper_layers": 2, "train_rows": 12, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
                   "warmup_steps": 0, "reasoning_share": 0.5, "dtype": "float32", "seed": 3},
     }
     params["recommend"] = {"model": "thinkrec_experts", "candidates": 5, "k": 3, "explain": 1, "threads": 1}
@@ -69,6 +75,9 @@ def project(tmp_path_factory):
 def test_clusters_and_one_expert_per_used_slot(project):
     clustering = json.loads((project / "data/experts/clusters/clustering.json").read_text())
     assert clustering["n"] == 2 and sum(clustering["sizes"]) == 6
+    metrics = json.loads((project / "metrics/clusters.json").read_text())
+    assert (metrics["cluster_users"], metrics["clustered_users"], metrics["cold_users"]) == ("train", 6, 0)
+    assert json.loads((project / "data/experts/expert_0/expert.json").read_text())["from"] == "thinkrec"
     unused = json.loads((project / "data/experts/expert_2/expert.json").read_text())
     assert unused == {"slot": 2, "used": False, "clusters": 2}
     base = load_file(str(project / "data/rec/thinkrec/adapter/adapter_model.safetensors"))
@@ -134,3 +143,45 @@ def test_recommend_with_experts_routes_the_user_through_the_gate(project):
     answer = json.loads(_run(project, "pipeline.cli.main", "recommend", "--user", "u1", "--json"))
     assert answer["model"] == "thinkrec_experts" and len(answer["recommendations"]) == 3
     assert answer["recommendations"][0]["reasoning"]  # generation ran through the fused layers
+
+
+def test_text_prompt_experts_train_in_the_stage1_variant_and_are_scored_in_the_stage2_model(project, tmp_path,
+                                                                                              monkeypatch):
+    """experts.train.prompt: text (ThinkRec's stage 3): each expert starts from the stage-1 LoRA and
+    trains on text prompts without CF slots; the fused model loads it as it loads a cf expert."""
+    root = tmp_path / "text"
+    shutil.copytree(project, root)
+    params = _experts_params(root, "centroid")
+    params["experts"]["train"]["prompt"] = "text"
+    rec_tiny.write_params(root, params)
+    for slot in (0, 1):
+        _run(root, "stages.expert", str(slot))
+    stage1 = load_file(str(root / "data/rec/thinkrec_stage1/adapter/adapter_model.safetensors"))
+    for slot in (0, 1):
+        assert json.loads((root / f"data/experts/expert_{slot}/expert.json").read_text())["from"] == "thinkrec_stage1"
+        expert = load_file(str(root / f"data/experts/expert_{slot}/adapter/adapter_model.safetensors"))
+        cf_expert = load_file(str(project / f"data/experts/expert_{slot}/adapter/adapter_model.safetensors"))
+        assert expert.keys() == stage1.keys()  # the stage-1 LoRA's layers and shapes
+        changed = {k for k in stage1 if not np.array_equal(stage1[k].numpy(), expert[k].numpy())}
+        assert changed and all(".layers.2." in k or ".layers.3." in k for k in changed)
+        assert any(not np.array_equal(expert[k].numpy(), cf_expert[k].numpy()) for k in changed)  # other prompts
+    # the examples it trained on: the stage-1 variant's text prompts, no CF slot
+    monkeypatch.chdir(root)
+    experts = load_section("experts", ExpertsParams)
+    recommender = load_recommender(expert_start(experts.train.prompt), load_section("rec", RecParams), "float32")
+    assert recommender.spec.name == "thinkrec_stage1" and recommender.rec.projector is None
+    frame = recommender.data.interactions
+    examples = recommender.encode(frame[frame["split"] == "train"])
+    assert examples and all(not e.slot_positions and e.slot_vectors is None for e in examples)
+    # the fused scoring loads the text experts into the stage-2 model
+    _run(root, "stages.gate")
+    _run(root, "stages.thinkrec_experts")
+    metrics = json.loads((root / "metrics/thinkrec_experts_scoring.json").read_text())
+    assert metrics["experts"] == 3 and sum(metrics["routes"].values()) == 9
+    predictions = read_frame(root / "data/predictions/thinkrec_experts.parquet", schemas.PREDICTIONS)
+    reference = read_frame(root / "data/predictions/thinkrec.parquet", schemas.PREDICTIONS)
+    joined = predictions[predictions["row"] >= 0].merge(reference[reference["row"] >= 0], on="row",
+                                                        suffixes=("", "_thinkrec"))
+    fused = metrics["scored"]["test_small"]["scored_fused"]
+    assert fused == 9 - metrics["routes"]["global"] > 0
+    assert (~np.isclose(joined["score"], joined["score_thinkrec"], atol=1e-6)).sum() > 0

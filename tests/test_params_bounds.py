@@ -35,6 +35,7 @@ BAD = [
     ("explain.dtype", "float8", ExplainParams),
     ("experts.slots", [0], ExpertsParams), ("experts.slots", [0, 1, 1], ExpertsParams),
     ("experts.slots", [0, -1], ExpertsParams), ("gate.subset", "test_small", GateParams),
+    ("experts.cluster_users", "valid", ExpertsParams), ("experts.train.prompt", "ids", ExpertsParams),
     ("prepare_model.threads", 0, PrepareModelParams), ("keywords.min_keywords", 11, KeywordParams),
     ("ingest.max_text_chars", 0, IngestParams), ("ingest.label_threshold", math.nan, IngestParams),
 ]

@@ -95,8 +95,8 @@ def test_train_cluster_expert_writes_nothing(cwd):
     data = variant_data(spec, traces=True)
     recommender = Recommender(spec.name, spec, build_variant_model(spec, params, data.vectors, None), data,
                               params.prompt, "float32")
-    train = ExpertTrainParams(upper_layers=1, train_rows=6, batch_size=2, lr=0.01, weight_decay=0.0, warmup_steps=0,
-                              reasoning_share=0.5, dtype="float32", seed=3)
+    train = ExpertTrainParams(prompt="text", upper_layers=1, train_rows=6, batch_size=2, lr=0.01, weight_decay=0.0,
+                              warmup_steps=0, reasoning_share=0.5, dtype="float32", seed=3)
     result = {}
 
     def run():

@@ -1,6 +1,7 @@
 """What the expert stages (clusters, expert@<slot>, gate, thinkrec_experts) share: the fused model's
-registry entry and the variant its experts start from, and a fresh gate over the clusters (the gate
-stage's starting point). The fused model itself loads by name: pipeline/rec/recommender.py."""
+registry entry, the variant it is scored in and the one each expert trains in, and a fresh gate over
+the clusters (the gate stage's starting point). The fused model itself loads by name:
+pipeline/rec/recommender.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,17 @@ from pipeline import registry
 from pipeline.experts.params import ExpertsParams, GateParams
 
 NAME = "thinkrec_experts"  # the registry entry of the fused model
-BASE_VARIANT = registry.get_model(NAME).starts_from  # its stage-1 LoRA seeds the experts; its projector is kept
+BASE_VARIANT = registry.get_model(NAME).starts_from  # the stage-2 model the experts are scored in (its projector kept)
+STAGE1_VARIANT = registry.get_model(BASE_VARIANT).starts_from  # the stage-1 LoRA it froze: every expert's start
+
+
+def expert_start(prompt: str) -> str:
+    """The variant an expert trains in, by experts.train.prompt: "cf" the stage-2 model (its
+    projector frozen, CF-slot prompts), "text" its stage-1 variant (the same LoRA, text prompts)."""
+    starts = {"cf": BASE_VARIANT, "text": STAGE1_VARIANT}
+    if prompt not in starts:
+        raise ValueError(f"experts.train.prompt must be one of {sorted(starts)}, got {prompt!r}")
+    return starts[prompt]
 
 
 def gate_from_clustering(clustering: dict, params: GateParams, experts: ExpertsParams, kind: str | None = None):

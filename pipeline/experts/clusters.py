@@ -1,16 +1,27 @@
-"""User clusters for the LoRA experts: users with train rows, clustered on their standardized CF
-user vectors (k-means or Ward agglomerative); with no fixed count, the count with the best
-silhouette over a range is chosen. Centroids are kept raw (the centroid gate's cosine uses raw
-vectors) and standardized."""
+"""User clusters for the LoRA experts: users with train rows (or every user, experts.cluster_users),
+clustered on their standardized CF user vectors (k-means or Ward agglomerative); with no fixed
+count, the count with the best silhouette over a range is chosen. Centroids are kept raw (the
+centroid gate's cosine uses raw vectors) and standardized."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import silhouette_score
 
 METHODS = ("kmeans", "ward")
+USER_SETS = ("train", "all")
+
+
+def users_to_cluster(interactions: pd.DataFrame, which: str) -> np.ndarray:
+    """The sorted user ids experts.cluster_users names: "train", the users with train rows; "all",
+    every user of train, valid and test (ThinkRec's user_group.py)."""
+    if which not in USER_SETS:
+        raise ValueError(f"experts.cluster_users must be one of {USER_SETS}, got {which!r}")
+    rows = interactions if which == "all" else interactions[interactions["split"] == "train"]
+    return np.unique(rows["user"].to_numpy())
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ class ExpertTrainParams(OptimizerParams):
     """params.yaml experts.train: the shared optimiser keys (batch_size, lr, weight_decay,
     warmup_steps, dtype, seed) and the expert's own."""
 
+    prompt: Literal["cf", "text"]  # trained in: cf, ThinkRec's stage-2 model (CF slots); text, its stage-1 variant
     upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (paper: 8 of 32)
     train_rows: int = Field(ge=1)  # distinct rows of the cluster's train rows (whole packs, rec.packing)
     reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are traces, added to the label ones
@@ -36,7 +37,8 @@ class ExpertsParams(Strict):
     slots: list[Annotated[int, Field(ge=0)]] = Field(min_length=2)  # one expert stage each; 2 clusters at least
     method: Literal["kmeans", "ward"]
     seed: int
-    cold: Literal["global", "gate"]
+    cluster_users: Literal["train", "all"]  # users with train rows, or every user of train, valid and test
+    cold: Literal["global", "gate"]  # rows of users not clustered
     train: ExpertTrainParams
 
     @field_validator("slots")

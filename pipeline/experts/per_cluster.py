@@ -1,5 +1,5 @@
 """Who gains and who loses: AUC and UAUC of a model and its reference on the same rows, per user
-cluster (users without train rows as their own group)."""
+cluster (users not clustered as their own group, "cold")."""
 from __future__ import annotations
 
 import numpy as np

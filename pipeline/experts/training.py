@@ -1,5 +1,7 @@
-"""Training one LoRA expert: ThinkRec's model (stage-1 LoRA, stage-2 projector, both frozen) with
-only the LoRA of the top `upper` layers trainable, on one cluster's packed rows and traces.
+"""Training one LoRA expert: a ThinkRec model with only the LoRA of the top `upper` layers
+trainable, on one cluster's packed rows and traces. The model is the one the stage loads
+(experts.train.prompt): ThinkRec's stage-2 model (stage-1 LoRA, projector frozen) on CF-slot
+prompts, or its stage-1 variant (the same LoRA, no projector) on text prompts.
 
 Only the top layers change, so the lower layers' output for a pack is fixed: it is computed once
 per pack (eval mode) and each step runs the top layers only (`cached=True`). `cached=False` runs
@@ -127,8 +129,8 @@ class TrainedExpert:
 def train_cluster_expert(recommender: Recommender, slot: int, users: set[int], params: ExpertTrainParams,
                          packing: PackingParams, loss_params: LossParams) -> TrainedExpert:
     """Train expert `slot` in `recommender`'s model (loaded with its traces) on the train rows and
-    traces of cluster `slot`'s `users`: up to params.train_rows rows in whole packs (rec.packing,
-    drawn with params.seed). Writes nothing."""
+    traces of cluster `slot`'s `users`, encoded in that model's prompt form (CF slots or text): up to
+    params.train_rows rows in whole packs (rec.packing, drawn with params.seed). Writes nothing."""
     data = recommender.data
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     blocks = label_blocks(frame, packing.targets, packing.max_span_seconds)

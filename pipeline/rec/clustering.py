@@ -1,5 +1,5 @@
 """The clusters stage's artifacts as a fused-experts model reads them: how many cluster experts
-there are (one expert stage per cluster in use) and which users have train rows. Torch-free, so an
+there are (one expert stage per cluster in use) and which users are clustered. Torch-free, so an
 expert stage past the cluster count writes its marker without loading a model."""
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ centroids b_k; one expert alone when max w > 0.5 + 0.6 / n, the global expert wh
 w is at least 0.95 ln n, else the cluster experts weighted by w.
 "trained" is a small network on the standardized vector, trained to minimise the fused model's BCE
 on validation rows (pipeline/experts/gate_training.py).
-Users without train rows (not clustered) go to the global expert unless `cold` is "gate".
+Rows of users not clustered (experts.cluster_users: train leaves out the users without train rows;
+all clusters every user) go to the global expert unless `cold` is "gate".
 The gate stage builds and trains gates (pipeline/experts); the recommender reads the saved one
 (`read_gate`) to route its prompts.
 """
@@ -95,8 +96,8 @@ class Gate:
         return torch.from_numpy(((vectors - self.mean) / self.scale).astype(np.float32))
 
     def weights(self, vectors: np.ndarray, warm: np.ndarray) -> np.ndarray:
-        """(m, E) weights of raw CF vectors (m, d); rows of users without train rows (`warm`
-        False) go to the global expert when cold == "global"."""
+        """(m, E) weights of raw CF vectors (m, d); rows of users not clustered (`warm` False)
+        go to the global expert when cold == "global"."""
         if self.kind == "centroid":
             weights = centroid_weights(vectors, self.raw_centroids, self.temperature)
         else:

@@ -2,8 +2,8 @@
 model by name, then score with it), so every consumer builds the same prompts and the same model.
 
 `load_recommender("thinkrec", ...)` is a trained variant (data/rec/<name>/) with the artifacts its
-prompts read; `load_recommender("thinkrec_experts", ...)` is the variant its experts start from
-with the experts (data/experts/expert_<k>/) fused into its top layers and the gate
+prompts read; `load_recommender("thinkrec_experts", ...)` is the stage-2 variant its experts are
+scored in, with the experts (data/experts/expert_<k>/) fused into its top layers and the gate
 (data/experts/gate/) weighing them per prompt. Either way:
 
     examples = recommender.encode(frame)              # the variant's prompts, CF slots and keywords as trained
@@ -46,13 +46,13 @@ class Recommender:
     """A trained recommender ready to encode, score and explain rows in its own prompt form."""
 
     name: str  # the registry name it was loaded by
-    spec: VariantSpec  # the variant whose weights and prompts it uses (for experts: the one they start from)
+    spec: VariantSpec  # the variant whose weights and prompts it uses (for experts: the one they are fused into)
     rec: RecModel  # loaded: eval mode, nothing trainable (train_variant wraps one it trains); experts fused into its top layers when it has them
     data: VariantData  # items, keywords, CF tables (and, when asked for, traces) its prompts read
     prompt: PromptParams  # rec.prompt: the prompt form it was trained with
     precision: str  # its frozen weights' dtype, resolved (bfloat16 | float32): the methods' default
     gate: Gate | None = None  # with experts: weighs them per prompt from the user's CF state
-    warm_users: frozenset[int] = frozenset()  # users with train rows (the gate's cold rule)
+    warm_users: frozenset[int] = frozenset()  # the clustered users (the gate's cold rule: the others are cold)
     encoder: Encoder = field(init=False, repr=False)  # the variant's own: keywords and CF slots as trained
 
     def __post_init__(self):
@@ -90,7 +90,7 @@ class Recommender:
 
 def base_variant(name: str) -> VariantSpec:
     """The LLM variant whose weights and prompts registry model `name` uses: itself, or for a
-    fused-experts model the variant its experts start from (an unknown name: get_variant's KeyError)."""
+    fused-experts model the variant its experts are fused into (an unknown name: get_variant's KeyError)."""
     starts_from = {entry.name: entry.starts_from for entry in registry.models("experts", default_run=False)}
     return get_variant(starts_from.get(name, name))
 
