@@ -77,7 +77,8 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("rdrec_no_rationales", "rdrec", "rdrec_no_rationales", inputs=("cf",), pointwise=False,
                topn=True, compared_with=("popularity",)),
     # ThinkRec's score and its retriever's (the selected CF model) fused per row, the weight chosen on
-    # valid_small (pipeline/ranking/fusion.py); compared with both parts (the CF part: vs_best_cf)
+    # valid_small (pipeline/ranking/fusion.py); compared with ThinkRec and the best CF model (vs_best_cf: the
+    # retriever itself under cf.model: auto)
     ModelEntry("thinkrec_fused", "fused", "thinkrec_fused", starts_from="thinkrec", inputs=("cf",),
                compared_with=("thinkrec",)),
 )

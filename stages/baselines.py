@@ -11,7 +11,7 @@ every evaluated user's catalogue, pipeline/ranking).
 from __future__ import annotations
 
 from pipeline import layout
-from pipeline.artifacts import read_frame, write_frame
+from pipeline.artifacts import atomic_paths, read_frame, write_frame
 from pipeline.baselines.history import history_predictions
 from pipeline.baselines.popularity import popularity_predictions, train_popularity
 from pipeline.ranking.catalogue import evaluated_users
@@ -31,13 +31,17 @@ def main() -> None:
     if last < 1:
         raise BadParams(f"params.yaml: rec.prompt.history_items is {last}: the history baseline scores the "
                          "liked rate of at least one history item")
+    ranking = load_section("ranking", RankingParams)
     interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
     candidates = read_frame(layout.TOPN_CANDIDATES, TOPN_CANDIDATES)
-    write_frame(history_predictions(interactions, last), OUTPUTS["history"], PREDICTIONS)
-    write_frame(popularity_predictions(interactions, candidates), OUTPUTS["popularity"], PREDICTIONS)
     n_items = len(read_frame(layout.ITEMS, ITEMS))
-    ranked = evaluated_users(interactions, n_items, load_section("ranking", RankingParams))
-    write_frame(constant_ranks(train_popularity(interactions, n_items), ranked), RANKED["popularity"], RANKS)
+    ranked = evaluated_users(interactions, n_items, ranking)
+    frames = [(history_predictions(interactions, last), OUTPUTS["history"], PREDICTIONS),
+              (popularity_predictions(interactions, candidates), OUTPUTS["popularity"], PREDICTIONS),
+              (constant_ranks(train_popularity(interactions, n_items), ranked), RANKED["popularity"], RANKS)]
+    with atomic_paths(*(path for _, path, _ in frames)) as temporaries:  # all three files or none
+        for (frame, _, schema), temporary in zip(frames, temporaries):
+            write_frame(frame, temporary, schema)
     print(f"baselines: {len(interactions)} rows scored by history (last {last} items) and by popularity, "
           f"{len(candidates)} top-N candidates and {ranked.users.size} users' catalogues by popularity; wrote "
           f"{', '.join(map(str, [*OUTPUTS.values(), *RANKED.values()]))}")

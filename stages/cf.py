@@ -47,6 +47,7 @@ def main(name: str) -> None:
     if name not in MODEL_CONFIGS:
         raise SystemExit(f"usage: python -m stages.cf <{'|'.join(MODEL_CONFIGS)}>; got '{name}'")
     params = load_section("cf", CFParams)
+    ranking = load_section("ranking", RankingParams)  # before training: a bad key fails in seconds
     config = getattr(params, name)
     interactions = read_frame(layout.INTERACTIONS, INTERACTIONS)
     n_users = len(read_frame(layout.USERS, USERS))
@@ -66,7 +67,7 @@ def main(name: str) -> None:
     users, items = user_item_vectors(model, histories)
     user_frame, item_frame = vector_frames(users, items)
     row_frame = None
-    ranked = evaluated_users(interactions, n_items, load_section("ranking", RankingParams))
+    ranked = evaluated_users(interactions, n_items, ranking)
     ranked_states = users[ranked.users]
     if name in SEQUENTIAL:  # the user state before each row, from that row's own history
         ordered = interactions.sort_values("row")

@@ -19,6 +19,7 @@ import yaml
 from pipeline import layout, registry, sizes
 from pipeline.cf.selected import SELECTED_PREDICTIONS
 from pipeline.params import PARAMS_FILE
+from pipeline.provenance import FINGERPRINTED
 from stages.code_deps import code_deps
 
 DVC_YAML = Path("dvc.yaml")
@@ -51,7 +52,11 @@ def stage(cmd: str, deps: list, params: list[str], outs: list | None = None,
     `summaries` (a stage's metrics/*.json: timings, counts, train logs) are outs kept in git, not DVC
     metrics: only evaluate's headline files are `metrics`, so `dvc metrics show` is one table of
     the models' headline numbers (docs/evaluation.md, "What DVC shows")."""
-    body: dict = {"cmd": cmd, "deps": [*code_deps(cmd), *map(path, deps)]}
+    code, declared = code_deps(cmd), [*map(path, deps)]
+    if "stages/stamp.py" in code and path(layout.INGEST) not in declared:
+        # its metrics file is stamped with the fingerprint of every ingest output: all are deps
+        declared += [path(file) for file in FINGERPRINTED if path(file) not in declared]
+    body: dict = {"cmd": cmd, "deps": [*code, *declared]}
     if params:
         body["params"] = params
     outs = [*(outs or []), *(summaries or [])]
@@ -117,11 +122,11 @@ def fused_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
     part = entry.starts_from
     deps = [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.predictions(part), layout.reranked(part),
             CF_SELECTED]
-    return stage(f"python -m stages.fused {entry.name}", deps, ["evaluate.selection_subset", *RANKED_USERS],
+    return stage(f"python -m stages.fused {entry.name}", deps, RANKED_USERS,
                  [layout.predictions(entry.name), layout.ranking(entry.name)],
                  metrics_out(layout.train_metrics(entry.name)),
                  comment=f"{entry.name}: {part}'s score and the retriever's, fused per row with the weight chosen on\n"
-                         "evaluate.selection_subset (the evaluation's and `thinkrec recommend`'s ranking rule)")
+                         "valid_small (the evaluation's and `thinkrec recommend`'s ranking rule)")
 
 
 def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:

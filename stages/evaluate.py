@@ -32,7 +32,7 @@ from pipeline.metrics.full import full_table
 from pipeline.ranking.catalogue import evaluated_users
 from pipeline.ranking.params import RankingParams
 from pipeline.schemas import INTERACTIONS, ITEMS, PREDICTIONS, RANKS, SUBSET_ROWS, TOPN_CANDIDATES
-from pipeline.errors import BadInput, run_stage
+from pipeline.errors import BadInput, BadParams, run_stage
 from pipeline.params import Strict, load_section
 from stages.stamp import stage_stamp
 
@@ -77,14 +77,18 @@ def main() -> None:
         topn=resample_counts(candidates["user"].nunique(), params.bootstrap.resamples,
                              params.bootstrap.seed, stream=1),
     )
-    ranked_users = evaluated_users(interactions, len(read_frame(layout.ITEMS, ITEMS)),
-                                   load_section("ranking", RankingParams))
+    ranking = load_section("ranking", RankingParams)
+    ranked_users = evaluated_users(interactions, len(read_frame(layout.ITEMS, ITEMS)), ranking)
     resamples = replace(resamples, **{
         kind: resample_counts(ranked_users.task_users(task).size, params.bootstrap.resamples,
                               params.bootstrap.seed, stream=stream)
         for kind, task, stream in (("full", "topn", 2), ("next", "next", 3))})
-    full_ks = sorted(set(params.full_ks) | {int(name.split("@")[1]) for name in params.headline
-                                            if name.startswith(("full_", "next_")) and "@" in name})
+    full_ks = sorted(set(params.full_ks) | set(metric_ks([name for name in params.headline
+                                                          if name.startswith(("full_", "next_"))])))
+    if ranking.retrieve_k < full_ks[-1]:
+        raise BadParams(f"params.yaml: ranking.retrieve_k ({ranking.retrieve_k}) is below the largest full-catalogue "
+                        f"cutoff of evaluate.full_ks / evaluate.headline ({full_ks[-1]}): a re-ranker's list of "
+                        f"{ranking.retrieve_k} cannot place a target at {full_ks[-1]}")
     evaluations = {}
     for name, frame in predictions.items():
         where = str(layout.predictions(name))
@@ -122,7 +126,8 @@ def main() -> None:
         topn_shown = ", ".join(f"{metric} {_shown(report, metric)}" for metric in topn_headline)
         lines.append(f"evaluate {name}: {params.subset} {report['n_rows']} rows, {report['n_users']} users: "
                      f"AUC {_shown(report, 'auc')} UAUC {_shown(report, 'uauc')}, "
-                     f"top-N {report.get('topn_users', 0)} users: {topn_shown}")
+                     f"ranking ({report.get('full_users', 0)} full-catalogue, {report.get('topn_users', 0)} sampled users): "
+                     f"{topn_shown}")
     write_json_files(files)  # every model's files or none: no file of this run beside one of the last
     print("\n".join(lines))
     if best_cf is not None:

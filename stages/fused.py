@@ -5,7 +5,8 @@ Usage: python -m stages.fused <model>
 Reads data/predictions/<part>.parquet (the LLM's valid_small and test_small scores; <part> is the
 entry's starts_from), data/cf_selected/predictions.parquet, data/ranking/<part>_candidates.parquet
 (the LLM's scores of the retriever's top K per user), data/ingest/{interactions,items,subsets}.parquet
-and params evaluate.selection_subset (the rows the weight is chosen on), ranking. Writes
+and params ranking; the weight is chosen on valid_small, the rows a fused part scores
+(pipeline/rec/recipe.py, registry.fused_parts). Writes
 data/predictions/<model>.parquet (every row both score), data/ranking/<model>.parquet (the fused
 order of the same retrieved lists) and metrics/<model>_train.json (the weight, every weight's AUC).
 """
@@ -27,7 +28,8 @@ from pipeline.ranking.fusion import choose_fusion
 from pipeline.ranking.lists import reranked_order
 from pipeline.ranking.params import RankingParams
 from pipeline.ranking.ranks import list_ranks
-from stages.cf_select import SelectionRows
+
+SELECTION = "valid_small"  # the rows the fused weight is chosen on: those a fused part scores (registry.fused_parts)
 from stages.stamp import stamped
 
 
@@ -36,7 +38,7 @@ def main(name: str) -> None:
     if entry.family != "fused":
         raise SystemExit(f"usage: python -m stages.fused <model of family fused>; '{name}' is {entry.family}")
     part = entry.starts_from
-    subset = load_section("evaluate", SelectionRows).selection_subset
+    subset = SELECTION
     interactions = read_frame(layout.INTERACTIONS, schemas.INTERACTIONS)
     subsets = read_frame(layout.SUBSETS, schemas.SUBSET_ROWS)
     n_items = len(read_frame(layout.ITEMS, schemas.ITEMS))
@@ -49,6 +51,9 @@ def main(name: str) -> None:
     if not chosen.any():
         raise BadInput(f"{layout.predictions(part)}: no {subset} rows scored: the fused weight is chosen on them "
                        f"(the registry's fused entries make {part} score them)")
+    if rows.loc[chosen, "label"].nunique() < 2:
+        raise BadInput(f"{layout.predictions(part)}: its {subset} rows hold one label only: the fused weight is "
+                       "chosen by AUC, which needs liked and not-liked rows")
     fusion = choose_fusion(rows.loc[chosen, "label"].to_numpy(), rows.loc[chosen, "score"].to_numpy(),
                            rows.loc[chosen, "score_retriever"].to_numpy())
     pointwise = rows[["row", "user", "item"]].assign(

@@ -11,8 +11,8 @@ from pipeline.params import load_section
 from pipeline.rec import distributed
 from pipeline.ranking.evaluation import rerank_evaluation
 from pipeline.ranking.params import RankingParams
-from pipeline.rec.examples import load_cf_vectors
-from pipeline.rec.inputs import rec_inputs
+from pipeline.rec.examples import CFVectors
+from pipeline.rec.inputs import rec_inputs, selected_vectors
 from pipeline.rec.model import save_rec_model
 from pipeline.rec.params import RecParams
 from pipeline.rec.recipe import train_variant
@@ -21,16 +21,11 @@ from pipeline.rec.variants import get_variant
 from stages.stamp import stamped
 
 
-def full_ranking(name: str, recommender: Recommender, batch_size: int):
+def full_ranking(recommender: Recommender, batch_size: int, ranking: RankingParams, retriever: CFVectors):
     """(RERANKED, RANKS, timings): the retriever's (the selected CF model's) top K re-ranked for
     every evaluated user (pipeline/ranking, the path `thinkrec recommend` ranks by), for
     data/ranking/<name>_candidates.parquet and <name>.parquet and the stage's metrics."""
-    cf_dir = layout.CF_SELECTED_DIR  # the CF model cf_select chose (pipeline/cf/selected.py)
-    row_states = cf_dir / "row_user_vectors.parquet"
-    retriever = load_cf_vectors(cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet", name,
-                                row_states if row_states.exists() else None)
-    return rerank_evaluation(recommender, recommender.data.interactions, retriever,
-                             load_section("ranking", RankingParams), batch_size)
+    return rerank_evaluation(recommender, recommender.data.interactions, retriever, ranking, batch_size)
 
 
 RANKING_FILES = ((layout.reranked, schemas.RERANKED), (layout.ranking, schemas.RANKS))  # full_ranking's frames
@@ -45,6 +40,9 @@ def run_rec_stage(variant: str) -> dict:
     predictions = layout.predictions(spec.name) if spec.reported else None
     metrics_path = layout.train_metrics(spec.name)
     lora_dir = layout.rec_dir(spec.lora_from) if spec.lora_from else None
+    # read before training: a bad `ranking` key or a missing selection fails in seconds, not after it
+    ranking = load_section("ranking", RankingParams) if spec.reported else None
+    retriever = selected_vectors(spec.name) if spec.reported else None
     with distributed.process_group():  # under torchrun (WORLD_SIZE > 1); else nothing
         inputs = rec_inputs(spec)
         trained = train_variant(spec, params, inputs, lora_dir)
@@ -60,7 +58,7 @@ def run_rec_stage(variant: str) -> dict:
         write_json(log, tmp / "train_log.json")
         if reported:
             write_frame(trained.predictions, temporaries[1], schemas.PREDICTIONS)
-            *frames, timings = full_ranking(spec.name, trained.recommender, params.scoring.topn_batch_size)
+            *frames, timings = full_ranking(trained.recommender, params.scoring.topn_batch_size, ranking, retriever)
             for frame, (_, schema), temporary in zip(frames, RANKING_FILES, temporaries[2:]):
                 write_frame(frame, temporary, schema)
             metrics.update(timings)

@@ -78,11 +78,21 @@ def paired_table(reports: dict[str, dict], headline: list[str], labels: dict[str
     return markdown(["model", "minus", *headline], rows)
 
 
+PROTOCOLS = ("", "topn_", "full_", "next_")  # pointwise, sampled top-N, full catalogue, next item
+
+
+def cutoff_order(name: str) -> tuple:
+    """Pointwise, then sampled, full-catalogue and next-item metrics; by metric name, then K (a
+    metric without a K, such as full_retrieved, takes K 0)."""
+    metric, _, k = name.partition("@")
+    protocol = max((p for p in PROTOCOLS if metric.startswith(p)), key=len)
+    return PROTOCOLS.index(protocol), metric, int(k) if k else 0
+
+
 def other_cutoffs_table(reports: dict[str, dict], labels: dict[str, str] | None = None) -> str:
     """The per-K metrics outside the headline (`all_k`: point values, no intervals), every group."""
     labels = labels or {}
-    names = sorted({name for report in reports.values() for name in report.get("all_k", {})},
-                   key=lambda name: (name.startswith("topn_"), name.split("@")[0], int(name.split("@")[1])))
+    names = sorted({name for report in reports.values() for name in report.get("all_k", {})}, key=cutoff_order)
     rows = []
     for model, report in reports.items():
         for group, values in [("all", report.get("all_k", {}))] + [(g, report[g].get("all_k", {})) for g in GROUPS]:
@@ -112,11 +122,15 @@ def results_tables(stored: StoredEvaluations, headline: list[str]) -> str:
 
 
 def legend(reports: dict[str, dict], params: EvaluateParams) -> str:
-    topn_users = max((report.get("topn_users", 0) for report in reports.values()), default=0)
+    users = {key: max((report.get(key) or 0 for report in reports.values()), default=0)
+             for key in ("topn_users", "full_users")}
+    full = (f"full_ columns on {users['full_users']} users with a liked test item, ranked over the catalogue "
+            "(next_ columns: every user with a test row, on the next item; docs/evaluation.md); "
+            if users["full_users"] else "")
     return (f"`value [low, high]`: {LEVEL:.0%} interval over {params.bootstrap.resamples:,} user-level bootstrap "
-            f"resamples of `{params.subset}`, the same resamples for every model; top-N columns on "
-            f"{topn_users} users' candidate lists; — where a model has no such rows. Paired differences: "
-            "above / below = the interval excludes zero." + conventions_note(reports))
+            f"resamples of `{params.subset}`, the same resamples for every model; {full}topn_ columns on "
+            f"{users['topn_users']} users' sampled candidate lists; — where a model has no such rows. Paired "
+            "differences: above / below = the interval excludes zero." + conventions_note(reports))
 
 
 def conventions_note(reports: dict[str, dict]) -> str:

@@ -31,6 +31,8 @@ from pipeline.rec.recipe import predictions_frame
 from pipeline.rec.recommender import load_recommender
 from pipeline.errors import BadInput, run_stage
 from stages.stamp import stamped
+from pipeline.ranking.params import RankingParams
+from pipeline.rec.inputs import selected_vectors
 from stages.rec_stage import RANKING_FILES, full_ranking
 
 
@@ -38,6 +40,7 @@ def main() -> None:
     started = time.perf_counter()
     experts = load_section("experts", ExpertsParams)
     rec_params = load_section("rec", RecParams)
+    ranking, retriever = load_section("ranking", RankingParams), selected_vectors(NAME)  # before any scoring
     torch.set_num_threads(rec_params.threads)
     recommender = load_recommender(NAME, rec_params, experts.train.dtype, upper_layers=experts.train.upper_layers)
     data, gate, dtype = recommender.data, recommender.gate, recommender.precision
@@ -65,7 +68,7 @@ def main() -> None:
                          "label": [e.label for e in test], "score": scores,
                          "reference": _reference_scores(reference, test, pointwise=True)})
     clusters = per_cluster(rows, read_clustering()[1])
-    *frames, ranking_timings = full_ranking(NAME, recommender, rec_params.scoring.topn_batch_size)
+    *frames, ranking_timings = full_ranking(recommender, rec_params.scoring.topn_batch_size, ranking, retriever)
     timings.update(ranking_timings)
     # the predictions, the full-catalogue ranking and their metrics together or none
     ranking_paths = [path(NAME) for path, _ in RANKING_FILES]

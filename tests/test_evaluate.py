@@ -371,3 +371,11 @@ def test_full_catalogue_metrics_are_paired_and_counted(project):
     assert bad["all_k"]["full_hr@10"] == pytest.approx(ranks.groupby("user")["rank"].min().lt(10).mean())
     paired = llm["vs_llm_ablated"]  # the difference's interval over the same resampled users
     assert paired["full_hr@5"] == 1.0 and paired["full_hr@5_low"] == paired["full_hr@5_high"] == 1.0
+
+
+def test_a_retriever_list_shorter_than_the_largest_cutoff_is_refused(project):
+    directory, _ = project
+    params = {**PARAMS, "ranking": {**PARAMS["ranking"], "retrieve_k": 5}}  # full_ks goes to 10
+    (directory / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run(directory, "stages.evaluate")
+    assert result.returncode == 2 and "ranking.retrieve_k (5) is below the largest full-catalogue cutoff" in result.stderr

@@ -215,3 +215,12 @@ def test_the_legend_says_when_ranking_metrics_follow_the_reference_conventions()
     assert "conventions" not in results_table.legend(reports, params)
     reports = {name: {**report, "conventions": "reference"} for name, report in reports.items()}
     assert "under the `reference` conventions" in results_table.legend(reports, params)
+
+
+def test_the_other_cutoffs_table_orders_every_protocol_and_takes_metrics_without_a_cutoff():
+    from stages.results_table import other_cutoffs_table
+
+    values = {"full_retrieved": 0.5, "full_hr@20": 0.3, "full_hr@5": 0.1, "ndcg@3": 0.2, "topn_hr@2": 0.4,
+              "next_hr@5": 0.1}
+    table = other_cutoffs_table({"m": {"all_k": values, "warm": {"all_k": {}}, "cold": {"all_k": {}}}})
+    assert table.splitlines()[0] == "| model | ndcg@3 | topn_hr@2 | full_hr@5 | full_hr@20 | full_retrieved | next_hr@5 |"

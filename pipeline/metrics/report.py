@@ -41,7 +41,7 @@ class Resamples:
     pointwise: np.ndarray  # (B, U) draws of each evaluated user, users ascending
     topn: np.ndarray  # (B, T) draws of each top-N user, users ascending
     full: np.ndarray | None = None  # (B, F) draws of each user with a liked test item (full-catalogue ranking)
-    next: np.ndarray | None = None  # (B, N) draws of each user with a test row (next-item ranking)
+    next: np.ndarray | None = None  # (B, N) draws of each user with a next-item target (next-item ranking)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""The one ranking path: the retriever (a CF model) proposes a user's top K unseen items, a
-trained LLM recommender re-ranks them, and an optional fusion mixes both scores. `thinkrec
-recommend` and the evaluation's re-rankers both call `rerank_queries`, so the list a user is
-shown is the list that is measured.
+"""The one ranking path: the retriever (a CF model) proposes a user's top K unseen items and a
+trained LLM recommender re-ranks them (stages/fused.py mixes both scores under the same order
+rule). `thinkrec recommend` and the evaluation's re-rankers both call `rerank_queries`, so for the
+same user state and K the list a user is shown is the list that is measured (the CLI's default K,
+`recommend.candidates`, is longer than the evaluation's `ranking.retrieve_k`).
 
 Ties: the retriever breaks ties by item id; the re-ranked order breaks ties by retriever rank.
 """

@@ -6,7 +6,17 @@ from __future__ import annotations
 from pipeline import layout
 from pipeline.layout import INGEST, METRICS_DIR, PREDICTIONS_DIR, REC_DIR  # noqa: F401 (the stages' paths)
 from pipeline.rec.data import RecInputs
+from pipeline.rec.examples import CFVectors, load_cf_vectors
 from pipeline.rec.variants import VariantSpec
+
+
+def selected_vectors(who: str) -> CFVectors:
+    """The selected CF model's tables (data/cf_selected/: vectors, and a sequential model's per-row
+    states when it exports them); `who` is named when a file is missing."""
+    cf_dir = layout.CF_SELECTED_DIR
+    row_states = cf_dir / "row_user_vectors.parquet"
+    return load_cf_vectors(cf_dir / "user_vectors.parquet", cf_dir / "item_vectors.parquet", who,
+                           row_states if row_states.exists() else None)
 
 
 def rec_inputs(spec: VariantSpec) -> RecInputs:

@@ -7,6 +7,7 @@ from pipeline import registry
 from pipeline.report.collect import ReportInputs, has_interval
 from pipeline.report.markup import Html, text
 from pipeline.report.svg import box_plot, interval_chart, line_chart
+from pipeline.metrics.report import join_report
 from pipeline.report.verdict import llm_rows, verdict_lines
 
 CSS = """
@@ -287,7 +288,8 @@ def experiments_section(inputs: ReportInputs, max_params: int = 6) -> str:
     rows = []
     for (label, data), flat in zip(records, params):
         metrics = data.get("metrics") or {}
-        aucs = [interval_cell((metrics.get(f"metrics/{m}.json") or {}).get("data") or {}, "auc") for m in models]
+        aucs = [interval_cell(join_report((metrics.get(f"metrics/{m}.json") or {}).get("data") or {}, None), "auc")
+                for m in models]  # a headline file: its intervals as {metric: [low, high]}
         rows.append([label, *(flat.get(k, "—") for k in changed), *aucs])
     return ("<h2>Experiments (dvc exp show)</h2><p class=note>workspace, commits and experiments: the params "
             "that differ between them, then each model's AUC [95% interval].</p>"

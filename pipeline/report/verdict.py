@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline import registry
 
 POINTWISE = ("auc", "uauc")  # the verdict's pointwise metrics, where a comparison has them
-LLM_FAMILIES = ("llm", "experts", "rdrec")  # registry families whose models are LLM recommenders
+LLM_FAMILIES = ("llm", "experts", "rdrec", "fused")  # registry families whose models are (or hold) LLM recommenders
 
 
 def interval(group: dict, name: str, signed: bool = False) -> str:
