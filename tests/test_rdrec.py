@@ -104,7 +104,9 @@ def test_student_stages_train_their_tasks_and_score_every_topn_candidate(tiny_pr
     # 5 teacher rationales (the fallback one is not learned): one preference + one attributes row each
     assert full["pool_packs"] == {"attributes": 5, "next": 8, "preference": 5, "rank": 8}
     assert full["pool_answers"] == {"attributes": 5, "next": 8, "preference": 5, "rank": 16}
-    assert full["task_probabilities"] == {"attributes": 0.2, "next": 0.2, "preference": 0.2, "rank": 0.4}
+    assert full["task_weights"] == {"attributes": 0.2, "next": 0.2, "preference": 0.2, "rank": 0.4}
+    assert full["task_shares"] == {"attributes": 0.2, "next": 0.2, "preference": 0.2, "rank": 0.4}  # of 5 steps
+    assert ablated["task_shares"] == {"next": 0.3333, "rank": 0.6667}  # weights 0.25 / 0.5: 1 of 3 steps
     # the rationale tasks add their batches: 2 rank + 1 next + 1 preference + 1 attributes
     assert full["steps"] == 5 and full["tasks"]["rank"] == ablated["tasks"]["rank"]
     assert full["tasks"]["next"] == ablated["tasks"]["next"] == {"batches": 1, "answers": 4,

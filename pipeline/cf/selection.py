@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline import layout, schemas
 from pipeline.artifacts import atomic_directory, read_frame, write_json
 from pipeline.cf.selected import AUTO, PREDICTIONS, SELECTED
+from pipeline.errors import BadParams
 from pipeline.metrics.compare import best_by_auc
 
 # the files every CF model writes, checked (schema, finite values) before they are copied; a model's
@@ -62,7 +63,7 @@ class CFChoice:
 def choose_cf_model(requested: str, aucs: dict[str, float], rows: str, chance_auc: float) -> CFChoice:
     """cf.model `requested` resolved against the candidates' AUCs on `rows`: auto takes the best."""
     if requested != AUTO and requested not in aucs:
-        raise ValueError(f"cf.model '{requested}' is not among the candidates {list(aucs)}")
+        raise BadParams(f"cf.model '{requested}' is not among the candidates {list(aucs)}")
     model = best_by_auc(aucs)[0] if requested == AUTO else requested
     return CFChoice(model, requested, rows, dict(aucs), chance_auc)
 

@@ -15,6 +15,7 @@ import torch
 
 from pipeline import schemas
 from pipeline.artifacts import read_frame
+from pipeline.errors import BadInput, MissingInput
 from pipeline.rec.device import resolve_device
 from pipeline.rec.examples import CFVectors, build_catalog, load_cf_vectors, topn_frame
 from pipeline.rec.model import LoraParams, RecModel, build_rec_model
@@ -122,11 +123,11 @@ def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, in
     candidates = read_frame(inputs.topn_candidates, schemas.TOPN_CANDIDATES)
     vectors = load_cf_vectors(inputs.user_vectors, inputs.item_vectors, name, inputs.row_user_vectors)
     if len(vectors.items) != len(items):  # the next-item head scores the CF table's rows as the catalogue
-        raise ValueError(f"{inputs.item_vectors}: {len(vectors.items)} item vectors for {len(items)} catalogue items")
+        raise BadInput(f"{inputs.item_vectors}: {len(vectors.items)} item vectors for {len(items)} catalogue items")
     weights = params.variants[name]
     wants_rationales = any(weights.get(task, 0) > 0 for task in RATIONALE_TASKS)
     if wants_rationales and inputs.rationales is None:
-        raise ValueError(f"{name}: rationale tasks need data/rationales/rationales.parquet")
+        raise MissingInput(f"rdrec.variants.{name}: rationale tasks need data/rationales/rationales.parquet (stage rationales)")
     rationales = read_frame(inputs.rationales, schemas.RATIONALES) if wants_rationales else None
 
     rec = build_student(backbone, vectors, params.train.seed, params.train.dtype)
@@ -171,7 +172,7 @@ def train_student_variant(name: str, params: RDRecParams, backbone: Backbone, in
         "rank_rows": log["rank_rows"],
         "rank_answers": log["rank_answers"],
         "tasks": log["tasks"],
-        "task_probabilities": log["task_probabilities"],
+        "task_weights": log["task_weights"], "task_shares": log["task_shares"],
         "pool_packs": train_log["pool_packs"],
         "pool_answers": {task: sum(len(p.targets) for p in pool) for task, pool in sorted(pools.items())},
         "train_tokens": train_tokens,

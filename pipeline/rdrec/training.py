@@ -55,8 +55,9 @@ def train_student(
     head: NextItemHead,
 ) -> dict:
     """Train `rec`'s trainable parameters in place, one micro-batch per step (`head` scores the
-    next micro-batches). Returns the shared loop's log plus per-task batch / answer / token counts
-    and the rank rows seen."""
+    next micro-batches). Returns the shared loop's log plus the normalised weights, each task's
+    share of the micro-batches actually trained, per-task batch / answer / token counts and the
+    rank rows seen."""
     probabilities = task_weights(weights, pools)
     schedule = student_schedule(pools, weights, params)
     loss_params = LossParams(bce_weight_single=params.rank_bce_weight, bce_weight_multi=0.0)
@@ -68,5 +69,6 @@ def train_student(
         counts[micro.kind]["answers"] += step["answers"]
         counts[micro.kind]["tokens"] += step["tokens"]
     rank_rows = label_rows(schedule, "rank")
-    return {**log, "precision": precision, "task_probabilities": probabilities, "tasks": counts,
+    shares = {task: round(count["batches"] / max(len(schedule), 1), 4) for task, count in counts.items()}
+    return {**log, "precision": precision, "task_weights": probabilities, "task_shares": shares, "tasks": counts,
             "rank_answers": len(rank_rows), "rank_rows": len(set(rank_rows))}
