@@ -5,16 +5,24 @@ params.yaml lacks is an error naming the profile and the key. `overlay` lays key
 section the same way (tests and benchmarks take params.yaml's section and change a few keys).
 
 Usage: eval dvc exp run $(python -m pipeline.profiles profiles/thinkrec-reference.yaml profiles/ml1m.yaml)
+
+`-S` changes params.yaml, not dvc.yaml: where profiles set a key that decides which stages and deps
+dvc.yaml lists (DVC_YAML_KEYS), write it for them first, `python -m stages.dvc_yaml --write
+--profiles <the same profiles>`; the command says so on stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# params keys that stages/dvc_yaml.py reads to decide dvc.yaml's stages and deps (a key or its subkeys)
+DVC_YAML_KEYS = ("experts.slots", "rec.overrides", "traces.hard_scores", "hard_scores.model")
 
 
 def flatten(tree: dict, prefix: str = "", maps: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -93,12 +101,25 @@ def override_value(value: Any) -> str:
     return json.dumps(value)
 
 
+def dvc_yaml_sets(params: dict, sets: dict[str, Any]) -> list[str]:
+    """The keys of `sets` under DVC_YAML_KEYS whose value differs from `params`'s (dvc.yaml must be
+    written for them before the run)."""
+    known = flatten(params)
+    return [key for key, value in sets.items()
+            if any(key == name or key.startswith(name + ".") for name in DVC_YAML_KEYS) and known.get(key) != value]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Print `dvc exp run -S` arguments for params profiles.")
     parser.add_argument("profiles", nargs="+", type=Path)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
-    sets = profile_sets(yaml.safe_load(args.params.read_text()), args.profiles)
+    params = yaml.safe_load(args.params.read_text())
+    sets = profile_sets(params, args.profiles)
+    listed = dvc_yaml_sets(params, sets)
+    if listed:
+        print(f"pipeline.profiles: these profiles set {', '.join(listed)}, which decide dvc.yaml's stages: first run "
+              f"python -m stages.dvc_yaml --write --profiles {' '.join(map(str, args.profiles))}", file=sys.stderr)
     print(shlex.join(set_arguments(sets)))
 
 

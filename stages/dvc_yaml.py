@@ -2,11 +2,14 @@
 (pipeline/layout.py): one stage per model where DVC's foreach cannot say how models differ (their
 inputs, the model they start from), and the per-model lists of evaluate, explain and the ROC plot.
 
-Usage: python -m stages.dvc_yaml [--write | --check]
+Usage: python -m stages.dvc_yaml [--write | --check] [--profiles PROFILE ...]
 Without a flag, prints dvc.yaml. `--write` rewrites it; `--check` exits 1 when dvc.yaml differs
-from what `--write` would write (tests/test_registry.py runs it). Reads params.yaml only for what
+from what `--write` would write (tests/test_registry.py runs it). `--profiles` renders it for
+params.yaml with the profiles laid over (what `dvc exp run` with their -S arguments will run: write
+it before that run when a profile sets a key below, pipeline/profiles.py: DVC_YAML_KEYS). Reads params.yaml only for what
 dvc.yaml must list per entry: experts.slots (the expert stages the gate reads), rec.overrides
-(which variants declare their own training params) and traces.hard_scores (a file traces reads).
+(which variants declare their own training params), traces.hard_scores (a file traces reads) and
+hard_scores.model (the stage that writes that file, listed only while it is set).
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ import yaml
 
 from pipeline import layout, registry, sizes
 from pipeline.cf.selected import SELECTED_PREDICTIONS
+from pipeline.errors import BadParams
 from pipeline.params import PARAMS_FILE
+from pipeline.profiles import DVC_YAML_KEYS, apply_sets, profile_sets
 from pipeline.provenance import FINGERPRINTED
+from pipeline.hard_scores import HARD_SCORES, check_scoring_model, check_traces_reads_them
 from stages.code_deps import code_deps
 
 DVC_YAML = Path("dvc.yaml")
@@ -129,12 +135,28 @@ def fused_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
                          "valid_small (the evaluation's and `thinkrec recommend`'s ranking rule)")
 
 
+def hard_scores_stage(model: str) -> tuple[dict, str | None]:
+    """An LLM recommender's scores of the train split, for traces' hard rows (pipeline/hard_scores.py)."""
+    entry = check_scoring_model(model)
+    deps = [layout.INTERACTIONS, layout.ITEMS, CF_SELECTED, *([layout.ITEM_KEYWORDS] if "keywords" in entry.inputs else []),
+            layout.rec_dir(model), BACKBONE]
+    return stage("python -m stages.hard_scores", deps,
+                 ["hard_scores", "traces.hard_scores", "traces.score_threshold", "rec.backbone", "rec.threads",
+                  "rec.answer_logit", "rec.prompt", "rec.scoring", "rec.stage1", "rec.stage2"],
+                 [HARD_SCORES], metrics_out(layout.metrics("hard_scores")),
+                 comment=f"hard_scores.model ({model}) scores every train row; traces takes the rows it gets wrong\n"
+                         "(the reference's source of hard rows). Listed only while hard_scores.model is set.")
+
+
 def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
     """The stages before the recommenders: ingest, the sizes checked against it, the local model, CF,
     the baselines, the teacher's data (each teacher stage depends on its sizes: they run after the check)."""
     cf_models = [entry.name for entry in registry.models("cf")]
     # a named hard-rows source is a dependency; DVC cannot interpolate a null key, so only when set
     hard_scores = ["${traces.hard_scores}"] if (params.get("traces") or {}).get("hard_scores") else []
+    scorer = (params.get("hard_scores") or {}).get("model")
+    check_traces_reads_them(scorer, (params.get("traces") or {}).get("hard_scores"))
+    scoring = {"hard_scores": hard_scores_stage(scorer)} if scorer else {}
     return {
         "ingest": stage(
             "python -m stages.ingest",
@@ -173,6 +195,7 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
             [layout.KEYWORDS_DIR],
             metrics_out(layout.metrics("keywords")),
             comment="The teacher's stages read the local model directory whatever llm.backend is (it exists either way)."),
+        **scoring,
         "traces": stage(
             "python -m stages.traces",
             [layout.INTERACTIONS, layout.ITEMS, layout.SUBSETS, layout.ITEM_KEYWORDS,
@@ -298,15 +321,21 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite dvc.yaml")
     mode.add_argument("--check", action="store_true", help="exit 1 when dvc.yaml is stale")
+    parser.add_argument("--profiles", nargs="+", type=Path, default=[], help="params profiles laid over params.yaml")
     args = parser.parse_args(argv)
-    text = render(yaml.safe_load(PARAMS_FILE.read_text()) or {})
+    params = yaml.safe_load(PARAMS_FILE.read_text()) or {}
+    try:
+        text = render(apply_sets(params, profile_sets(params, args.profiles)))
+    except BadParams as err:
+        print(f"stages.dvc_yaml: error: {err}", file=sys.stderr)
+        return 2
     if args.write:
         DVC_YAML.write_text(text)
         print(f"wrote {DVC_YAML}")
     elif args.check:
         if not DVC_YAML.exists() or DVC_YAML.read_text() != text:
             print(f"{DVC_YAML} is stale: run `python -m stages.dvc_yaml --write` (after editing pipeline/registry.py,"
-                  " pipeline/layout.py, experts.slots, rec.overrides or traces.hard_scores)", file=sys.stderr)
+                  f" pipeline/layout.py or {', '.join(DVC_YAML_KEYS)})", file=sys.stderr)
             return 1
         print(f"{DVC_YAML} is current")
     else:

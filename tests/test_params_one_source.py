@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.cf.config import CFParams
 from pipeline.experts.params import ExpertsParams, GateParams
+from pipeline.hard_scores import HardScoresParams
 from pipeline.ingest.config import IngestParams
 from pipeline.llm.config import LLMConfig
 from pipeline.rdrec.params import RDRecParams
@@ -29,7 +30,7 @@ from stages.traces import TraceParams
 SECTIONS = {
     "ingest": [IngestParams], "cf": [CFParams], "evaluate": [EvaluateParams],
     "prepare_model": [PrepareModelParams], "llm": [LLMConfig], "keywords": [KeywordParams],
-    "traces": [TraceParams], "rationales": [RationaleParams], "rdrec": [RDRecParams],
+    "traces": [TraceParams], "hard_scores": [HardScoresParams], "rationales": [RationaleParams], "rdrec": [RDRecParams],
     "rec": [RecParams], "experts": [ExpertsParams], "gate": [GateParams],
     "explain": [ExplainParams], "recommend": [RecommendParams],
 }

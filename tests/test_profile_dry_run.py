@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def test_the_recipe_runs_end_to_end_under_the_dry_run_overlay(tmp_path, recipe, 
             sets.update({"llm.backend": "openai", "llm.model": "scripted-teacher"})
         (root / "params.yaml").write_text(yaml.safe_dump(apply_sets(params, sets), sort_keys=False))
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # stages call `python`
+        # dvc.yaml as the runbook writes it for the profiles (a stage the recipe adds: hard_scores)
+        subprocess.run([sys.executable, "-m", "stages.dvc_yaml", "--write"], cwd=root, check=True)
         shown = run_dvc(root, "repro", timeout=1800,
                         env={"PATH": path, "VLLM_API_KEY": "dry-run", "OPENAI_API_KEY": "dry-run"})
     stages = [line.split()[0] for line in run_dvc(root, "stage", "list").splitlines() if line.strip()]
@@ -85,6 +88,12 @@ def test_the_recipe_runs_end_to_end_under_the_dry_run_overlay(tmp_path, recipe, 
     explanations = without_stamp(json.loads((root / "metrics/explanations.json").read_text()))
     assert set(explanations) == set(params["explain"]["models"])
     assert metrics["ingest"] == json.loads((root / "data/ingest/card.json").read_text())["fingerprint"]
+    hard = params["hard_scores"]["model"]
+    if hard:  # the recipe's hard rows are that LLM's train-split mistakes, read from the file its stage wrote
+        selection = json.loads((root / "metrics/traces.json").read_text())["selection"]
+        scored = json.loads((root / "metrics/hard_scores.json").read_text())
+        assert (selection["hard_scores"], scored["model"]) == (params["traces"]["hard_scores"], hard)
+        assert scored["rows"] == selection["train_rows"] and 0 < selection["selected"] <= scored["wrong"]
 
 
 def test_every_profile_has_a_dry_run():

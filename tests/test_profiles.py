@@ -3,11 +3,14 @@ params.yaml, the paper-scale settings validate against the stages' own params mo
 copy of the project `dvc repro --dry` and `dvc exp run --dry` walk every stage of the graph."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pipeline.hard_scores import HardScoresParams
 from pipeline.ingest.config import IngestParams
 from pipeline.llm.config import LLMConfig
 from pipeline.profiles import apply_sets, flatten, profile_sets, set_arguments
@@ -23,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"
 DATASETS = ["ml1m.yaml", "amazon-book.yaml", "yelp.yaml"]
 SECTIONS = {"ingest": IngestParams, "prepare_model": PrepareModelParams, "llm": LLMConfig,
-            "keywords": KeywordParams, "traces": TraceParams, "rec": RecParams, "explain": ExplainParams}
+            "keywords": KeywordParams, "traces": TraceParams, "hard_scores": HardScoresParams, "rec": RecParams,
+            "explain": ExplainParams}
 
 
 def _params() -> dict:
@@ -56,9 +60,13 @@ def test_a_profile_key_params_yaml_lacks_is_an_error_naming_it(tmp_path):
 @pytest.mark.slow
 def test_dry_runs_walk_every_stage_under_the_ml1m_reference_profile(tmp_path):
     root = project_copy(tmp_path / "project")
+    profiles = [PROFILES / "thinkrec-reference.yaml", PROFILES / "ml1m.yaml"]
+    # the documented first step: dvc.yaml written for the profiles (they add the hard_scores stage)
+    subprocess.run([sys.executable, "-m", "stages.dvc_yaml", "--write", "--profiles", *map(str, profiles)],
+                   cwd=root, check=True)
     stages = [line.split()[0] for line in run_dvc(root, "stage", "list").splitlines() if line.strip()]
-    assert {"ingest", "prepare_model", "keywords", "traces", "collm", "thinkrec", "evaluate"} <= set(stages)
-    sets = profile_sets(_params(), [PROFILES / "thinkrec-reference.yaml", PROFILES / "ml1m.yaml"])
+    assert {"ingest", "prepare_model", "keywords", "hard_scores", "traces", "collm", "thinkrec", "evaluate"} <= set(stages)
+    sets = profile_sets(_params(), profiles)
     # The documented path: DVC applies the -S sets itself (it rejects a key params.yaml lacks).
     # --force: without it DVC's run-cache check hashes the deps of the first stage downstream of a
     # not-yet-run one and stops on the missing file (DVC issue 9818), so a fresh checkout's dry run

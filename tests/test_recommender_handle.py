@@ -66,14 +66,19 @@ def _clusters_and_gate(root: Path) -> None:
     (root / layout.GATE_DIR / "gate.json").write_text(json.dumps(gate.state()))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("handle")
+def write_saved_models(root: Path, seeds: dict[str, int]) -> Path:
+    """A tiny project under `root`: the tiny model, its artifacts and a saved variant per `seeds` entry."""
     torch.set_num_threads(1)
     rec_tiny.write_tiny_model(root / "tiny", layers=LAYERS)
     rec_tiny.write_tiny_artifacts(root)
-    _saved_model(root, "collm", seed=1)
-    _saved_model(root, "thinkrec", seed=2)
+    for name, seed in seeds.items():
+        _saved_model(root, name, seed=seed)
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = write_saved_models(tmp_path_factory.mktemp("handle"), {"collm": 1, "thinkrec": 2})
     _clusters_and_gate(root)
     return root
 
