@@ -109,6 +109,13 @@ def dvc_yaml_sets(params: dict, sets: dict[str, Any]) -> list[str]:
             if any(key == name or key.startswith(name + ".") for name in DVC_YAML_KEYS) and known.get(key) != value]
 
 
+def stages_listed(dvc_yaml: Path) -> set[str] | None:
+    """The stage names of `dvc_yaml` (None when there is none)."""
+    if not dvc_yaml.exists():
+        return None
+    return set((yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Print `dvc exp run -S` arguments for params profiles.")
     parser.add_argument("profiles", nargs="+", type=Path)
@@ -117,9 +124,15 @@ def main() -> None:
     params = yaml.safe_load(args.params.read_text())
     sets = profile_sets(params, args.profiles)
     listed = dvc_yaml_sets(params, sets)
-    if listed:
-        print(f"pipeline.profiles: these profiles set {', '.join(listed)}, which decide dvc.yaml's stages: first run "
-              f"python -m stages.dvc_yaml --write --profiles {' '.join(map(str, args.profiles))}", file=sys.stderr)
+    written = stages_listed(Path("dvc.yaml"))
+    wants = sets.get("hard_scores.model", flatten(params).get("hard_scores.model")) is not None
+    # whether dvc.yaml lists the hard_scores stage shows which way it was written; the other keys' effect does not show
+    unseen = [key for key in listed if not key.startswith(("hard_scores.", "traces.hard_scores"))]
+    mismatch = written is None or ("hard_scores" in written) != wants
+    if unseen or (mismatch and (listed or written is not None)):
+        why = f"these profiles set {', '.join(listed)}" if listed else "dvc.yaml was written for other profiles"
+        print(f"pipeline.profiles: {why}, which decide dvc.yaml's stages: first run python -m stages.dvc_yaml "
+              f"--write --profiles {' '.join(map(str, args.profiles))}", file=sys.stderr)
     print(shlex.join(set_arguments(sets)))
 
 

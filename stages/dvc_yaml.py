@@ -135,14 +135,17 @@ def fused_stage(entry: registry.ModelEntry) -> tuple[dict, str | None]:
                          "valid_small (the evaluation's and `thinkrec recommend`'s ranking rule)")
 
 
-def hard_scores_stage(model: str) -> tuple[dict, str | None]:
-    """An LLM recommender's scores of the train split, for traces' hard rows (pipeline/hard_scores.py)."""
+def hard_scores_stage(model: str, overrides: set[str]) -> tuple[dict, str | None]:
+    """An LLM recommender's scores of the train split, for traces' hard rows (pipeline/hard_scores.py).
+    Its params: what the scores depend on (the model's training dtype, overrides included); the cut
+    too, since metrics/hard_scores.json counts the rows on its wrong side."""
     entry = check_scoring_model(model)
     deps = [layout.INTERACTIONS, layout.ITEMS, CF_SELECTED, *([layout.ITEM_KEYWORDS] if "keywords" in entry.inputs else []),
             layout.rec_dir(model), BACKBONE]
     return stage("python -m stages.hard_scores", deps,
                  ["hard_scores", "traces.hard_scores", "traces.score_threshold", "rec.backbone", "rec.threads",
-                  "rec.answer_logit", "rec.prompt", "rec.scoring", "rec.stage1", "rec.stage2"],
+                  "rec.answer_logit", "rec.prompt", "rec.scoring", "rec.stage1", "rec.stage2",
+                  *([f"rec.overrides.{model}"] if model in overrides else [])],
                  [HARD_SCORES], metrics_out(layout.metrics("hard_scores")),
                  comment=f"hard_scores.model ({model}) scores every train row; traces takes the rows it gets wrong\n"
                          "(the reference's source of hard rows). Listed only while hard_scores.model is set.")
@@ -155,8 +158,9 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
     # a named hard-rows source is a dependency; DVC cannot interpolate a null key, so only when set
     hard_scores = ["${traces.hard_scores}"] if (params.get("traces") or {}).get("hard_scores") else []
     scorer = (params.get("hard_scores") or {}).get("model")
-    check_traces_reads_them(scorer, (params.get("traces") or {}).get("hard_scores"))
-    scoring = {"hard_scores": hard_scores_stage(scorer)} if scorer else {}
+    check_traces_reads_them(scorer, params.get("traces") or {})
+    overrides = set((params.get("rec") or {}).get("overrides") or {})
+    scoring = {"hard_scores": hard_scores_stage(scorer, overrides)} if scorer else {}
     return {
         "ingest": stage(
             "python -m stages.ingest",
@@ -325,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = yaml.safe_load(PARAMS_FILE.read_text()) or {}
     try:
-        text = render(apply_sets(params, profile_sets(params, args.profiles)))
+        sets = profile_sets(params, args.profiles)
+    except (KeyError, ValueError, OSError) as err:  # a missing profile, a key params.yaml lacks: one line
+        print(f"stages.dvc_yaml: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    try:
+        text = render(apply_sets(params, sets))
     except BadParams as err:
         print(f"stages.dvc_yaml: error: {err}", file=sys.stderr)
         return 2
@@ -334,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {DVC_YAML}")
     elif args.check:
         if not DVC_YAML.exists() or DVC_YAML.read_text() != text:
-            print(f"{DVC_YAML} is stale: run `python -m stages.dvc_yaml --write` (after editing pipeline/registry.py,"
-                  f" pipeline/layout.py or {', '.join(DVC_YAML_KEYS)})", file=sys.stderr)
+            written_for = "".join(f" {profile}" for profile in args.profiles)
+            print(f"{DVC_YAML} is stale: run `python -m stages.dvc_yaml --write"
+                  f"{' --profiles' + written_for if written_for else ''}` (after editing pipeline/registry.py,"
+                  f" pipeline/layout.py or {', '.join(DVC_YAML_KEYS)}, or after a profile's run)", file=sys.stderr)
             return 1
         print(f"{DVC_YAML} is current")
     else:

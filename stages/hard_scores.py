@@ -18,10 +18,9 @@ from pipeline.errors import BadParams, run_stage
 from pipeline.params import load_section
 from pipeline.rec.params import RecParams
 from pipeline.rec.recommender import load_recommender
-from pipeline.hard_scores import (HARD_SCORES, HardScoresParams, check_scoring_model, check_traces_reads_them,
-                                         score_train_rows, scores_summary)
+from pipeline.hard_scores import (HARD_SCORES, HardScoresParams, TracesKeys, check_scoring_model,
+                                  check_traces_reads_them, score_train_rows, scores_summary)
 from stages.stamp import stamped
-from stages.traces import TraceParams
 
 METRICS = layout.metrics("hard_scores")
 
@@ -29,12 +28,12 @@ METRICS = layout.metrics("hard_scores")
 def main() -> None:
     started = time.perf_counter()
     params = load_section("hard_scores", HardScoresParams)
-    traces = load_section("traces", TraceParams)
+    traces = load_section("traces", TracesKeys)
     if params.model is None:
         raise BadParams("hard_scores.model: null: nothing to score (dvc.yaml lists this stage only while it is set: "
                         "python -m stages.dvc_yaml --write)")
     check_scoring_model(params.model)
-    check_traces_reads_them(params.model, traces.hard_scores)
+    check_traces_reads_them(params.model, traces)
     rec_params = load_section("rec", RecParams)
     torch.set_num_threads(rec_params.threads)
     interactions = read_frame(layout.INTERACTIONS, schemas.INTERACTIONS)

@@ -22,7 +22,8 @@ from pipeline.artifacts import read_frame
 from pipeline.errors import BadParams, run_stage
 from pipeline.hard_scores import HARD_SCORES, check_scoring_model, check_traces_reads_them
 from pipeline.params import load_section
-from pipeline.profiles import dvc_yaml_sets, profile_sets
+from pipeline.metrics.classification import auc, uauc
+from pipeline.profiles import dvc_yaml_sets, main as profiles_main, profile_sets
 from pipeline.rec.params import RecParams
 from pipeline.rec.recommender import load_recommender
 from test_recommender_handle import write_saved_models
@@ -58,10 +59,13 @@ def test_the_stage_scores_every_train_row_and_traces_takes_exactly_its_mistakes(
     expected = recommender.score(recommender.encode(train), 4)
     np.testing.assert_array_equal(scored["score"].to_numpy(), expected.astype(np.float32))  # the model's own scores
     metrics = json.loads((project / stages.hard_scores.METRICS).read_text())
-    wrong = (scored["score"].to_numpy() > 0.0).astype(int) != train["label"].to_numpy()
+    labels = train["label"].to_numpy()
+    wrong = (scored["score"].to_numpy() > 0.0).astype(int) != labels
     assert (metrics["model"], metrics["rows"], metrics["wrong"]) == ("collm", 30, int(wrong.sum()))
-    assert metrics["wrong_by_label"]["0"] + metrics["wrong_by_label"]["1"] == metrics["wrong"]
-    assert 0.0 <= metrics["auc"] <= 1.0 and metrics["ingest"]  # stamped with the ingest it scored
+    assert metrics["wrong_by_label"] == {str(label): int((wrong & (labels == label)).sum()) for label in (0, 1)}
+    assert metrics["auc"] == auc(labels, scored["score"].to_numpy())
+    assert metrics["uauc"] == uauc(train["user"].to_numpy(), labels, scored["score"].to_numpy())[0]
+    assert metrics["ingest"]  # stamped with the ingest it scored
     # traces reads the file: at a cut between the scores, the hard rows are the pool's mistakes there
     pool = train[train["history_items"].map(len) >= params["traces"]["min_history"]].merge(scored[["row", "score"]])
     cut = float(np.median(pool["score"]))
@@ -76,12 +80,12 @@ def test_the_stage_scores_every_train_row_and_traces_takes_exactly_its_mistakes(
 def test_a_scoring_model_that_trains_on_traces_or_is_unknown_is_refused():
     assert check_scoring_model("thinkrec_no_traces").inputs == ("cf", "keywords")  # the reference's CoLLM with keywords
     assert check_scoring_model("collm").name == "collm"
-    for name, why in (("thinkrec", "thinkrec trains on them"), ("thinkrec_stage1", "thinkrec_stage1 trains"),
-                      ("thinkrec_no_keywords", "thinkrec_no_keywords trains")):
+    for name, why in (("thinkrec", "thinkrec trains on them"), ("thinkrec_stage1", "thinkrec_stage1 trains")):
         with pytest.raises(BadParams, match=rf"^hard_scores.model: '{name}' needs the traces.*{why}"):
             check_scoring_model(name)
-    with pytest.raises(BadParams, match=r"^hard_scores.model: 'sasrec' is not an LLM recommender"):
-        check_scoring_model("sasrec")
+    for name in ("sasrec", "thinkrec_no_keywords"):  # not an LLM; an LLM no stage of the default run trains
+        with pytest.raises(BadParams, match=rf"^hard_scores.model: '{name}' is not an LLM recommender the pipeline trains"):
+            check_scoring_model(name)
 
 
 def test_the_model_without_traces_reading_its_file_is_a_one_line_error_and_writes_nothing(project, monkeypatch, capsys):
@@ -93,11 +97,14 @@ def test_the_model_without_traces_reading_its_file_is_a_one_line_error_and_write
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"stages.hard_scores: error: hard_scores.model: collm writes {HARD_SCORES}, but traces.hard_scores "
-                   f"is None: set traces.hard_scores: {HARD_SCORES}, or hard_scores.model: null")
+                   f"is null: set traces.hard_scores: {HARD_SCORES}, or hard_scores.model: null")
     assert not HARD_SCORES.exists()
-    check_traces_reads_them(None, None)  # the default: no stage, nothing to check
-    with pytest.raises(BadParams, match="traces.hard_scores is 'mine.parquet'"):
-        check_traces_reads_them("collm", "mine.parquet")
+    traces = {"selection": "hard", "hard_scores": None, "score_threshold": None}
+    check_traces_reads_them(None, traces)  # the default: no stage, nothing to check
+    with pytest.raises(BadParams, match="traces.hard_scores is mine.parquet: set"):
+        check_traces_reads_them("collm", {**traces, "hard_scores": "mine.parquet"})
+    with pytest.raises(BadParams, match="but traces.selection is random: set traces.selection: hard"):
+        check_traces_reads_them("collm", {**traces, "selection": "random", "hard_scores": str(HARD_SCORES)})
 
 
 def test_dvc_yaml_lists_the_stage_only_while_the_key_is_set(monkeypatch, tmp_path, capsys):
@@ -109,7 +116,10 @@ def test_dvc_yaml_lists_the_stage_only_while_the_key_is_set(monkeypatch, tmp_pat
     body = listed["hard_scores"][0]
     assert body["outs"][0] == str(HARD_SCORES) and "data/rec/collm" in body["deps"]
     assert "data/keywords/item_keywords.parquet" not in body["deps"]  # collm's prompts read no keywords
-    assert "${traces.hard_scores}" in listed["traces"][0]["deps"]  # DVC runs it before traces
+    assert "${traces.hard_scores}" in listed["traces"][0]["deps"]  # DVC runs it before traces: traces reads its out
+    assert params["traces"]["hard_scores"] in body["outs"] and "rec.overrides.collm" not in body["params"]
+    params["rec"]["overrides"] = {"collm": {"dtype": "float32"}}  # the model's own training dtype: a param of its scores
+    assert "rec.overrides.collm" in stages.dvc_yaml.pipeline_stages(params)["hard_scores"][0]["params"]
     # the reference profile sets both keys: written for it, dvc.yaml has the stage; the profiles CLI says so
     monkeypatch.chdir(REPO)
     profiles = [str(REPO / "profiles/thinkrec-reference.yaml"), str(REPO / "profiles/ml1m.yaml")]
@@ -124,3 +134,31 @@ def test_dvc_yaml_lists_the_stage_only_while_the_key_is_set(monkeypatch, tmp_pat
     assert stages.dvc_yaml.main(["--profiles", str(alone)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("stages.dvc_yaml: error: hard_scores.model: thinkrec_no_traces writes") and "\n" not in err
+    assert stages.dvc_yaml.main(["--profiles", str(tmp_path / "missing.yaml")]) == 2  # a missing profile: one line
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("stages.dvc_yaml: error:") and "missing.yaml" in err and "\n" not in err
+
+
+def test_the_profiles_command_says_when_dvc_yaml_must_be_written_for_them(monkeypatch, tmp_path, capsys):
+    """Either way: profiles that add the stage to a dvc.yaml without it, or a dvc.yaml written for
+    them under profiles that do not."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(PARAMS_FILE.read_text())
+    reference = [str(REPO / "profiles/thinkrec-reference.yaml"), str(REPO / "profiles/ml1m.yaml")]
+
+    def hint(dvc_yaml: str, profiles: list[str]) -> str:
+        (tmp_path / "dvc.yaml").write_text(dvc_yaml)
+        monkeypatch.setattr("sys.argv", ["pipeline.profiles", *profiles])
+        profiles_main()
+        out, err = capsys.readouterr()
+        assert out.startswith("-S ")  # the arguments are printed either way
+        return err.strip()
+
+    assert hint("stages:\n  traces: {cmd: x}\n", reference).startswith(
+        "pipeline.profiles: these profiles set hard_scores.model, traces.hard_scores, which decide dvc.yaml's stages:"
+        " first run python -m stages.dvc_yaml --write --profiles ")
+    assert hint("stages:\n  hard_scores: {cmd: x}\n  traces: {cmd: x}\n", reference) == ""  # written for them
+    rdrec = [str(REPO / "profiles/rdrec-amazon2014.yaml")]
+    assert hint("stages:\n  hard_scores: {cmd: x}\n", rdrec).startswith(
+        "pipeline.profiles: dvc.yaml was written for other profiles")
+    assert hint("stages:\n  traces: {cmd: x}\n", rdrec) == ""

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ABOVE_REC = ("pipeline.experts", "pipeline.rdrec", "stages")
 PARAMS_MODULES = ("pipeline.params", "pipeline.rec.params", "pipeline.experts.params", "pipeline.rdrec.params",
                   "pipeline.cf.config", "pipeline.llm.config", "pipeline.ingest.config", "pipeline.explain.params",
-                  "pipeline.recommend.params")
+                  "pipeline.recommend.params", "pipeline.hard_scores")
 
 
 def test_rec_imports_nothing_from_the_floors_above_it():

@@ -210,3 +210,20 @@ def test_a_reason_that_says_nothing_is_named_not_printed(project, monkeypatch, c
         assert flagged["reasoning"] == reason and flagged["reasoning_says_nothing"].startswith(f"{distinct} distinct")
     finally:
         _with_explain(project, says_nothing=section("explain.says_nothing"))
+
+
+def test_null_candidates_re_rank_the_list_the_evaluation_measures(project, monkeypatch, capsys):
+    """recommend.candidates: null (the default) re-ranks ranking.retrieve_k items, the evaluation's K."""
+    path = project / "params.yaml"
+    saved = path.read_text()
+    params = yaml.safe_load(saved)
+    params["recommend"]["candidates"] = None
+    params["ranking"]["retrieve_k"] = 5  # not the fixture's 4
+    path.write_text(yaml.safe_dump(params))
+    try:
+        code, out, err = _run(monkeypatch, capsys, project, "--user", "u1", "--json", "--explain", "0", "-k", "5")
+    finally:
+        path.write_text(saved)
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["candidates"] == 5 and sorted(r["cf_rank"] for r in answer["recommendations"]) == [1, 2, 3, 4, 5]

@@ -37,6 +37,7 @@ from pipeline.rec.recommender import base_variant, load_recommender
 from pipeline.recommend.candidates import count_unseen, user_id
 from pipeline.recommend.cf_state import load_history_encoder
 from pipeline.recommend.grounding import Evidence, ground
+from pipeline.ranking.params import RankingParams
 from pipeline.recommend.params import RecommendParams
 from pipeline.recommend.ranking import GenerationSettings, Recommendation, recommend_items
 
@@ -51,7 +52,7 @@ def add_arguments(parser) -> None:
                         f"{NAME} (ThinkRec with its experts and gate) (default: params recommend.model)")
     parser.add_argument("--candidates", type=bounded("candidates"), default=None,
                         help="CF candidates re-ranked, at most the items the user has not rated "
-                             "(default: params recommend.candidates)")
+                             "(default: params recommend.candidates; null: ranking.retrieve_k, as evaluated)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -60,6 +61,8 @@ def run(args) -> int:
     overrides = {"model": args.model, "k": args.k, "explain": args.explain, "candidates": args.candidates}
     params = RecommendParams.model_validate({**params.model_dump(),
                                              **{k: v for k, v in overrides.items() if v is not None}})
+    if params.candidates is None:  # the list the evaluation measures (pipeline/ranking)
+        params = params.model_copy(update={"candidates": load_section("ranking", RankingParams).retrieve_k})
     rec_params = load_section("rec", RecParams)
     explain = load_section("explain", ExplainParams)
     torch.set_num_threads(params.threads)
