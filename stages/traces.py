@@ -3,7 +3,8 @@ fixed test_tiny sample (the gold explanations the explain stage scores against).
 
 Reads data/ingest/{interactions,items,subsets}.parquet, data/keywords/item_keywords.parquet,
 data/cf_selected/predictions.parquet (the selected CF model's scores, for selection = hard;
-`traces.hard_scores`, a predictions file scoring the train rows, instead when set) and params `traces`,
+`traces.hard_scores`, a predictions file scoring the train rows, e.g. stage hard_scores's, instead
+when set) and params `traces`,
 `rec.prompt.{version,history_items,title_words,keywords_per_item}` (the student's rendering, which
 the teacher's question embeds) and `llm`; writes data/traces/traces.parquet,
 data/traces/gold_traces.parquet and metrics/traces.json.
@@ -97,13 +98,15 @@ def choose_rows(params: TraceParams, interactions) -> tuple:
 
 
 def read_hard_scores(path: Path):
-    """traces.hard_scores: a PREDICTIONS file no stage writes (a model's scores of the train split);
-    its errors name the key."""
+    """traces.hard_scores: a PREDICTIONS file of a model's scores of the train split (stage
+    hard_scores writes data/predictions/hard_scores.parquet while hard_scores.model is set; or a file
+    of your own); its errors name the key."""
     try:
         return read_frame(path, PREDICTIONS)
     except MissingInput:
-        raise MissingInput(f"traces.hard_scores: {path} not found (a predictions file scoring the train rows, "
-                           "which no stage writes; null takes the selected CF model's)") from None
+        raise MissingInput(f"traces.hard_scores: {path} not found (a predictions file scoring the train rows: stage "
+                           "hard_scores writes one while hard_scores.model is set and dvc.yaml lists it, `python -m "
+                           "stages.dvc_yaml --write`; null takes the selected CF model's)") from None
     except BadInput as err:
         raise type(err)(f"traces.hard_scores: {err}") from None
 
