@@ -161,6 +161,8 @@ def fixed_stages(params: dict) -> dict[str, tuple[dict, str | None]]:
     check_traces_reads_them(scorer, params.get("traces") or {})
     overrides = set((params.get("rec") or {}).get("overrides") or {})
     scoring = {"hard_scores": hard_scores_stage(scorer, overrides)} if scorer else {}
+    if scorer:  # its file by name, not ${traces.hard_scores}: DVC still reads this dvc.yaml while params.yaml
+        hard_scores = [path(HARD_SCORES)]  # holds null there (before `dvc exp run -S` sets it), and fails on a null path
     return {
         "ingest": stage(
             "python -m stages.ingest",

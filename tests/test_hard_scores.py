@@ -116,7 +116,9 @@ def test_dvc_yaml_lists_the_stage_only_while_the_key_is_set(monkeypatch, tmp_pat
     body = listed["hard_scores"][0]
     assert body["outs"][0] == str(HARD_SCORES) and "data/rec/collm" in body["deps"]
     assert "data/keywords/item_keywords.parquet" not in body["deps"]  # collm's prompts read no keywords
-    assert "${traces.hard_scores}" in listed["traces"][0]["deps"]  # DVC runs it before traces: traces reads its out
+    # DVC runs it before traces: traces depends on its out, by name (a null ${traces.hard_scores} in params.yaml,
+    # before `dvc exp run -S` sets it, would stop DVC reading dvc.yaml at all)
+    assert str(HARD_SCORES) in listed["traces"][0]["deps"] and "${traces.hard_scores}" not in listed["traces"][0]["deps"]
     assert params["traces"]["hard_scores"] in body["outs"] and "rec.overrides.collm" not in body["params"]
     params["rec"]["overrides"] = {"collm": {"dtype": "float32"}}  # the model's own training dtype: a param of its scores
     assert "rec.overrides.collm" in stages.dvc_yaml.pipeline_stages(params)["hard_scores"][0]["params"]
