@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from pipeline.errors import BadParams, MissingInput
 
@@ -30,6 +31,21 @@ def at_most(other: str) -> AfterValidator:
             raise ValueError(f"{value} exceeds {other} {bound}")
         return value
     return AfterValidator(check)
+
+
+def key_errors(model: BaseModel, problems: dict[str, str]) -> ValidationError:
+    """A model validator's findings (key -> why) as one error per key, for the validator to raise:
+    load_section then names each key in full (`experts.train.patience: ...`), not the section alone."""
+    return ValidationError.from_exception_data(type(model).__name__, [
+        InitErrorDetails(type=PydanticCustomError("value_error", "{why}", {"why": why}), loc=(key,),
+                         input=getattr(model, key, None)) for key, why in problems.items()])
+
+
+def nested_errors(err: ValidationError, *under: str | int) -> ValidationError:
+    """`err` (a model validated inside another's validator) with each key placed under `under`."""
+    return ValidationError.from_exception_data(err.title, [
+        InitErrorDetails(type=PydanticCustomError(e["type"], "{message}", {"message": e["msg"]}),
+                         loc=(*under, *e["loc"]), input=e["input"]) for e in err.errors()])
 
 
 def load_section(name: str, model: type[Section], path: Path = PARAMS_FILE) -> Section:

@@ -235,14 +235,15 @@ def expert_stages(slots: list[int]) -> dict[str, tuple[dict, str | None]]:
                     "every row's own mixture of experts."),
         "expert": ({"foreach": "${experts.slots}", "do": stage(
             "python -m stages.expert ${item}",
-            [layout.CLUSTERS_DIR, layout.INTERACTIONS, layout.ITEMS, CF_SELECTED, layout.rec_dir(base),
+            [layout.CLUSTERS_DIR, *INGEST_FILES, CF_SELECTED, layout.rec_dir(base),
              layout.rec_dir(stage1), layout.ITEM_KEYWORDS, layout.TRACES, BACKBONE],
             ["rec.backbone", "rec.threads", "rec.answer_logit", "rec.prompt", "rec.loss", "rec.packing",
-             "experts.train"],
+             "rec.scoring.selection", "rec.scoring.batch_size", "experts.train"],
             [layout.EXPERTS_DIR / "expert_${item}"], metrics_out(layout.METRICS_DIR / "experts/expert_${item}.json"))[0]},
             "One stage per slot (DVC has no range(n)); a slot at or past the cluster count writes a marker.\n"
             "experts.train.prompt picks what an expert trains in: cf, ThinkRec's stage-2 model and the CF vectors;\n"
-            "text, its stage-1 LoRA. `-S` does not rewrite this file, so both are listed."),
+            "text, its stage-1 LoRA. `-S` does not rewrite this file, so both are listed. With experts.train.epochs\n"
+            "the cluster's valid_small rows (subsets.parquet) choose the checkpoint by rec.scoring.selection."),
         "gate": stage(
             "python -m stages.gate",
             [layout.CLUSTERS_DIR, *expert_dirs, *INGEST_FILES, *thinkrec_inputs, BACKBONE],

@@ -1,6 +1,7 @@
 """Stage `expert@<slot>`: the LoRA expert of user cluster <slot>, started from ThinkRec's stage-1
 LoRA, training only the LoRA of the top `experts.train.upper_layers` layers on the cluster's train
-rows and traces, the lower layers' output computed once per row. `experts.train.prompt` says in
+rows and traces, the lower layers' output computed once per row (with `experts.train.epochs`, in
+epochs, the checkpoint chosen on the cluster's valid_small rows). `experts.train.prompt` says in
 which model: cf, ThinkRec's stage-2 model (its projector frozen) on CF-slot prompts; text, ThinkRec's
 stage-1 variant on text prompts (keywords, no CF), as ThinkRec's stage 3. Either way the saved
 expert is scored inside the stage-2 model (stages/gate.py, stages/thinkrec_experts.py).
@@ -56,7 +57,8 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
     # ThinkRec (stage 2 or stage 1) with its reasoning traces: the expert trains on the cluster's traces too
     recommender = load_recommender(expert_start(params.train.prompt), rec_params, params.train.dtype, traces=True)
     users = set(user_clusters.loc[user_clusters["cluster"] == slot, "user"].astype(int))
-    trained = train_cluster_expert(recommender, slot, users, params.train, rec_params.packing, rec_params.loss)
+    trained = train_cluster_expert(recommender, slot, users, params.train, rec_params.packing, rec_params.loss,
+                                   rec_params.scoring)
     description = trained.description
     # the expert and its metrics together or neither
     with atomic_directory(expert_dir(slot)) as tmp, atomic_paths(metrics_path) as (metrics_tmp,):
@@ -65,10 +67,14 @@ def train_slot(slot: int, params: ExpertsParams, clustering: dict, user_clusters
         write_json(trained.log, tmp / "train_log.json")
         write_json(stamped({**trained.metrics, "total_seconds": time.perf_counter() - started}, f"expert@{slot}"),
                    metrics_tmp)
-    steps = trained.log["steps"]
+    steps, log = trained.log["steps"], trained.log
+    chosen = "" if "best_step" not in log else (
+        f", best step {log['best_step']} (valid_small of the cluster: {log['valid_small_rows']} rows, "
+        f"{rec_params.scoring.selection} {log['valid_small']['selection']:.4f}"
+        f"{', stopped early' if log['epochs']['stopped_early'] else ''})")
     print(f"expert@{slot}: {len(users)} users, {description['train_rows']} rows, {description['traces']} traces, "
           f"{len(steps)} steps on the top {params.train.upper_layers} layers of {description['from']}, "
-          f"loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f}, {time.perf_counter() - started:.0f} s -> "
+          f"loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f}{chosen}, {time.perf_counter() - started:.0f} s -> "
           f"{expert_dir(slot)}")
 
 

@@ -157,7 +157,7 @@ def test_mixture_factors_give_the_weighted_sum_of_updates():
 def _train_params(**overrides) -> ExpertTrainParams:
     values = dict(prompt="cf", upper_layers=UPPER, train_rows=16, batch_size=4, lr=0.01, weight_decay=0.0,
                   warmup_steps=0, reasoning_share=0.0, dtype="float32", seed=1)
-    return ExpertTrainParams(**{**values, **overrides})
+    return ExpertTrainParams(**section("experts.train", **{**values, **overrides}))
 
 
 def test_expert_training_on_cached_lower_layers_matches_full_passes_and_trains_only_the_top(setup):

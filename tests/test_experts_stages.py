@@ -46,7 +46,8 @@ def _experts_params(root: Path, gate_kind: str) -> dict:
     params["experts"] = {
         "n": 2, "slots": [0, 1, 2], "method": "kmeans", "seed": 1, "cluster_users": "train", "cold": "global",
         "train": {"prompt": "cf", "upper_layers": 2, "train_rows": 12, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0,
-                  "warmup_steps": 0, "reasoning_share": 0.5, "dtype": "float32", "seed": 3},
+                  "warmup_steps": 0, "reasoning_share": 0.5, "dtype": "float32", "seed": 3, "epochs": None,
+                  "steps_per_epoch": None, "patience": None, "min_lr": 0.0, "warmup_lr": None},
     }
     params["recommend"] = {"model": "thinkrec_experts", "candidates": 5, "k": 3, "explain": 1, "threads": 1}
     params["explain"] = section("explain", models=["thinkrec"], rows=4, max_new_tokens=4, min_new_tokens=2,

@@ -18,7 +18,7 @@ def test_a_warmup_as_long_as_the_planned_steps_names_both_keys(tmp_path):
     rec = section("rec")
     rec["stage1"].update(steps=50, warmup_steps=100)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"rec": rec}))
-    with pytest.raises(BadParams, match=r"rec.stage1: warmup_steps: 100 is not shorter than the 50 steps the run plans \(steps\)"):
+    with pytest.raises(BadParams, match=r"rec.stage1.warmup_steps: 100 is not shorter than the 50 steps the run plans \(steps\)"):
         load_section("rec", RecParams, tmp_path / "params.yaml")
     rec["stage1"].update(steps=None, epochs=2, steps_per_epoch=40, eval_every=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"rec": rec}))

@@ -113,8 +113,9 @@ def test_an_override_is_checked_against_the_stage_it_can_belong_to():
     stage2 = {"epochs": 3, "steps": None}
     params = _rec_params(stage2=stage2, overrides={"collm": {"steps_per_epoch": 5}})
     assert params.training("collm", 2).steps_per_epoch == 5 and params.training("collm", 2).epochs == 3
-    with pytest.raises(ValidationError, match="steps_per_epoch: only with epochs"):
+    with pytest.raises(ValidationError) as err:
         _rec_params(overrides={"collm": {"steps_per_epoch": 5}})
+    assert invalid_keys("rec", err.value) == "rec.overrides.collm.steps_per_epoch: only with epochs (got 5)"
 
 
 def test_a_new_best_of_a_watched_metric_also_counts_as_progress(tiny):
@@ -141,16 +142,23 @@ def test_patience_also_stops_a_single_schedule_validated_every_few_steps(tiny):
 
 
 @pytest.mark.parametrize("fields, words", [
-    ({"epochs": 2, "steps": 4}, "steps: not with epochs"),
-    ({"epochs": 2, "eval_every": 3}, "eval_every: not with epochs"),
-    ({"steps_per_epoch": 5}, "steps_per_epoch: only with epochs"),
-    ({"warmup_lr": 1e-5}, "warmup_lr: only with epochs"),
-    ({"patience": 3}, "patience: needs validations"),
-    ({"min_lr": 1.0}, "min_lr: above lr"),
+    ({"epochs": 2, "steps": 4}, "rec.stage1.steps: not with epochs"),
+    ({"epochs": 2, "eval_every": 3}, "rec.stage1.eval_every: not with epochs"),
+    ({"steps_per_epoch": 5}, "rec.stage1.steps_per_epoch: only with epochs"),
+    ({"warmup_lr": 1e-5}, "rec.stage1.warmup_lr: only with epochs"),
+    ({"patience": 3}, "rec.stage1.patience: needs validations (epochs, or eval_every > 0)"),
+    ({"min_lr": 1.0}, "rec.stage1.min_lr: above lr"),
 ])
 def test_schedule_keys_that_do_not_go_together_are_named(fields, words):
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(ValidationError) as err:
         _params(**fields)
+    assert words in invalid_keys("rec.stage1", err.value)
+
+
+def test_a_min_lr_above_lr_is_taken_under_epochs():
+    """The reference's cosine runs from lr to min_lr, rising when min_lr is the higher (ThinkRec's
+    stage 3: init_lr 1e-5, min_lr 8e-5): only the epochs' schedule is the reference's."""
+    assert _params(epochs=2, min_lr=1.0).min_lr == 1.0
 
 
 # --- the learning rate ---

@@ -9,6 +9,7 @@ import pytest
 
 import rec_tiny
 import stages.rdrec
+from params_base import section
 from pipeline import layout
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.experts.training import train_cluster_expert
@@ -95,12 +96,14 @@ def test_train_cluster_expert_writes_nothing(cwd):
     data = variant_data(spec, traces=True)
     recommender = Recommender(spec.name, spec, build_variant_model(spec, params, data.vectors, None), data,
                               params.prompt, "float32")
-    train = ExpertTrainParams(prompt="text", upper_layers=1, train_rows=6, batch_size=2, lr=0.01, weight_decay=0.0,
-                              warmup_steps=0, reasoning_share=0.5, dtype="float32", seed=3)
+    train = ExpertTrainParams(**section("experts.train", prompt="text", upper_layers=1, train_rows=6, batch_size=2,
+                                        lr=0.01, weight_decay=0.0, warmup_steps=0, reasoning_share=0.5,
+                                        dtype="float32", seed=3))
     result = {}
 
     def run():
-        result["trained"] = train_cluster_expert(recommender, 0, {0, 1, 2}, train, params.packing, params.loss)
+        result["trained"] = train_cluster_expert(recommender, 0, {0, 1, 2}, train, params.packing, params.loss,
+                                                 params.scoring)
 
     assert written_by(cwd, run) == set()
     trained = result["trained"]

@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from pipeline.params import Strict
-from pipeline.rec.params import OptimizerParams
+from pipeline.rec.params import EpochParams
 
 
-class ExpertTrainParams(OptimizerParams):
+class ExpertTrainParams(EpochParams):
     """params.yaml experts.train: the shared optimiser keys (batch_size, lr, weight_decay,
-    warmup_steps, dtype, seed) and the expert's own."""
+    warmup_steps, dtype, seed), the epoch keys of the LLM stages (epochs, steps_per_epoch, patience,
+    min_lr, warmup_lr: validated as theirs; with epochs the cluster's valid_small rows select the
+    checkpoint) and the expert's own."""
 
     prompt: Literal["cf", "text"]  # trained in: cf, ThinkRec's stage-2 model (CF slots); text, its stage-1 variant
     upper_layers: int = Field(ge=1)  # top layers whose LoRA the experts train (paper: 8 of 32)

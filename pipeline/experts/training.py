@@ -5,26 +5,33 @@ prompts, or its stage-1 variant (the same LoRA, no projector) on text prompts.
 
 Only the top layers change, so the lower layers' output for a pack is fixed: it is computed once
 per pack (eval mode) and each step runs the top layers only (`cached=True`). `cached=False` runs
-the whole body every step (the same loss; kept for the benchmark's comparison)."""
+the whole body every step (the same loss; kept for the benchmark's comparison).
+
+With experts.train.epochs the schedule is the LLM stages' (pipeline/rec/training.py: epochs of
+steps_per_epoch label steps, the reference's LR) and after each epoch the cluster's valid_small rows
+are scored in the model being trained, by the normal full forward (eval mode, then back to
+training), as ThinkRec's stage 3 validates: the best checkpoint by rec.scoring.selection is kept,
+`patience` stops early."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 
+from pipeline.errors import BadParams
 from pipeline.experts.params import ExpertTrainParams
 from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.examples import RecExample
-from pipeline.rec.params import LossParams, PackingParams
+from pipeline.rec.params import LossParams, PackingParams, ScoringParams
 from pipeline.rec.model import RecModel, body_mask, use_precision
 from pipeline.rec.packing import Pack, disjoint_shares, label_blocks, packs_of, singletons
 from pipeline.rec.recommender import Recommender
 from pipeline.rec.precision import resolve_precision
+from pipeline.rec.selection import Validation, selection_defined
 from pipeline.rec.split_body import lower_states, upper_layer_indices, upper_states
-from pipeline.rec.training import MicroBatch, label_batches, label_rows, loop_params, train_loop, with_extras
+from pipeline.rec.training import Validate, label_rows, loop_params, train_loop, training_schedule
 
 
 def make_upper_lora_trainable(rec: RecModel, upper: int) -> list[torch.nn.Parameter]:
@@ -76,25 +83,21 @@ def padded_states(cache: dict[int, torch.Tensor], items: Sequence[RecExample | P
     return out
 
 
-def expert_schedule(packs: Sequence[Pack], traces: Sequence[Pack], params: ExpertTrainParams) -> list[MicroBatch]:
-    """One pass over the cluster's packs (rng `seed`), trace micro-batches added among them."""
-    labels = label_batches(packs, params.batch_size, None, np.random.default_rng(params.seed))
-    return with_extras(labels, {"reasoning": (traces, params.reasoning_share)}, params.batch_size,
-                       np.random.default_rng([params.seed, 1]))
-
-
 def train_expert(
     rec: RecModel, packs: Sequence[Pack], traces: Sequence[Pack], params: ExpertTrainParams,
-    loss_params: LossParams, cached: bool = True,
+    loss_params: LossParams, cached: bool = True, validate: Validate | None = None,
 ) -> dict:
     """Train the top layers' LoRA of `rec` in place on the cluster's `packs` and `traces` (the
-    shared loop, pipeline/rec/training.py). Returns its log plus cache_seconds (the lower layers'
-    pass, not in train_seconds) and the schedule's rows."""
+    shared loop and schedule, pipeline/rec/training.py: one pass, or with params.epochs epochs with
+    `validate` after each, the best checkpoint restored). Returns its log plus cache_seconds (the
+    lower layers' pass, not in train_seconds) and the rows of the schedule it trained."""
+    if params.epochs is not None and validate is None:
+        raise ValueError("experts.train.epochs: an expert trained in epochs needs its validation rows (validate)")
     precision = resolve_precision(params.dtype, rec.device)
     use_precision(rec, precision)
     make_upper_lora_trainable(rec, params.upper_layers)
     lower = upper_layer_indices(rec, params.upper_layers).start
-    schedule = expert_schedule(packs, traces, params)
+    schedule = training_schedule(packs, traces, params)
     started = time.perf_counter()
     cache = cache_lower_states(rec, list(packs) + list(traces), lower, params.batch_size) if cached else {}
     cache_seconds = time.perf_counter() - started
@@ -106,9 +109,10 @@ def train_expert(
         states = padded_states(cache, chunk, batch.input_ids.shape[1])
         return upper_states(model, states, mask["attention_mask"], lower, position_ids=mask.get("position_ids"))
 
-    log = train_loop(rec, schedule, loop_params(params, precision), loss_params, forward)
+    log = train_loop(rec, schedule, loop_params(params, precision), loss_params, forward, validate=validate)
     rec.eval()
     rec.requires_grad_(False)
+    schedule = schedule[: len(log["steps"])]  # one micro-batch per step: what was trained (an early stop ends it)
     rows = label_rows(schedule)
     return {**log, "precision": precision, "lower_layers": lower, "upper_layers": params.upper_layers,
             "cached": cached, "cache_seconds": cache_seconds, "train_rows": sorted(set(rows)),
@@ -127,10 +131,11 @@ class TrainedExpert:
 
 
 def train_cluster_expert(recommender: Recommender, slot: int, users: set[int], params: ExpertTrainParams,
-                         packing: PackingParams, loss_params: LossParams) -> TrainedExpert:
+                         packing: PackingParams, loss_params: LossParams, scoring: ScoringParams) -> TrainedExpert:
     """Train expert `slot` in `recommender`'s model (loaded with its traces) on the train rows and
     traces of cluster `slot`'s `users`, encoded in that model's prompt form (CF slots or text): up to
-    params.train_rows rows in whole packs (rec.packing, drawn with params.seed). Writes nothing."""
+    params.train_rows rows in whole packs (rec.packing, drawn with params.seed). With params.epochs,
+    the cluster's valid_small rows select the checkpoint (`scoring`: rec.scoring). Writes nothing."""
     data = recommender.data
     frame = data.interactions[(data.interactions["split"] == "train") & data.interactions["user"].isin(users)]
     blocks = label_blocks(frame, packing.targets, packing.max_span_seconds)
@@ -139,7 +144,9 @@ def train_cluster_expert(recommender: Recommender, slot: int, users: set[int], p
     train = recommender.encode(frame.set_index("row", drop=False).loc[rows], None, f"encode cluster {slot}")
     traced = frame[frame["row"].isin(data.traces)]
     reasoning = recommender.encode(traced, data.traces, f"encode cluster {slot} traces")
-    log = train_expert(recommender.rec, packs_of(train, blocks), singletons(reasoning), params, loss_params)
+    validate = cluster_validation(recommender, slot, users, params, scoring) if params.epochs is not None else None
+    log = train_expert(recommender.rec, packs_of(train, blocks), singletons(reasoning), params, loss_params,
+                       validate=validate)
     timings = {k: log.pop(k) for k in ("cache_seconds", "train_seconds", "validation_seconds")}
     description = {"slot": slot, "used": True, "users": len(users), "train_rows": len(log["train_rows"]),
                    "packs": len(blocks), "traces": len(reasoning), "micro_batches": log["micro_batches"],
@@ -151,4 +158,39 @@ def train_cluster_expert(recommender: Recommender, slot: int, users: set[int], p
                "train_tokens_per_second": tokens / max(timings["train_seconds"], 1e-9),
                "train_answers_per_second": answers / max(timings["train_seconds"], 1e-9),
                "loss_first": steps[0]["loss"], "loss_last": steps[-1]["loss"]}
+    if validate is not None:
+        selected = epochs_record(log, validate)
+        log.update(selected)
+        metrics.update({k: selected[k] for k in ("best_step", "epochs", "valid_small", "valid_small_rows")})
     return TrainedExpert(recommender.rec, description, log, metrics)
+
+
+def cluster_validation(recommender: Recommender, slot: int, users: set[int], params: ExpertTrainParams,
+                       scoring: ScoringParams) -> Validation:
+    """The loop's `validate` of expert `slot`: valid_small's rows of the cluster's `users`, scored in
+    the model being trained (its prompt form, the full forward) and measured by
+    rec.scoring.selection. Rows on which that rule is undefined are a BadParams naming the key."""
+    frame = recommender.data.subset("valid_small")
+    frame = frame[frame["user"].isin(users)]
+    if not selection_defined(frame["user"].to_numpy(), frame["label"].to_numpy(), scoring.selection):
+        both = int((frame.groupby("user")["label"].nunique() == 2).sum())
+        raise BadParams(
+            f"experts.train.epochs: expert@{slot}'s cluster has {len(frame)} valid_small rows "
+            f"({int(frame['label'].sum())} liked, {both} users with both labels): rec.scoring.selection "
+            f"{scoring.selection!r} is undefined on them, so no epoch could be chosen (AUC needs both labels, UAUC "
+            f"a user with both; experts.train.epochs: null trains one pass)")
+    valid = recommender.encode(frame, None, f"encode cluster {slot} valid_small")
+    precision = resolve_precision(params.dtype, recommender.rec.device)
+    return Validation(lambda: recommender.score(valid, scoring.batch_size, precision, f"valid_small cluster {slot}"),
+                      [e.user for e in valid], [e.label for e in valid], scoring.selection)
+
+
+def epochs_record(log: dict, validate: Validation) -> dict:
+    """What an expert trained in epochs adds to its train log and metrics, by the LLM stages' names
+    (pipeline/rec/recipe.py): each evaluation's step, epoch, AUC, UAUC and selection value; the
+    best one's step and metrics; the epochs planned and whether patience stopped them."""
+    evals = [{**at, **{k: v for k, v in e.items() if k != "scores"}} for at, e in zip(log["evals"], validate.evals)]
+    chosen = evals[log["best_eval"]]
+    return {"evals": evals, "best_step": log["best_step"], "best_eval": log["best_eval"], "epochs": log["epochs"],
+            "valid_small": {k: chosen[k] for k in ("auc", "uauc", "selection")},
+            "valid_small_rows": len(validate.labels)}

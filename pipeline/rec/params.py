@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, model_validator
 
-from pipeline.params import Strict
+from pipeline.params import Strict, key_errors, nested_errors
 from pipeline.sizes import SAME, StageRows
 
 DEVICE_SETTING = r"^(auto|cpu|cuda(:\d+)?)$"  # what rec.device accepts (pipeline/rec/device.py)
@@ -53,44 +53,58 @@ class OptimizerParams(Strict):
     seed: int
 
 
-class TrainParams(OptimizerParams):
+class EpochParams(OptimizerParams):
+    """The reference runner's schedule keys (ThinkRec / CoLLM `minigpt4/runners/runner_base.py`:
+    epochs, valid_small scored after each, the best kept, early stopping, its LR), shared by every
+    section that can train in epochs (rec.stage1 / rec.stage2, experts.train), with the one check
+    of which of them go together. The loop reads them by name (pipeline/rec/training.py: loop_params)."""
+
+    epochs: int | None = Field(ge=1)  # None = one schedule; else up to this many, valid_small scored after each (training.py)
+    steps_per_epoch: int | None = Field(ge=1)  # label optimizer steps per epoch; None = one pass over the packs
+    patience: int | None = Field(ge=1)  # stop after this many validations in a row without a new best; None = never
+    min_lr: float = Field(ge=0)  # where the cosine ends (0: at zero)
+    warmup_lr: float | None = Field(ge=0)  # epochs only: the warmup's first LR (None: lr, no ramp)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> "EpochParams":
+        # a recommender stage's section also has `steps` (one schedule's length) and `eval_every`
+        # (validations without epochs): read where the section has them
+        fields = type(self).model_fields
+        steps = self.steps if "steps" in fields else None
+        eval_every = self.eval_every if "eval_every" in fields else 0
+        problems = {}
+        if self.epochs is not None:
+            problems |= {key: f"not with epochs ({why})" for key, bad, why in (
+                ("steps", steps is not None, "steps_per_epoch sets an epoch's length"),
+                ("eval_every", eval_every > 0, "epochs score valid_small after every epoch"),
+            ) if bad}
+        else:
+            problems |= {key: "only with epochs" for key in ("steps_per_epoch", "warmup_lr")
+                         if getattr(self, key) is not None}
+            if self.patience is not None and eval_every == 0:
+                validations = "epochs, or eval_every > 0" if "eval_every" in fields else "epochs"
+                problems["patience"] = f"needs validations ({validations})"
+            if self.min_lr > self.lr:  # under epochs the reference's cosine runs from lr to min_lr, either way
+                problems["min_lr"] = f"above lr {self.lr} (only under epochs, where the reference's cosine rises to it)"
+        planned = steps if self.epochs is None else (
+            self.epochs * self.steps_per_epoch if self.steps_per_epoch is not None else None)
+        if planned is not None and self.warmup_steps >= planned:  # the LR would never leave its warmup
+            problems["warmup_steps"] = (f"{self.warmup_steps} is not shorter than the {planned} steps the run plans "
+                                        f"({'steps' if self.epochs is None else 'epochs x steps_per_epoch'})")
+        if problems:
+            raise key_errors(self, problems)
+        return self
+
+
+class TrainParams(EpochParams):
     """One training section of params.yaml (rec.stage1, rec.stage2): the defaults live there."""
 
     train_rows: StageRows  # distinct labelled train rows: a count, a fraction of the split, all, or (stage 2) same = stage 1's rows (pipeline/sizes.py)
     steps: int | None = Field(ge=1)  # label optimizer steps; None = one pass over the packs
-    epochs: int | None = Field(ge=1)  # None = one schedule (steps); else up to this many epochs, valid_small scored after each (training.py)
-    steps_per_epoch: int | None = Field(ge=1)  # label optimizer steps per epoch; None = one pass over the packs
-    patience: int | None = Field(ge=1)  # stop after this many validations in a row without a new best; None = never
     grad_accum: int = Field(ge=1)  # micro-batches per optimizer step
-    min_lr: float = Field(ge=0)  # where the cosine ends (0: at zero)
-    warmup_lr: float | None = Field(ge=0)  # epochs only: the warmup's first LR (None: lr, no ramp)
     reasoning_share: float = Field(ge=0, lt=1)  # share of micro-batches that are reasoning traces, added to the label ones
     eval_every: int = Field(ge=0)  # steps between validation scorings for checkpoint selection (0 = none)
     probe_rows: int = Field(ge=1)  # fixed training rows whose loss is logged before and after training
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> "TrainParams":
-        problems = []
-        if self.epochs is not None:
-            problems += [f"{key}: not with epochs ({why})" for key, bad, why in (
-                ("steps", self.steps is not None, "steps_per_epoch sets an epoch's length"),
-                ("eval_every", self.eval_every > 0, "epochs score valid_small after every epoch"),
-            ) if bad]
-        else:
-            problems += [f"{key}: only with epochs" for key, bad in (
-                ("steps_per_epoch", self.steps_per_epoch is not None), ("warmup_lr", self.warmup_lr is not None)) if bad]
-            if self.patience is not None and self.eval_every == 0:
-                problems.append("patience: needs validations (epochs, or eval_every > 0)")
-        if self.min_lr > self.lr:
-            problems.append(f"min_lr: above lr {self.lr}")
-        planned = self.steps if self.epochs is None else (
-            self.epochs * self.steps_per_epoch if self.steps_per_epoch is not None else None)
-        if planned is not None and self.warmup_steps >= planned:  # the LR would never leave its warmup
-            problems.append(f"warmup_steps: {self.warmup_steps} is not shorter than the {planned} steps the run "
-                            f"plans ({'steps' if self.epochs is None else 'epochs x steps_per_epoch'})")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
 
 class PromptParams(Strict):
@@ -158,7 +172,10 @@ class RecParams(Strict):
             try:  # the variant's stage is the registry's (not imported here): one of the two must take it
                 TrainParams.model_validate({**self.stage1.model_dump(), **fields})
             except ValidationError:
-                TrainParams.model_validate({**self.stage2.model_dump(), **fields})
+                try:
+                    TrainParams.model_validate({**self.stage2.model_dump(), **fields})
+                except ValidationError as err:
+                    raise nested_errors(err, "overrides", variant) from None
         return self
 
     def training(self, variant: str, stage: int) -> TrainParams:

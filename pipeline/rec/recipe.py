@@ -20,18 +20,12 @@ from pipeline.rec.examples import CFVectors, RecExample, topn_frame
 from pipeline.rec.model import RecModel, build_rec_model, freeze_lora_dropout
 from pipeline.rec.params import PromptParams, RecParams
 from pipeline.rec.recommender import Recommender
-from pipeline.rec.selection import selection_metrics
+from pipeline.rec.selection import Validation
 from pipeline.rec.packing import Pack, PackingParams, disjoint_shares, label_blocks, packs_of, singletons
 from pipeline.rec.precision import resolve_precision
 from pipeline.rec.training import label_rows, train_rec_model
 from pipeline.rec.variants import VariantSpec, variants
 from pipeline.sizes import SAME, train_shares
-
-
-# What a validation reports to the loop: the selection value, then the metrics whose new best also
-# counts as progress for early stopping (ThinkRec's weighted rule watches AUC, UAUC and the mix:
-# TR runner_base.py:457-479; CoLLM's AUC rule only AUC: CO runner_base.py:413-418).
-WATCHED = {"weighted": ("selection", "auc", "uauc"), "auc": ("selection",), "uauc": ("selection",)}
 
 
 @dataclass
@@ -67,12 +61,9 @@ def train_variant(spec: VariantSpec, params: RecParams, inputs: RecInputs, lora_
     selects = train_params.eval_every > 0 or train_params.epochs is not None
     wants_valid = selects or (spec.reported and (params.scoring.valid or spec.scores_valid))
     valid = encode(data.subset("valid_small"), None, "encode valid_small") if wants_valid else []
-    evals: list[dict] = []
-
-    def validate() -> tuple[float, ...]:
-        scores = recommender.score(valid, params.scoring.batch_size, desc="valid_small")
-        evals.append({**selection_metrics(*_users_labels(valid), scores, params.scoring.selection), "scores": scores})
-        return tuple(evals[-1][key] for key in WATCHED[params.scoring.selection])
+    validate = Validation(lambda: recommender.score(valid, params.scoring.batch_size, desc="valid_small"),
+                          [e.user for e in valid], [e.label for e in valid], params.scoring.selection)
+    evals = validate.evals
 
     log, schedule = train_rec_model(
         rec, packs, singletons(reasoning), train_params, params.loss,
@@ -221,7 +212,3 @@ def predictions_frame(examples: list[RecExample], scores: np.ndarray) -> pd.Data
         "item": np.array([e.item for e in examples], dtype=np.int32),
         "score": np.asarray(scores, dtype=np.float32),
     })
-
-
-def _users_labels(examples: list[RecExample]) -> tuple[np.ndarray, np.ndarray]:
-    return np.array([e.user for e in examples]), np.array([e.label for e in examples])

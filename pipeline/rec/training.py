@@ -8,7 +8,7 @@ count), then extra micro-batches (reasoning traces, a student's other tasks) ins
 with their own random stream. So a run with traces sees exactly the label batches, in the same
 order, that the same run without traces sees: the extras are added, never substituted.
 
-Epochs (rec.stage<N>.epochs) follow the reference runner (ThinkRec / CoLLM
+Epochs (rec.stage<N>.epochs, experts.train.epochs) follow the reference runner (ThinkRec / CoLLM
 `minigpt4/runners/runner_base.py`): the schedule is `epochs` x `steps_per_epoch` label steps drawn
 in passes over the packs (each pass reshuffled, an epoch need not end with a pass: the reference's
 endless loader), split into `epochs` equal runs of optimizer steps; valid_small is scored after
@@ -31,7 +31,7 @@ from pipeline.rec.batching import RecBatch, collate_packs, length_buckets
 from pipeline.rec.losses import rec_loss
 from pipeline.rec.model import RecModel, restore_state, trainable_state, use_precision
 from pipeline.rec.packing import Pack
-from pipeline.rec.params import OptimizerParams, TrainParams
+from pipeline.rec.params import EpochParams, OptimizerParams, TrainParams
 from pipeline.rec.precision import resolve_precision
 
 
@@ -127,18 +127,24 @@ class LoopParams:
                                 epoch_steps(steps, self.epochs), self.epochs)
 
 
-# the loop's schedule keys that only a recommender stage's section (TrainParams) has; the experts'
-# and students' sections take one micro-batch per step and validate nothing (LoopParams' defaults)
+# the loop's schedule keys a section may have: a recommender stage's (TrainParams) has them all, the
+# experts' (EpochParams) all but eval_every; the students' none: one micro-batch per step, no
+# validation (LoopParams' defaults)
 SCHEDULE_KEYS = ("eval_every", "epochs", "patience", "min_lr", "warmup_lr")
+
+
+def section_value(params: OptimizerParams, key: str, absent):
+    """`params.<key>`, or `absent` where the section has no such key (only a recommender stage's
+    has steps, grad_accum and eval_every)."""
+    return getattr(params, key) if key in type(params).model_fields else absent
 
 
 def loop_params(params: OptimizerParams, precision: str) -> LoopParams:
     """The loop's settings from any training section: its optimiser keys, `precision` (its dtype
     resolved on the model's device), and the schedule keys the section has."""
     fields = type(params).model_fields
-    return LoopParams(params.lr, params.weight_decay, params.warmup_steps,
-                      params.grad_accum if "grad_accum" in fields else 1, precision, params.seed,
-                      **{key: getattr(params, key) for key in SCHEDULE_KEYS if key in fields})
+    return LoopParams(params.lr, params.weight_decay, params.warmup_steps, section_value(params, "grad_accum", 1),
+                      precision, params.seed, **{key: getattr(params, key) for key in SCHEDULE_KEYS if key in fields})
 
 
 def epoch_steps(steps: int, epochs: int) -> int:
@@ -290,20 +296,21 @@ def _optimizer_step(rec, group: Sequence[MicroBatch], loss_params, forward, trai
     return {**distributed.sum_over_ranks(totals), "kinds": dict(sorted(kinds.items()))}
 
 
-def label_steps(packs: Sequence[Pack], params: TrainParams) -> int | None:
-    """A stage's label optimizer steps: `steps` (None: one pass over the packs), or under epochs
-    `epochs` x `steps_per_epoch` (None: one pass, in whole optimizer steps)."""
+def label_steps(packs: Sequence[Pack], params: EpochParams) -> int | None:
+    """A section's label optimizer steps: `steps` (None, or a section without it: one pass over the
+    packs), or under epochs `epochs` x `steps_per_epoch` (None: one pass, in whole optimizer steps)."""
     if params.epochs is None:
-        return params.steps
-    one_pass = math.ceil(math.ceil(len(packs) / params.batch_size) / params.grad_accum)
+        return section_value(params, "steps", None)
+    one_pass = math.ceil(math.ceil(len(packs) / params.batch_size) / section_value(params, "grad_accum", 1))
     return params.epochs * (params.steps_per_epoch or one_pass)
 
 
-def training_schedule(packs: Sequence[Pack], traces: Sequence[Pack], params: TrainParams) -> list[MicroBatch]:
-    """A recommender stage's schedule: label micro-batches (rng `seed`), trace micro-batches added
-    among them (rng `[seed, 1]`), so the label batches do not depend on whether there are traces."""
+def training_schedule(packs: Sequence[Pack], traces: Sequence[Pack], params: EpochParams) -> list[MicroBatch]:
+    """The schedule of a recommender stage or an expert (a section with reasoning_share): label
+    micro-batches (rng `seed`), trace micro-batches added among them (rng `[seed, 1]`), so the
+    label batches do not depend on whether there are traces."""
     steps = label_steps(packs, params)
-    count = steps * params.grad_accum if steps is not None else None
+    count = steps * section_value(params, "grad_accum", 1) if steps is not None else None
     labels = label_batches(packs, params.batch_size, count, np.random.default_rng(params.seed))
     extras = {"reasoning": (traces, params.reasoning_share)}
     return with_extras(labels, extras, params.batch_size, np.random.default_rng([params.seed, 1]))
