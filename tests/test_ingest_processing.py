@@ -221,3 +221,20 @@ def test_empty_split_and_time_range(tmp_path):
     assert abs(splits["valid"]["rows"] - splits["test"]["rows"]) <= 1
     assert out.card["filters"]["time_range"]["rows_outside"] == out.card["read"]["interaction_rows_parsed"] - \
         out.interactions.num_rows
+
+
+def test_expected_rows_pass_when_they_match_and_name_both_counts_when_not(tmp_path):
+    write_dataset(tmp_path, random_rows())
+    out = run_ingest(params(tmp_path, **MONTHS, subsets=NO_CAP))
+    counts = {name: stats["rows"] for name, stats in out.card["splits"].items()}
+    assert min(counts.values()) > 0
+    checked = run_ingest(params(tmp_path, **MONTHS, subsets=NO_CAP, expected_rows={**counts, "valid": None}))
+    assert checked.card["splits"] == out.card["splits"]  # matching counts (and an unchecked one) change nothing
+    wrong = {**counts, "train": counts["train"] + 1}
+    with pytest.raises(IngestError) as raised:
+        run_ingest(params(tmp_path, **MONTHS, subsets=NO_CAP, expected_rows=wrong))
+    message = str(raised.value)
+    assert message.startswith("ingest.expected_rows: ") and "\n" not in message
+    got = "/".join(f"{counts[s]:,}" for s in ("train", "valid", "test"))
+    want = "/".join(f"{wrong[s]:,}" for s in ("train", "valid", "test"))
+    assert f"has {got} train/valid/test rows, the recipe's {want} (train differ)" in message

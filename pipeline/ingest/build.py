@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from pipeline.ingest.card import group_stats, split_stats, subset_stats
 from pipeline.ingest.columns import Columns, collect_reviews
-from pipeline.ingest.config import IngestParams, SplitParams
+from pipeline.ingest.config import ExpectedRows, IngestParams, SplitParams
 from pipeline.ingest.histories import build_histories
 from pipeline.ingest.lines import IngestError
 from pipeline.ingest.raw_data import read_filtered
@@ -32,6 +32,7 @@ class IngestOutput:
 def run_ingest(params: IngestParams) -> IngestOutput:
     data = read_filtered(params)
     columns, split, windows, after_windows = order_and_split(data.columns, params.split)
+    require_expected_rows(split, params.expected_rows)
     columns, user_raw, item_raw, metas = contiguous_ids(columns, data.metadata)
     label = (columns.rating >= params.label_threshold).astype(np.int8)
     require_both_labels(label, split, columns.rating, params.label_threshold)
@@ -99,6 +100,22 @@ def require_both_labels(label: np.ndarray, split: np.ndarray, rating: np.ndarray
                 f"ingest.label_threshold: split '{name}' has no {missing} label: all its {int(rows.sum())} ratings "
                 f"({low:g} .. {high:g}) are {side} the threshold {threshold:g}; choose a threshold inside the ratings"
             )
+
+
+def require_expected_rows(split: np.ndarray, expected: ExpectedRows) -> None:
+    """The split's rows per split against the counts a recipe reports (ingest.expected_rows): a
+    split other than the recipe's is an error here, before anything trains on it."""
+    counts = {name: int(np.sum(split == code)) for code, name in enumerate(SPLITS)}
+    wanted = expected.model_dump()
+    off = [name for name in SPLITS if wanted[name] is not None and wanted[name] != counts[name]]
+    if off:
+        got = "/".join(f"{counts[name]:,}" for name in SPLITS)
+        want = "/".join("-" if wanted[name] is None else f"{wanted[name]:,}" for name in SPLITS)
+        raise IngestError(
+            f"ingest.expected_rows: the split has {got} train/valid/test rows, the recipe's {want} "
+            f"({', '.join(off)} differ): the raw files, ingest.time_range, ingest.filter or ingest.split are not the "
+            f"recipe's (null counts in ingest.expected_rows run this split unchecked)"
+        )
 
 
 def contiguous_ids(columns: Columns, metadata: dict[int, ItemMeta]) -> tuple[Columns, list[str], list[str], list[ItemMeta]]:

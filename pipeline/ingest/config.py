@@ -87,6 +87,15 @@ class SubsetsParams(Strict):
     test_tiny_rows: int = Field(ge=1)
 
 
+class ExpectedRows(Strict):
+    """The split's row counts a published recipe reports, checked after the split; a count left
+    null is not checked."""
+
+    train: int | None = Field(ge=0)
+    valid: int | None = Field(ge=0)
+    test: int | None = Field(ge=0)
+
+
 class IngestParams(Strict):
     source: SourceParams
     label_threshold: float = Field(allow_inf_nan=False)
@@ -105,6 +114,7 @@ class IngestParams(Strict):
     filter: FilterParams
     split: SplitParams
     subsets: SubsetsParams
+    expected_rows: ExpectedRows
     topn_negatives: int = Field(ge=1)
     topn_users: int | None = Field(ge=1)
 
