@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file fr
 
 import stages.evaluate as evaluate  # noqa: E402
 from pipeline import layout, registry  # noqa: E402
+from pipeline.errors import run_stage  # noqa: E402
 from pipeline.report.verdict import interval  # noqa: E402
 
 
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("reference", help="the registry model every other is paired with")
     parser.add_argument("--metrics", nargs="+", default=["full_hr@10", "full_ndcg@10", "next_ndcg@10"])
     args = parser.parse_args()
+    if args.reference not in registry.evaluated():
+        parser.error(f"{args.reference!r} is not a model evaluate measures (pipeline/registry.py): "
+                     f"{', '.join(registry.evaluated())}")
     registered = registry.comparisons
 
     def with_reference() -> dict[str, list[str]]:
@@ -53,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)  # a missing artifact or bad params: one line, as the stages say it
