@@ -24,7 +24,7 @@ import yaml
 
 from llm_fake_server import FakeChatServer
 from ml1m_fixture import write_ml1m
-from pipeline.profiles import apply_sets, profile_sets
+from pipeline.profiles import apply_sets, flatten, profile_sets
 from pipeline.provenance import without_stamp
 from project_copy import project_copy, run_dvc
 from raw_fixtures import write_amazon2014_beauty, write_amazon_book, write_yelp
@@ -49,6 +49,20 @@ def recipe_id(recipe: str, dataset: str | None) -> str:
     return "+".join(Path(name).stem for name in (recipe, dataset) if name)
 
 
+# the overlay's epoch keys shrink an epoch schedule; a recipe that trains in one pass keeps it
+EPOCH_KEYS = ("epochs", "steps_per_epoch")
+
+
+def overlay_sets(params: dict, recipe_sets: dict) -> dict:
+    """The dry-run overlay's sets for a recipe: its sizes, but its epoch keys only under a section
+    the recipe trains in epochs (a recipe that leaves e.g. experts.train.epochs null trains one
+    pass, and the overlay changes sizes only, not how a stage trains)."""
+    shrunk = profile_sets(params, [PROFILES / OVERLAY])
+    flat = {**flatten(params), **recipe_sets}
+    return {key: value for key, value in shrunk.items()
+            if key.rsplit(".", 1)[-1] not in EPOCH_KEYS or flat[key.rsplit(".", 1)[0] + ".epochs"] is not None}
+
+
 def scripted_teacher(prompt: str) -> str:
     """Keywords for a keywords question, else a verdict with a short reason (verified for liked rows)."""
     if "keyword" in prompt.lower():
@@ -66,8 +80,8 @@ def test_the_recipe_runs_end_to_end_under_the_dry_run_overlay(tmp_path, recipe, 
     # as many layers as the recipes' experts train (experts.train.upper_layers: 8), else tiny
     model = write_tiny_model(tmp_path / "tiny-llama", layers=8, max_positions=4096)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    layers = [recipe] + ([dataset] if dataset else []) + [OVERLAY]
-    sets = profile_sets(params, [PROFILES / name for name in layers])
+    recipe_sets = profile_sets(params, [PROFILES / name for name in [recipe] + ([dataset] if dataset else [])])
+    sets = {**recipe_sets, **overlay_sets(params, recipe_sets)}
     with FakeChatServer(respond=scripted_teacher) as teacher:
         sets.update({"ingest.source.path": str(raw), "prepare_model.source": str(model),
                      "llm.openai.base_url": teacher.base_url, "rec.device": "cpu"})
@@ -105,3 +119,14 @@ def test_every_profile_has_a_dry_run():
     profiles = {path.name for path in PROFILES.glob("*.yaml")} - {OVERLAY}
     assert profiles - listed == set()
     assert listed - profiles == set()  # and every listed one exists
+
+
+def test_the_overlay_shrinks_epochs_only_where_the_recipe_trains_in_epochs():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for recipe, dataset, _ in RECIPES:
+        recipe_sets = profile_sets(params, [PROFILES / name for name in (recipe, dataset) if name])
+        shrunk = overlay_sets(params, recipe_sets)
+        for section in ("rec.stage1", "rec.stage2", "experts.train"):
+            in_epochs = {**flatten(params), **recipe_sets}[f"{section}.epochs"] is not None
+            assert (f"{section}.epochs" in shrunk) == (f"{section}.steps_per_epoch" in shrunk) == in_epochs, recipe
+        assert shrunk["experts.train.train_rows"] == 32  # sizes always
